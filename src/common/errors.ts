@@ -1,0 +1,90 @@
+/**
+ * One error family for the whole project, after kafkajs' `KafkaJSError(e, { retriable })`:
+ * every error carries a stable `code` (documented in docs/errors.md, checked by a test)
+ * and a `retriable` flag that the single retry helper (`retry.ts`) branches on.
+ */
+
+export const ErrorCodes = {
+  CONFIG_INVALID: { retriable: false, summary: 'A pipeline manifest, flag or environment variable has a bad value; the message names the field path.' },
+  CONFIG_NOT_FOUND: { retriable: false, summary: 'A pipeline manifest or data file named on the command line does not exist.' },
+  CODEC_UNKNOWN_FINGERPRINT: { retriable: false, summary: 'A message was written with an Avro schema whose fingerprint this reader does not know.' },
+  CODEC_BAD_MAGIC: { retriable: false, summary: 'A message does not start with the Avro single-object marker C3 01.' },
+  CODEC_TRUNCATED: { retriable: false, summary: 'A message or tensor ends before its declared length.' },
+  CODEC_INVALID: { retriable: false, summary: 'A message decodes but breaks the schema or a field constraint (the message names the field).' },
+  CODEC_CHECKSUM_MISMATCH: { retriable: false, summary: 'A reassembled chunked payload or model weights do not match their sha256.' },
+  CODEC_CHUNK_MISSING: { retriable: false, summary: 'A chunked payload is incomplete: a chunk index was never received.' },
+  CODEC_CHUNK_DUPLICATE: { retriable: false, summary: 'The same chunk index of a payload arrived twice with different content.' },
+  TRANSPORT_CONNECTION: { retriable: true, summary: 'The message broker cannot be reached or dropped the connection.' },
+  TRANSPORT_TIMEOUT: { retriable: true, summary: 'The broker did not answer within the configured time.' },
+  TRANSPORT_TRANSACTION: { retriable: false, summary: 'A transaction was aborted or fenced; the producer must be recreated.' },
+  TRANSPORT_CLOSED: { retriable: false, summary: 'A producer, consumer or transport was used after it was closed.' },
+  TRANSPORT_TOPIC: { retriable: false, summary: 'A topic is missing or could not be created with the requested configuration.' },
+  ANALYTICS_UNAVAILABLE: { retriable: true, summary: 'ClickHouse cannot be reached or refused the request for a transient reason.' },
+  ANALYTICS_QUERY: { retriable: false, summary: 'ClickHouse rejected a statement (syntax, schema or type error).' },
+  ANALYTICS_DDL: { retriable: false, summary: 'A schema file in schemas/clickhouse failed to apply; the message names the file and statement.' },
+  UPDATE_REJECTED: { retriable: false, summary: 'A model update failed validation (round, base version, shape, non-finite value, norm bound, duplicate).' },
+  ROUND_ABANDONED: { retriable: false, summary: 'A round reached its deadline without the minimum number of updates.' },
+  TRAINING_FAILED: { retriable: false, summary: 'Local training on a node failed (bad data, bad model definition, backend error).' },
+  DATA_INVALID: { retriable: false, summary: 'A node data file is malformed; the message names the file, line or record.' },
+  BROKER_START: { retriable: false, summary: 'The local Kafka broker used by tests and development could not be fetched or started.' },
+  INTERNAL: { retriable: false, summary: 'A bug: an invariant inside FedStream did not hold.' },
+} as const satisfies Record<string, { retriable: boolean; summary: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface FedStreamErrorOptions {
+  cause?: unknown;
+  /** Overrides the code's default retriable flag (e.g. a connection refused by a host that does not exist). */
+  retriable?: boolean;
+  /** Structured context for logs: field path, byte offset, node id, topic… */
+  details?: Record<string, unknown>;
+}
+
+export class FedStreamError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: FedStreamErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FedStreamError';
+    this.code = code;
+    this.retriable = options.retriable ?? ErrorCodes[code].retriable;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, retriable: this.retriable, details: this.details };
+  }
+}
+
+/** Configuration errors are never retriable: the same input fails the same way. */
+export class ConfigError extends FedStreamError {
+  /** Dotted path of the offending field, e.g. `strategy.minUpdates`. */
+  readonly path: string;
+  constructor(path: string, message: string, options: Omit<FedStreamErrorOptions, 'retriable'> & { source?: string } = {}) {
+    const text = `${options.source ? `${options.source}: ` : ''}${path ? `${path}: ` : ''}${message}`;
+    super('CONFIG_INVALID', text, { ...options, retriable: false, details: { ...options.details, path, ...(options.source ? { source: options.source } : {}) } });
+    this.name = 'ConfigError';
+    this.path = path;
+  }
+}
+
+/** A message that cannot be decoded. `offset` is the byte offset where reading failed, when known. */
+export class CodecError extends FedStreamError {
+  constructor(code: Extract<ErrorCode, `CODEC_${string}`>, message: string, options: FedStreamErrorOptions = {}) {
+    super(code, message, options);
+    this.name = 'CodecError';
+  }
+}
+
+export function isFedStreamError(err: unknown): err is FedStreamError {
+  return err instanceof FedStreamError;
+}
+
+/** Wraps anything thrown into the family, keeping the original as `cause`. */
+export function toFedStreamError(err: unknown, code: ErrorCode = 'INTERNAL', message?: string): FedStreamError {
+  if (err instanceof FedStreamError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  return new FedStreamError(code, message ? `${message}: ${text}` : text, { cause: err });
+}

@@ -1,0 +1,3 @@
+export * from './errors.ts';
+export * from './retry.ts';
+export * from './logger.ts';

@@ -1,0 +1,231 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { parseDocument } from 'yaml';
+import { ConfigError, FedStreamError } from '../common/errors.ts';
+import { DEFAULTS, TOPIC_KINDS } from './defaults.ts';
+
+/**
+ * The pipeline manifest: one YAML file per pipeline (pipelines/*.yaml). Parsed once, at start,
+ * with `additionalProperties: false` semantics everywhere: an unknown key is an error, and every
+ * error names the field path and what was expected.
+ */
+
+const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lowercase letters, digits, "-" or "_" (1-63 chars, starting with a letter or digit)');
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const activation = z.enum(['relu', 'softmax', 'sigmoid', 'tanh', 'linear', 'elu', 'selu']);
+
+const layer = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('dense'), units: posInt, activation: activation.default('linear') }).strict(),
+  z.object({
+    type: z.literal('conv2d'),
+    filters: posInt,
+    kernelSize: posInt,
+    strides: posInt.default(1),
+    padding: z.enum(['valid', 'same']).default('same'),
+    activation: activation.default('relu'),
+  }).strict(),
+  z.object({ type: z.literal('maxPooling2d'), poolSize: posInt.default(2), strides: posInt.optional() }).strict(),
+  z.object({ type: z.literal('flatten') }).strict(),
+  z.object({ type: z.literal('dropout'), rate: z.number().min(0).max(1) }).strict(),
+]);
+
+export const modelSchema = z.object({
+  /** Shape of one example, without the batch dimension: [784] for an MLP on MNIST, [28, 28, 1] for a CNN. */
+  inputShape: z.array(posInt).min(1).max(3),
+  layers: z.array(layer).min(1),
+  /** Seed of the initial weights (version 0). */
+  seed: nonNegInt.default(1),
+}).strict();
+
+const mnistData = z.object({
+  source: z.literal('mnist'),
+  /** Number of nodes the digits are split across. */
+  nodes: posInt.default(10),
+  /** `iid`: shuffled and split evenly. `shards`: sorted by label, cut into shards, `shardsPerNode` each (McMahan et al. 2017). */
+  partition: z.enum(['iid', 'shards']).default('shards'),
+  shardsPerNode: posInt.default(2),
+  /** Digits held out for evaluation (from the same 10,000). */
+  testExamples: posInt.default(1000),
+  /** Digits used for training, split across nodes (at most 10,000 - testExamples). */
+  trainExamples: posInt.optional(),
+  seed: nonNegInt.default(42),
+}).strict();
+
+const fileData = z.object({
+  source: z.literal('file'),
+  /** A CSV or JSON file per node; `{nodeId}` is replaced by the node id. See docs/node-data.md. */
+  path: z.string().min(1),
+  /** Optional held-out file the aggregator evaluates each version on. */
+  testPath: z.string().min(1).optional(),
+  numClasses: posInt,
+}).strict();
+
+const duration = z.union([nonNegInt, z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration like 500ms, 30s, 5m, 12h or 7d')]);
+
+export const manifestSchema = z.object({
+  apiVersion: z.literal('fedstream/v1'),
+  tenant: id,
+  name: id,
+  description: z.string().optional(),
+  model: modelSchema,
+  data: z.discriminatedUnion('source', [mnistData, fileData]),
+  training: z.object({
+    epochs: posInt.default(1),
+    batchSize: posInt.default(10),
+    learningRate: z.number().positive().default(0.05),
+    optimizer: z.enum(['sgd', 'adam']).default('sgd'),
+  }).strict().default({ epochs: 1, batchSize: 10, learningRate: 0.05, optimizer: 'sgd' }),
+  strategy: z.object({
+    name: z.enum(['fedavg']).default('fedavg'),
+    rounds: posInt,
+    /** The round closes as soon as this many updates are accepted. */
+    targetUpdates: posInt,
+    /** At the deadline, the round closes if at least this many arrived; otherwise it is extended or abandoned. */
+    minUpdates: posInt,
+    roundTimeoutMs: posInt.default(60_000),
+    /** How many times a round below quorum is extended before it is abandoned. */
+    maxExtensions: nonNegInt.default(2),
+    /** Fraction C of nodes selected per round (1 = all). */
+    fraction: z.number().gt(0).max(1).default(1),
+    /** Updates whose L2 distance from the base version exceeds this are rejected. */
+    maxUpdateNorm: z.number().positive().default(1000),
+  }).strict().refine((s) => s.minUpdates <= s.targetUpdates, { message: 'minUpdates must not exceed targetUpdates', path: ['minUpdates'] }),
+  topics: z.object({
+    partitions: posInt.default(1),
+    replicationFactor: posInt.default(1),
+    chunkSizeBytes: z.number().int().min(1024).max(1_000_000).default(DEFAULTS.chunkSizeBytes),
+    /** Retention per topic kind; models default to forever (-1) so that every version stays readable. */
+    retention: z.partialRecord(z.enum(TOPIC_KINDS), duration).optional(),
+  }).strict().default({ partitions: 1, replicationFactor: 1, chunkSizeBytes: DEFAULTS.chunkSizeBytes }),
+  kafka: z.object({ brokers: z.string().min(1).optional() }).strict().default({}),
+  analytics: z.object({
+    /** A ClickHouse server URL (http://host:8123). When absent, the embedded engine at `path` is used. */
+    clickhouse: z.string().url().optional(),
+    path: z.string().min(1).default(DEFAULTS.embeddedClickhousePath),
+    database: z.string().min(1).default(DEFAULTS.clickhouseDatabase),
+  }).strict().default({ path: DEFAULTS.embeddedClickhousePath, database: DEFAULTS.clickhouseDatabase }),
+  retention: z.object({
+    telemetryDays: posInt.default(30),
+    updatesDays: posInt.default(365),
+    auditDays: posInt.default(3650),
+  }).strict().default({ telemetryDays: 30, updatesDays: 365, auditDays: 3650 }),
+}).strict();
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ModelSpec = z.infer<typeof modelSchema>;
+export type LayerSpec = Manifest['model']['layers'][number];
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('') || '(root)';
+}
+
+/** Validates an already-parsed manifest object; throws ConfigError naming the first bad field (all issues in `details.issues`). */
+export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
+  const result = manifestSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => {
+    const keys = issue.code === 'unrecognized_keys' ? ` (${(issue as { keys: string[] }).keys.join(', ')})` : '';
+    return { path: formatPath(issue.path), message: issue.code === 'unrecognized_keys' ? `unknown key${keys}` : issue.message };
+  });
+  const first = issues[0]!;
+  const more = issues.slice(1).map((i) => `; ${i.path}: ${i.message}`).join('');
+  throw new ConfigError(first.path, `${first.message}${more}`, { source, details: { issues } });
+}
+
+/** Reads and validates a manifest file. YAML syntax errors name the line and column. */
+export function loadManifest(file: string): Manifest {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new FedStreamError('CONFIG_NOT_FOUND', `pipeline manifest not found: ${path}`, { details: { path } });
+  const doc = parseDocument(readFileSync(path, 'utf8'));
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'unknown position';
+    throw new ConfigError('', `YAML syntax error at ${where}: ${e.message.split('\n')[0]}`, { source: file });
+  }
+  return parseManifest(doc.toJS(), file);
+}
+
+export function parseDuration(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(value);
+  if (!m) throw new ConfigError('', `bad duration "${value}"`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+/** Overrides from flags and environment (flags win over env, env over the manifest). */
+export interface Overrides {
+  kafka?: string;
+  clickhouse?: string;
+  clickhousePath?: string;
+  rounds?: number | string;
+  tenant?: string;
+  epochs?: number | string;
+  batchSize?: number | string;
+  learningRate?: number | string;
+  nodes?: number | string;
+  targetUpdates?: number | string;
+  minUpdates?: number | string;
+  roundTimeoutMs?: number | string;
+}
+
+const ENV: Record<keyof Overrides, string> = {
+  kafka: 'FEDSTREAM_KAFKA',
+  clickhouse: 'FEDSTREAM_CLICKHOUSE',
+  clickhousePath: 'FEDSTREAM_CLICKHOUSE_PATH',
+  rounds: 'FEDSTREAM_ROUNDS',
+  tenant: 'FEDSTREAM_TENANT',
+  epochs: 'FEDSTREAM_EPOCHS',
+  batchSize: 'FEDSTREAM_BATCH_SIZE',
+  learningRate: 'FEDSTREAM_LEARNING_RATE',
+  nodes: 'FEDSTREAM_NODES',
+  targetUpdates: 'FEDSTREAM_TARGET_UPDATES',
+  minUpdates: 'FEDSTREAM_MIN_UPDATES',
+  roundTimeoutMs: 'FEDSTREAM_ROUND_TIMEOUT_MS',
+};
+
+export const OVERRIDE_ENV = ENV;
+
+function num(value: number | string, where: string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(n)) throw new ConfigError(where, `expected a number, got "${value}"`);
+  return n;
+}
+
+/** Applies overrides, then validates the result again so that an override can never smuggle in a bad value. */
+export function applyOverrides(manifest: Manifest, flags: Overrides = {}, env: NodeJS.ProcessEnv = process.env): Manifest {
+  const pick = <K extends keyof Overrides>(k: K): { value: Overrides[K] | string; where: string } | undefined => {
+    if (flags[k] !== undefined) return { value: flags[k], where: `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}` };
+    const e = env[ENV[k]];
+    if (e !== undefined && e !== '') return { value: e, where: ENV[k] };
+    return undefined;
+  };
+  const m = structuredClone(manifest) as Manifest & Record<string, unknown>;
+  const set = (k: keyof Overrides, apply: (v: string | number, where: string) => void) => {
+    const got = pick(k);
+    if (got) apply(got.value as string | number, got.where);
+  };
+  set('kafka', (v) => { m.kafka = { ...m.kafka, brokers: String(v) }; });
+  set('clickhouse', (v) => { m.analytics = { ...m.analytics, clickhouse: String(v) }; });
+  set('clickhousePath', (v) => { m.analytics = { ...m.analytics, path: String(v), clickhouse: undefined }; });
+  set('tenant', (v) => { m.tenant = String(v); });
+  set('rounds', (v, w) => { m.strategy.rounds = num(v, w); });
+  set('targetUpdates', (v, w) => { m.strategy.targetUpdates = num(v, w); });
+  set('minUpdates', (v, w) => { m.strategy.minUpdates = num(v, w); });
+  set('roundTimeoutMs', (v, w) => { m.strategy.roundTimeoutMs = num(v, w); });
+  set('epochs', (v, w) => { m.training.epochs = num(v, w); });
+  set('batchSize', (v, w) => { m.training.batchSize = num(v, w); });
+  set('learningRate', (v, w) => { m.training.learningRate = num(v, w); });
+  set('nodes', (v, w) => {
+    if (m.data.source !== 'mnist') throw new ConfigError(w, 'only applies to data.source mnist');
+    m.data.nodes = num(v, w);
+  });
+  if (m.analytics.clickhouse === undefined) delete (m.analytics as Record<string, unknown>).clickhouse;
+  return parseManifest(m, 'manifest with overrides');
+}
+
+export function topicPrefix(m: Pick<Manifest, 'tenant' | 'name'>): string {
+  return `${m.tenant}.${m.name}`;
+}
