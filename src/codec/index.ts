@@ -1,0 +1,61 @@
+/**
+ * The codec: how FedStream records travel on Kafka. Avro single-object encoding with schema resolution
+ * (`AvroCodec`), tensor packing and the canonical weights hash (`tensors`), chunking of large payloads
+ * (`splitPayload`, `Reassembler`) and the CRC-64-AVRO fingerprint. Byte layouts: docs/wire-format.md.
+ */
+export type { NamedTensor, Weights } from './types.ts';
+export * from './records.ts';
+export {
+  AvroCodec,
+  AVRO_NAMESPACE,
+  SINGLE_OBJECT_HEADER_SIZE,
+  SINGLE_OBJECT_MAGIC,
+  defaultCodec,
+  findRepoRoot,
+  loadSchemaSources,
+  readSingleObjectHeader,
+  type AvroCodecOptions,
+  type DecodedMessage,
+  type FieldProblem,
+  type SchemaSource,
+  type WriterSchemaInfo,
+} from './avro.ts';
+export {
+  CRC64_AVRO_EMPTY,
+  crc64Avro,
+  fingerprintFromBytes,
+  fingerprintHex,
+  fingerprintToBytes,
+  parsingCanonicalForm,
+  schemaFingerprint,
+} from './fingerprint.ts';
+export {
+  allFinite,
+  assertWeightsSha256,
+  countParameters,
+  findNonFinite,
+  float16BitsToFloat32,
+  float32ToFloat16Bits,
+  l2Norm,
+  packTensors,
+  unpackTensors,
+  weightsSha256,
+  type PackOptions,
+  type TensorDtype,
+} from './tensors.ts';
+export {
+  CHUNK_HEADERS,
+  ChunkedPayloadError,
+  Reassembler,
+  isChunk,
+  splitPayload,
+  type AcceptResult,
+  type ChunkRecord,
+  type CompleteResult,
+  type HeaderValue,
+  type IncomingMessage,
+  type PendingPayloadInfo,
+  type PendingResult,
+  type ReassemblerOptions,
+  type SplitOptions,
+} from './chunking.ts';
