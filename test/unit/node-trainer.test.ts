@@ -1,0 +1,237 @@
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Weights } from '../../src/codec/types.ts';
+import { FedStreamError } from '../../src/common/errors.ts';
+import { modelSchema, type ModelSpec } from '../../src/config/manifest.ts';
+import { backendInfo, conv2dFilterGradient, conv2dInputGradient, initBackend, tf } from '../../src/node/backend.ts';
+import { type Dataset, loadMnist, subsetDataset } from '../../src/node/data.ts';
+import { buildModel, initialWeights } from '../../src/node/model.ts';
+import { forwardSteps, Trainer, type TrainOptions } from '../../src/node/trainer.ts';
+
+const spec = (raw: unknown): ModelSpec => modelSchema.parse(raw);
+
+const MLP = spec({
+  inputShape: [784],
+  seed: 1,
+  layers: [{ type: 'dense', units: 200, activation: 'relu' }, { type: 'dense', units: 200, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }],
+});
+const SMALL_MLP = spec({
+  inputShape: [784],
+  seed: 3,
+  layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dropout', rate: 0.3 }, { type: 'dense', units: 10, activation: 'softmax' }],
+});
+const SMALL_CNN = spec({
+  inputShape: [28, 28, 1],
+  seed: 5,
+  layers: [
+    { type: 'conv2d', filters: 4, kernelSize: 3 },
+    { type: 'maxPooling2d', poolSize: 2 },
+    { type: 'conv2d', filters: 4, kernelSize: 3, strides: 2, padding: 'valid', activation: 'linear' },
+    { type: 'flatten' },
+    { type: 'dropout', rate: 0.25 },
+    { type: 'dense', units: 10 },
+  ],
+});
+
+let train: Dataset;
+let test: Dataset;
+const first = (n: number) => subsetDataset(train, Array.from({ length: n }, (_, i) => i));
+const bytes = (w: Weights) => Buffer.concat(w.map((t) => Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength)));
+
+beforeAll(async () => {
+  await initBackend();
+  ({ train, test } = loadMnist({ seed: 42, testExamples: 1000, trainExamples: 2000 }));
+});
+
+function options(weights: Weights, data: Dataset, over: Partial<TrainOptions> = {}): TrainOptions {
+  return { spec: SMALL_MLP, weights, data, epochs: 1, batchSize: 10, learningRate: 0.05, optimizer: 'sgd', seed: 11, ...over };
+}
+
+describe('backend', () => {
+  it('is wasm here (tfjs-node is not installed), SIMD build, initialised once', async () => {
+    expect(await initBackend()).toBe('wasm');
+    expect(await initBackend('cpu')).toBe('wasm');
+    expect(backendInfo()).toMatchObject({ name: 'wasm', simd: true, threads: 1 });
+    expect(tf.getBackend()).toBe('wasm');
+  });
+
+  it('leaves no Emscripten process handlers behind (they rethrow and print the minified module)', () => {
+    const emitter: NodeJS.EventEmitter = process;
+    const handlers = ['uncaughtException', 'unhandledRejection'].flatMap((e) => emitter.listeners(e).map(String));
+    expect(handlers.filter((h) => h.includes('ExitStatus') || /^function\s*\(reason\)\s*\{\s*throw reason;?\s*\}$/.test(h))).toEqual([]);
+  });
+
+  it('rejects an unknown FEDSTREAM_TFJS_BACKEND', async () => {
+    vi.resetModules();
+    const fresh = await import('../../src/node/backend.ts');
+    // A fresh module graph has its own error classes: match the code, not the class.
+    await expect(fresh.initBackend(undefined, { env: { FEDSTREAM_TFJS_BACKEND: 'gpu' } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    await expect(fresh.initBackend(undefined, { env: { FEDSTREAM_TFJS_BACKEND: 'gpu' } })).rejects.toThrow('FEDSTREAM_TFJS_BACKEND: expected one of tensorflow, wasm, cpu or auto, got "gpu"');
+  });
+});
+
+describe('conv2d gradients on wasm', () => {
+  // Direct sums over the definition of a (strided, padded) NHWC convolution.
+  function reference(x: tf.Tensor4D, w: tf.Tensor4D, dy: tf.Tensor4D, stride: number, pad: 'same' | 'valid') {
+    const [B, H, W, C] = x.shape;
+    const [K, , , F] = w.shape;
+    const [, OH, OW] = dy.shape;
+    const info = tf.backend_util.computeConv2DInfo(x.shape, w.shape, stride, 1, pad);
+    const { top, left } = info.padInfo;
+    const xv = x.dataSync();
+    const wv = w.dataSync();
+    const dv = dy.dataSync();
+    const dW = new Float64Array(K * K * C * F);
+    const dX = new Float64Array(B * H * W * C);
+    for (let b = 0; b < B; b++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) for (let kh = 0; kh < K; kh++) for (let kw = 0; kw < K; kw++) {
+      const i = oh * stride - top + kh;
+      const j = ow * stride - left + kw;
+      if (i < 0 || i >= H || j < 0 || j >= W) continue;
+      for (let c = 0; c < C; c++) for (let f = 0; f < F; f++) {
+        const g = dv[((b * OH + oh) * OW + ow) * F + f]!;
+        dW[((kh * K + kw) * C + c) * F + f]! += xv[((b * H + i) * W + j) * C + c]! * g;
+        dX[((b * H + i) * W + j) * C + c]! += wv[((kh * K + kw) * C + c) * F + f]! * g;
+      }
+    }
+    return { dW, dX };
+  }
+
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    expect(a.length).toBe(b.length);
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-4);
+  };
+
+  it.each([
+    [1, 'same'], [1, 'valid'], [2, 'same'], [2, 'valid'], [3, 'valid'],
+  ] as const)('stride %i, padding %s: filter and input gradients match the definition', (stride, pad) => {
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const x = tf.randomUniform([2, 7, 8, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
+      const w = tf.randomUniform([3, 3, 3, 4], -1, 1, 'float32', 2) as tf.Tensor4D;
+      const y = tf.conv2d(x, w, stride, pad);
+      const dy = tf.randomUniform(y.shape, -1, 1, 'float32', 3) as tf.Tensor4D;
+      const ref = reference(x, w, dy, stride, pad);
+      close(conv2dFilterGradient(x, dy, w.shape, stride, pad).dataSync(), ref.dW);
+      if (stride === 1) close(conv2dInputGradient(dy, w, x.shape, pad).dataSync(), ref.dX);
+      // And through tfjs' autodiff, with the registered override (wasm has no Conv2DBackpropFilter kernel).
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad), dy)))([x, w]);
+      close(gw!.dataSync(), ref.dW);
+      close(gx!.dataSync(), ref.dX);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('forward pass', () => {
+  it('matches the tfjs layers model (model.predict) for a CNN with dropout', () => {
+    const model = buildModel(SMALL_CNN, 10);
+    const steps = forwardSteps(SMALL_CNN, model);
+    try {
+      tf.tidy(() => {
+        const x = tf.tensor2d(train.xs.subarray(0, 5 * 784), [5, 784]);
+        const mine = steps.reduce((h, step) => step(h, undefined), x as tf.Tensor).dataSync();
+        const theirs = (model.predict(x) as tf.Tensor).dataSync();
+        for (let i = 0; i < theirs.length; i++) expect(Math.abs(mine[i]! - theirs[i]!)).toBeLessThan(1e-5);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('Trainer', () => {
+  it('one epoch on 2,000 digits lifts held-out accuracy far above chance', async () => {
+    const trainer = new Trainer();
+    const w0 = await initialWeights(MLP);
+    const before = await trainer.evaluate({ spec: MLP, weights: w0, data: test });
+    const result = await trainer.train({ ...options(w0, train), spec: MLP });
+    const after = await trainer.evaluate({ spec: MLP, weights: result.weights, data: test });
+    expect(before.accuracy).toBeLessThan(0.3);
+    expect(after.accuracy).toBeGreaterThan(0.6);
+    expect(after.loss).toBeLessThan(before.loss);
+    expect(result).toMatchObject({ numExamples: 2000, backend: 'wasm', epochs: 1, steps: 200, batchSize: 10 });
+    expect(result.metrics.accuracy).toBeGreaterThan(0.5);
+    expect(result.weights.map((w) => w.name)).toEqual(w0.map((w) => w.name));
+    trainer.dispose();
+  });
+
+  it('is reproducible for a seed (batch order and dropout masks), and the seed matters', async () => {
+    const trainer = new Trainer();
+    const w0 = await initialWeights(SMALL_MLP);
+    const data = first(300);
+    const a = await trainer.train(options(w0, data));
+    const b = await trainer.train(options(w0, data));
+    const c = await trainer.train(options(w0, data, { seed: 12 }));
+    expect(bytes(a.weights).equals(bytes(b.weights))).toBe(true);
+    expect(a.metrics).toEqual(b.metrics);
+    expect(bytes(a.weights).equals(bytes(c.weights))).toBe(false);
+    expect(bytes(a.weights).equals(bytes(w0))).toBe(false);
+    trainer.dispose();
+  });
+
+  it('full batch (batchSize 0 or ≥ n) takes one step per epoch', async () => {
+    const trainer = new Trainer();
+    const w0 = await initialWeights(SMALL_MLP);
+    const data = first(200);
+    const zero = await trainer.train(options(w0, data, { batchSize: 0, epochs: 3, learningRate: 0.5 }));
+    const big = await trainer.train(options(w0, data, { batchSize: 1000, epochs: 3, learningRate: 0.5 }));
+    expect(zero).toMatchObject({ steps: 3, batchSize: 200, numExamples: 200 });
+    expect(bytes(zero.weights).equals(bytes(big.weights))).toBe(true);
+    expect(Number.isFinite(zero.metrics.loss)).toBe(true);
+    trainer.dispose();
+  });
+
+  it.each(['sgd', 'adam'] as const)('%s: the tensor count does not grow across rounds', async (optimizer) => {
+    const trainer = new Trainer();
+    let weights = await initialWeights(SMALL_MLP);
+    const data = first(100);
+    const counts: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      weights = (await trainer.train(options(weights, data, { optimizer, learningRate: optimizer === 'adam' ? 0.001 : 0.05 }))).weights;
+      await trainer.evaluate({ spec: SMALL_MLP, weights, data: first(50) });
+      counts.push(tf.memory().numTensors);
+    }
+    expect(counts[1]).toBe(counts[0]);
+    expect(counts[2]).toBe(counts[0]);
+    trainer.dispose();
+  });
+
+  it('trains a CNN on wasm (needs the conv2d filter gradient)', async () => {
+    const trainer = new Trainer();
+    const w0 = await initialWeights(SMALL_CNN);
+    const data = first(100);
+    const r = await trainer.train(options(w0, data, { spec: SMALL_CNN, epochs: 2 }));
+    expect(r.steps).toBe(20);
+    expect(Number.isFinite(r.metrics.loss)).toBe(true);
+    expect(r.weights.every((w, i) => !Buffer.from(w.values.buffer).equals(Buffer.from(w0[i]!.values.buffer)))).toBe(true);
+    trainer.dispose();
+  });
+
+  it('reports progress after every epoch and stops when aborted', async () => {
+    const trainer = new Trainer({ yieldEveryMs: 0, progressEveryMs: 0 });
+    const w0 = await initialWeights(SMALL_MLP);
+    const data = first(40);
+    const seen: Array<[number, number]> = [];
+    await trainer.train(options(w0, data, { epochs: 2, onProgress: (p) => seen.push([p.epoch, p.batch]) }));
+    expect(seen).toEqual([[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [2, 3], [2, 4]]);
+
+    const controller = new AbortController();
+    const run = trainer.train(options(w0, data, { epochs: 5, onProgress: () => controller.abort(), signal: controller.signal }));
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+    const count = tf.memory().numTensors;
+    await trainer.train(options(w0, data));
+    expect(tf.memory().numTensors).toBe(count);
+    trainer.dispose();
+  });
+
+  it('rejects data that does not fit the model', async () => {
+    const trainer = new Trainer();
+    const w0 = await initialWeights(SMALL_MLP);
+    const narrow: Dataset = { xs: new Float32Array(20), labels: new Uint8Array(2), n: 2, features: 10, numClasses: 10 };
+    const err = await trainer.train(options(w0, narrow)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FedStreamError);
+    expect((err as FedStreamError).code).toBe('DATA_INVALID');
+    expect((err as FedStreamError).message).toBe('the data has 10 features per example, the model expects 784 (model.inputShape [784])');
+    await expect(trainer.train(options(w0, first(10), { epochs: 0 }))).rejects.toThrow('training.epochs: expected a positive integer, got 0');
+    trainer.dispose();
+  });
+});
