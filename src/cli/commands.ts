@@ -3,6 +3,7 @@ import { applyOverrides, loadManifest, type Manifest, type Overrides } from '../
 import { DEFAULTS } from '../config/defaults.ts';
 import { rootLogger } from '../common/logger.ts';
 import { runCommand } from './run.ts';
+import { registerPipelineCommands } from './pipeline-commands.ts';
 
 /** Options shared by every command that runs a pipeline. */
 export interface PipelineFlags extends Overrides {
@@ -69,6 +70,8 @@ export function registerCommands(program: Command): void {
       process.stdout.write(`clickhouse ${ch.success ? 'ok  ' : 'FAIL'} ${ch.detail}\n`);
       return kafka.success && ch.success ? 0 : 1;
     }));
+
+  registerPipelineCommands(program);
 
   program.command('demo')
     .description('run the whole pipeline on one machine with no servers (in-memory transport, embedded ClickHouse)')

@@ -1,0 +1,64 @@
+import type { Logger } from 'pino';
+import type { Manifest } from '../config/manifest.ts';
+import type { Transport } from '../transport/types.ts';
+import type { ModelVersionRecord } from '../codec/index.ts';
+import { Aggregator, type AggregatorOptions } from './aggregator.ts';
+import { FedAvg } from './strategies/fedavg.ts';
+import type { Strategy } from './strategy.ts';
+
+export { Aggregator, type AggregatorOptions, type AggregatorSummary } from './aggregator.ts';
+export { FedAvg, WeightedMean, foldScaled, sampleNodes } from './strategies/fedavg.ts';
+export type * from './strategy.ts';
+export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
+
+/** The strategy a manifest names. One file per algorithm under strategies/. */
+export function strategyFor(m: Manifest): Strategy {
+  const config = {
+    epochs: String(m.training.epochs),
+    batchSize: String(m.training.batchSize),
+    learningRate: String(m.training.learningRate),
+    optimizer: m.training.optimizer,
+  };
+  switch (m.strategy.name) {
+    case 'fedavg':
+      return new FedAvg({ config, fraction: m.strategy.fraction, seed: m.model.seed });
+  }
+}
+
+export interface CreateAggregatorOptions {
+  manifest: Manifest;
+  transport: Transport;
+  logger: Logger;
+  /** Evaluate each version on the manifest's held-out data (default true). */
+  evaluate?: boolean;
+  fault?: AggregatorOptions['fault'];
+  onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
+}
+
+/** An aggregator for a manifest, with tfjs for the initial weights and the held-out evaluation. */
+export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggregator> {
+  const { initBackend } = await import('../node/backend.ts');
+  const { initialWeights } = await import('../node/model.ts');
+  const { testDataset, nodeIdOf } = await import('../node/data.ts');
+  const { evaluate } = await import('../node/trainer.ts');
+  await initBackend(undefined, { logger: o.logger });
+  const m = o.manifest;
+  const test = o.evaluate === false ? undefined : testDataset(m);
+  const knownNodes = m.data.source === 'mnist' ? Array.from({ length: m.data.nodes }, (_, i) => nodeIdOf(i)) : [];
+  return new Aggregator({
+    manifest: m,
+    transport: o.transport,
+    strategy: strategyFor(m),
+    logger: o.logger,
+    initialWeights: () => initialWeights(m.model),
+    evaluate: test
+      ? async (weights) => {
+          const r = await evaluate({ spec: m.model, weights, data: test });
+          return { eval_loss: r.loss, eval_accuracy: r.accuracy, eval_examples: r.numExamples };
+        }
+      : undefined,
+    knownNodes,
+    fault: o.fault,
+    onVersion: o.onVersion,
+  });
+}

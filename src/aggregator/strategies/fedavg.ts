@@ -1,0 +1,116 @@
+import type { Weights } from '../../codec/types.ts';
+import { FedStreamError } from '../../common/errors.ts';
+import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
+
+/**
+ * Federated averaging: the new weights are the average of the nodes' weights, each weighted by the
+ * number of examples it trained on.
+ *
+ * McMahan, Moore, Ramage, Hampson, Agüera y Arcas. "Communication-Efficient Learning of Deep Networks
+ * from Decentralized Data". AISTATS 2017, Algorithm 1: w_{t+1} = Σ_k (n_k / n) w^k_{t+1}.
+ *
+ * Updates are folded one at a time into float64 running sums, so memory is one accumulator of the
+ * model's size whatever the number of nodes, and the result does not depend on float32 rounding of
+ * partial sums.
+ */
+export interface FedAvgOptions {
+  /** Training config sent to nodes. */
+  config: Record<string, string>;
+  /** Fraction C of known nodes selected per round (1 = all). */
+  fraction: number;
+  /** Seed for the per-round selection of nodes. */
+  seed: number;
+}
+
+export class FedAvg implements Strategy {
+  readonly name = 'fedavg';
+  constructor(private readonly options: FedAvgOptions) {}
+
+  configureRound(ctx: RoundContext): RoundPlan {
+    const { fraction, seed } = this.options;
+    if (fraction >= 1 || ctx.knownNodes.length === 0) return { selectedNodes: [], config: { ...this.options.config } };
+    const m = Math.max(1, Math.round(fraction * ctx.knownNodes.length));
+    return { selectedNodes: sampleNodes(ctx.knownNodes, m, seed * 1_000_003 + ctx.round), config: { ...this.options.config } };
+  }
+
+  begin(base: Weights): Aggregation {
+    return new WeightedMean(base);
+  }
+}
+
+/** Deterministic sample of m nodes (partial Fisher-Yates with a seeded PRNG), sorted for readability. */
+export function sampleNodes(nodes: readonly string[], m: number, seed: number): string[] {
+  const pool = [...nodes].sort();
+  let s = seed >>> 0;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let i = 0; i < m; i++) {
+    const j = i + Math.floor(rand() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, m).sort();
+}
+
+/** Example-weighted mean, folded in float64. Exported for benchmarks and for strategies that reuse it. */
+export class WeightedMean implements Aggregation {
+  private readonly sums: Float64Array[];
+  private totalExamples = 0;
+  private folded = 0;
+  private readonly metricSums = new Map<string, number>();
+  private readonly examplesByUpdate = new Map<string, number>();
+
+  constructor(private readonly base: Weights) {
+    this.sums = base.map((t) => new Float64Array(t.values.length));
+  }
+
+  get count(): number {
+    return this.folded;
+  }
+
+  fold(update: AcceptedUpdate): void {
+    const n = update.numExamples;
+    if (!(n > 0)) throw new FedStreamError('INTERNAL', `update ${update.updateId} has numExamples ${n}; validation should have rejected it`);
+    if (update.weights.length !== this.sums.length) throw new FedStreamError('INTERNAL', `update ${update.updateId} has ${update.weights.length} tensors, expected ${this.sums.length}`);
+    for (let t = 0; t < this.sums.length; t++) foldScaled(this.sums[t]!, update.weights[t]!.values, n);
+    this.totalExamples += n;
+    this.folded++;
+    this.examplesByUpdate.set(update.updateId, n);
+    for (const [k, v] of Object.entries(update.metrics)) {
+      if (Number.isFinite(v)) this.metricSums.set(k, (this.metricSums.get(k) ?? 0) + v * n);
+    }
+  }
+
+  finish(_rejections: Rejection[]): AggregateResult {
+    if (this.folded === 0) throw new FedStreamError('ROUND_ABANDONED', 'no accepted update to aggregate');
+    const inv = 1 / this.totalExamples;
+    const weights: Weights = this.base.map((t, i) => {
+      const sum = this.sums[i]!;
+      const values = new Float32Array(sum.length);
+      for (let j = 0; j < sum.length; j++) values[j] = sum[j]! * inv;
+      return { name: t.name, shape: [...t.shape], values };
+    });
+    const metrics: Record<string, number> = { totalExamples: this.totalExamples, contributors: this.folded };
+    for (const [k, v] of this.metricSums) metrics[`train_${k}`] = v * inv;
+    const contributionWeights = new Map<string, number>();
+    for (const [id, n] of this.examplesByUpdate) contributionWeights.set(id, n * inv);
+    return { weights, metrics, contributionWeights };
+  }
+}
+
+/** acc[i] += x[i] * scale, in float64. The hot loop of aggregation. */
+export function foldScaled(acc: Float64Array, x: Float32Array, scale: number): void {
+  const n = acc.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc[i] = acc[i]! + x[i]! * scale;
+    acc[i + 1] = acc[i + 1]! + x[i + 1]! * scale;
+    acc[i + 2] = acc[i + 2]! + x[i + 2]! * scale;
+    acc[i + 3] = acc[i + 3]! + x[i + 3]! * scale;
+  }
+  for (; i < n; i++) acc[i] = acc[i]! + x[i]! * scale;
+}

@@ -1,0 +1,66 @@
+import type { Weights } from '../codec/types.ts';
+
+/** An update that passed validation, in memory. */
+export interface AcceptedUpdate {
+  updateId: string;
+  nodeId: string;
+  round: number;
+  numExamples: number;
+  weights: Weights;
+  metrics: Record<string, number>;
+}
+
+/** A rejected update: partial failure is data (as Flower's `failures`). */
+export interface Rejection {
+  updateId: string | null;
+  nodeId: string | null;
+  round: number | null;
+  /** Machine-readable reason: `stale_round`, `wrong_base_version`, `shape_mismatch`, `non_finite`, `norm_bound`, `duplicate`, `undecodable`, ... */
+  code: string;
+  /** Human-readable reason naming what was wrong. */
+  reason: string;
+}
+
+export interface RoundContext {
+  round: number;
+  baseVersion: number;
+  /** Nodes known to the pipeline (from the manifest or from heartbeats); empty when unknown. */
+  knownNodes: string[];
+}
+
+export interface RoundPlan {
+  /** Nodes asked to train this round; empty means every node. */
+  selectedNodes: string[];
+  /** Training configuration sent to the nodes (epochs, batchSize, learningRate, ...). */
+  config: Record<string, string>;
+}
+
+export interface AggregateResult {
+  weights: Weights;
+  /** Aggregated metrics, e.g. the example-weighted mean of the nodes' training loss and accuracy. */
+  metrics: Record<string, number>;
+  /** Weight of each contribution in the result, by updateId (for lineage). */
+  contributionWeights: Map<string, number>;
+}
+
+/**
+ * The running state of one round's aggregation. `fold` is called once per accepted update, in log
+ * order; implementations keep memory O(parameters), never O(updates x parameters).
+ */
+export interface Aggregation {
+  fold(update: AcceptedUpdate): void;
+  /** Number of updates folded so far. */
+  readonly count: number;
+  /** Produces the new weights, given the rejections too (a strategy may refuse to aggregate). */
+  finish(rejections: Rejection[]): AggregateResult;
+}
+
+/**
+ * One interface per extension point, after Flower's `Strategy`: configure a round, then aggregate
+ * its accepted updates. The round loop lives once, in the aggregator.
+ */
+export interface Strategy {
+  readonly name: string;
+  configureRound(ctx: RoundContext): RoundPlan;
+  begin(base: Weights, ctx: RoundContext): Aggregation;
+}

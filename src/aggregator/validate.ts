@@ -1,0 +1,89 @@
+import type { Weights } from '../codec/types.ts';
+import type { Rejection } from './strategy.ts';
+
+/** What validation needs to know of an update, after decoding (weights unpacked). */
+export interface CandidateUpdate {
+  updateId: string;
+  nodeId: string;
+  tenant: string;
+  pipeline: string;
+  round: number;
+  baseVersion: number;
+  numExamples: number;
+  weights: Weights;
+}
+
+export interface RoundState {
+  tenant: string;
+  pipeline: string;
+  round: number;
+  baseVersion: number;
+  /** Is the round open for updates? */
+  open: boolean;
+  selectedNodes: ReadonlySet<string>;
+  /** updateIds accepted in this round. */
+  acceptedIds: ReadonlySet<string>;
+  /** Nodes that already contributed this round. */
+  contributedNodes: ReadonlySet<string>;
+  /** updateIds already counted in published versions (recent history), with the version that counted them. */
+  countedIds: ReadonlyMap<string, number>;
+}
+
+export interface ValidationLimits {
+  /** Largest allowed L2 distance between the update's weights and the base weights. */
+  maxUpdateNorm: number;
+  /** Largest numExamples a single update may claim (guards the weighting against a lying node). */
+  maxExamples: number;
+}
+
+/**
+ * Validates one update against the open round and the base weights. Returns null when the update is
+ * acceptable, or the rejection with a reason a person can read. Checks run cheapest first.
+ */
+export function validateUpdate(u: CandidateUpdate, state: RoundState, base: Weights, limits: ValidationLimits): Rejection | null {
+  const reject = (code: string, reason: string): Rejection => ({ updateId: u.updateId, nodeId: u.nodeId, round: u.round, code, reason });
+  if (u.tenant !== state.tenant || u.pipeline !== state.pipeline) {
+    return reject('wrong_pipeline', `update ${u.updateId} is for ${u.tenant}.${u.pipeline}, this is ${state.tenant}.${state.pipeline}`);
+  }
+  const counted = state.countedIds.get(u.updateId);
+  if (counted !== undefined) return reject('duplicate', `update ${u.updateId} was already counted in version ${counted}`);
+  if (state.acceptedIds.has(u.updateId)) return reject('duplicate', `update ${u.updateId} was already accepted in round ${state.round}`);
+  if (u.round < state.round || (u.round === state.round && !state.open)) {
+    return reject('stale_round', `update from node ${u.nodeId} is for round ${u.round}, which is closed (current round ${state.round})`);
+  }
+  if (u.round > state.round) return reject('future_round', `update from node ${u.nodeId} is for round ${u.round}, but round ${state.round} is the latest started`);
+  if (u.baseVersion !== state.baseVersion) {
+    return reject('wrong_base_version', `update from node ${u.nodeId} was trained from version ${u.baseVersion}, round ${state.round} starts from version ${state.baseVersion}`);
+  }
+  if (state.selectedNodes.size > 0 && !state.selectedNodes.has(u.nodeId)) {
+    return reject('not_selected', `node ${u.nodeId} was not selected for round ${state.round}`);
+  }
+  if (state.contributedNodes.has(u.nodeId)) return reject('node_already_contributed', `node ${u.nodeId} already contributed to round ${state.round}`);
+  if (!Number.isSafeInteger(u.numExamples) || u.numExamples <= 0 || u.numExamples > limits.maxExamples) {
+    return reject('bad_num_examples', `numExamples ${u.numExamples} from node ${u.nodeId} is outside 1..${limits.maxExamples}`);
+  }
+  if (u.weights.length !== base.length) {
+    return reject('shape_mismatch', `update from node ${u.nodeId} has ${u.weights.length} tensors, the model has ${base.length}`);
+  }
+  let sq = 0;
+  for (let t = 0; t < base.length; t++) {
+    const b = base[t]!;
+    const w = u.weights[t]!;
+    if (w.name !== b.name || w.shape.length !== b.shape.length || w.shape.some((d, i) => d !== b.shape[i])) {
+      return reject('shape_mismatch', `tensor ${t} of node ${u.nodeId}'s update is ${w.name} [${w.shape.join(',')}], the model expects ${b.name} [${b.shape.join(',')}]`);
+    }
+    const x = w.values;
+    const y = b.values;
+    for (let i = 0; i < x.length; i++) {
+      const d = x[i]! - y[i]!;
+      // d is NaN or ±Infinity exactly when x[i] is not finite (the base is finite by construction).
+      if (!Number.isFinite(d)) return reject('non_finite', `tensor ${w.name} of node ${u.nodeId}'s update holds ${x[i]} at index ${i}`);
+      sq += d * d;
+    }
+  }
+  const norm = Math.sqrt(sq);
+  if (norm > limits.maxUpdateNorm) {
+    return reject('norm_bound', `update from node ${u.nodeId} moves the weights by ${norm.toFixed(3)} (L2), above the bound ${limits.maxUpdateNorm}`);
+  }
+  return null;
+}

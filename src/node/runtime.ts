@@ -1,0 +1,272 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
+import type { Weights } from '../codec/types.ts';
+import { FedStreamError } from '../common/errors.ts';
+import type { Manifest, ModelSpec } from '../config/manifest.ts';
+import { topicPrefix } from '../config/manifest.ts';
+import { pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
+import { PayloadReader, decode, toRecords } from '../pipeline/wire.ts';
+import type { Consumer, Producer, Transport, TransportMessage } from '../transport/types.ts';
+
+export const SDK_VERSION = '0.1.0';
+
+/** What a node needs from a trainer: local training from given weights. Implemented with tfjs in trainer.ts. */
+export interface LocalTrainer {
+  train(input: { spec: ModelSpec; weights: Weights; epochs: number; batchSize: number; learningRate: number; seed: number }): Promise<{
+    weights: Weights;
+    numExamples: number;
+    metrics: Record<string, number>;
+    trainingMs: number;
+    backend: string;
+  }>;
+}
+
+export interface NodeOptions {
+  manifest: Manifest;
+  transport: Transport;
+  nodeId: string;
+  trainer: LocalTrainer;
+  logger: Logger;
+  /** Interval of heartbeats on the telemetry topic. */
+  heartbeatMs?: number;
+  /** Fault injection for tests: `kill:mid-train:<round>` kills this process while it trains that round. */
+  fault?: string;
+  /** Called after each published update. */
+  onUpdate?: (info: { round: number; updateId: string; numExamples: number; metrics: Record<string, number>; trainingMs: number }) => void;
+}
+
+/** The update id is derived from (pipeline, node, round, base version): a node that restarts and trains again sends the same id, so the aggregator counts it once. */
+export function updateIdFor(m: Pick<Manifest, 'tenant' | 'name'>, nodeId: string, round: number, baseVersion: number): string {
+  const h = createHash('sha256').update(`${m.tenant}\u0000${m.name}\u0000${nodeId}\u0000${round}\u0000${baseVersion}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * A federated node: follows the control and models topics, trains each round it is selected for,
+ * and publishes its update and telemetry. Its data never leaves it; only weights do.
+ */
+export class FedNode {
+  private readonly m: Manifest;
+  private readonly topics: PipelineTopics;
+  private readonly log: Logger;
+  private producer!: Producer;
+  private consumer!: Consumer;
+  private readonly reader = new PayloadReader();
+  private readonly versions = new Map<number, ModelVersionRecord>();
+  private control: RoundControlRecord | undefined;
+  private readonly trained = new Set<number>();
+  private training: Promise<void> | undefined;
+  private readonly behind = new Map<string, bigint>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private state: 'starting' | 'idle' | 'training' | 'finished' = 'starting';
+  private roundsTrained = 0;
+  private backend = 'unknown';
+  private readonly startedAt = Date.now();
+  private versionWaiters: Array<() => void> = [];
+  private resolveDone!: () => void;
+  private rejectDone!: (e: unknown) => void;
+  readonly done: Promise<void>;
+  private stopped = false;
+
+  constructor(private readonly opts: NodeOptions) {
+    this.m = opts.manifest;
+    this.topics = pipelineTopics(this.m);
+    this.log = opts.logger.child({ component: 'node', nodeId: opts.nodeId, pipeline: topicPrefix(this.m) });
+    this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
+    this.done.catch(() => undefined);
+  }
+
+  get nodeId(): string {
+    return this.opts.nodeId;
+  }
+
+  async start(): Promise<void> {
+    this.producer = this.opts.transport.producer({ idempotent: true });
+    await this.producer.connect();
+    const admin = this.opts.transport.admin();
+    try {
+      for (const topic of [this.topics.control, this.topics.models]) {
+        for (const o of await admin.fetchTopicOffsets(topic)) {
+          if (BigInt(o.high) > BigInt(o.low)) this.behind.set(`${topic}/${o.partition}`, BigInt(o.high));
+        }
+      }
+    } finally {
+      await admin.close();
+    }
+    // A throwaway group: a node reads control and models from the start each time it starts, and
+    // a restarted node never waits for its dead predecessor to leave the group.
+    this.consumer = this.opts.transport.consumer({ groupId: `${topicPrefix(this.m)}.node.${this.opts.nodeId}.${randomUUID()}`, readCommitted: true, fromBeginning: true });
+    await this.consumer.connect();
+    await this.consumer.subscribe([this.topics.control, this.topics.models]);
+    await this.consumer.run({
+      eachBatch: async (batch, ctx) => {
+        for (const msg of batch.messages) {
+          this.onMessage(msg);
+          ctx.resolveOffset(msg.offset);
+        }
+        this.caughtUp(batch.topic, batch.partition, BigInt(batch.messages.at(-1)?.offset ?? '-1') + 1n);
+        this.consider();
+      },
+      onPosition: (p) => {
+        this.caughtUp(p.topic, p.partition, BigInt(p.nextOffset));
+        this.consider();
+      },
+    });
+    this.state = 'idle';
+    const every = this.opts.heartbeatMs ?? 5_000;
+    this.heartbeat = setInterval(() => { void this.sendHeartbeat(); }, every);
+    this.heartbeat.unref();
+    void this.sendHeartbeat();
+    this.consider();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.training?.catch(() => undefined);
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.producer?.disconnect().catch(() => undefined);
+  }
+
+  private caughtUp(topic: string, partition: number, next: bigint): void {
+    const key = `${topic}/${partition}`;
+    const end = this.behind.get(key);
+    if (end !== undefined && next >= end) this.behind.delete(key);
+  }
+
+  private onMessage(msg: TransportMessage): void {
+    if (msg.topic === this.topics.models) {
+      const got = this.reader.accept(msg);
+      for (const f of got.failures) this.log.warn({ err: f.error, offset: msg.offset }, 'unreadable model version; skipped');
+      if (!got.payload) return;
+      try {
+        const v = decode('ModelVersion', got.payload.bytes);
+        this.versions.set(Number(v.version), v);
+        // Keep the newest few versions only: a node trains from the latest.
+        for (const k of [...this.versions.keys()].sort((a, b) => a - b).slice(0, -3)) this.versions.delete(k);
+        const waiters = this.versionWaiters;
+        this.versionWaiters = [];
+        waiters.forEach((w) => w());
+      } catch (err) {
+        this.log.warn({ err, offset: msg.offset }, 'unreadable model version; skipped');
+      }
+      return;
+    }
+    try {
+      this.control = decode('RoundControl', msg.value ?? Buffer.alloc(0));
+    } catch (err) {
+      this.log.warn({ err, offset: msg.offset }, 'unreadable round control; skipped');
+    }
+  }
+
+  /** Decides what to do with the latest control record, once the node has read the log up to where it was at start. */
+  private consider(): void {
+    if (this.stopped || this.behind.size > 0 || !this.control) return;
+    const c = this.control;
+    if (c.kind === 'FINISH') {
+      if (this.state !== 'finished' && !this.training) this.finish();
+      return;
+    }
+    if (c.kind !== 'START' && c.kind !== 'EXTEND') return;
+    const round = Number(c.round);
+    if (this.trained.has(round) || this.training) return;
+    if (c.selectedNodes.length > 0 && !c.selectedNodes.includes(this.opts.nodeId)) return;
+    if (Date.now() > Number(c.deadline)) return;
+    this.trained.add(round);
+    this.training = this.trainRound(c)
+      .catch((err) => this.log.error({ err, round }, 'training round failed'))
+      .finally(() => {
+        this.training = undefined;
+        this.consider();
+      });
+  }
+
+  private finish(): void {
+    this.state = 'finished';
+    this.log.info({ roundsTrained: this.roundsTrained }, 'pipeline finished');
+    void this.sendHeartbeat().finally(() => this.resolveDone());
+  }
+
+  private async waitForVersion(v: number): Promise<ModelVersionRecord> {
+    for (;;) {
+      const got = this.versions.get(v);
+      if (got) return got;
+      if (this.stopped) throw new FedStreamError('TRANSPORT_CLOSED', 'node stopped');
+      await new Promise<void>((resolve) => this.versionWaiters.push(resolve));
+    }
+  }
+
+  private async trainRound(c: RoundControlRecord): Promise<void> {
+    const round = Number(c.round);
+    const baseVersion = Number(c.baseVersion);
+    this.state = 'training';
+    const version = await this.waitForVersion(baseVersion);
+    const base = unpackTensors(version.tensors);
+    if (weightsSha256(base) !== version.weightsSha256) {
+      throw new FedStreamError('CODEC_CHECKSUM_MISMATCH', `model version ${baseVersion} does not match its sha256; not training on it`);
+    }
+    const spec = JSON.parse(version.modelSpec) as ModelSpec;
+    const cfg = c.config;
+    const epochs = Number(cfg.epochs ?? this.m.training.epochs);
+    const batchSize = Number(cfg.batchSize ?? this.m.training.batchSize);
+    const learningRate = Number(cfg.learningRate ?? this.m.training.learningRate);
+    this.log.info({ round, baseVersion, epochs, batchSize, learningRate }, 'training');
+    if (this.opts.fault === `kill:mid-train:${round}`) {
+      this.log.warn({ round }, 'fault injection: SIGKILL while training');
+      process.kill(process.pid, 'SIGKILL');
+    }
+    const result = await this.opts.trainer.train({ spec, weights: base, epochs, batchSize, learningRate, seed: round * 7919 + hashSeed(this.opts.nodeId) });
+    this.backend = result.backend;
+    const updateId = updateIdFor(this.m, this.opts.nodeId, round, baseVersion);
+    const update: ModelUpdateRecord = {
+      updateId,
+      tenant: this.m.tenant,
+      pipeline: this.m.name,
+      nodeId: this.opts.nodeId,
+      round,
+      baseVersion,
+      numExamples: result.numExamples,
+      tensors: packTensors(result.weights, { dtype: 'float32' }),
+      metrics: result.metrics,
+      trainingMs: Math.round(result.trainingMs),
+      createdAt: Date.now(),
+      sdkVersion: SDK_VERSION,
+      backend: result.backend,
+    };
+    await this.producer.send(toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes));
+    await this.sendTelemetry('TRAINING', round, { ...result.metrics, numExamples: result.numExamples, trainingMs: result.trainingMs }, { updateId, baseVersion: String(baseVersion) });
+    this.roundsTrained++;
+    this.state = 'idle';
+    this.log.info({ round, updateId, numExamples: result.numExamples, loss: result.metrics.loss, accuracy: result.metrics.accuracy, ms: result.trainingMs }, 'update published');
+    this.opts.onUpdate?.({ round, updateId, numExamples: result.numExamples, metrics: result.metrics, trainingMs: result.trainingMs });
+  }
+
+  private async sendHeartbeat(): Promise<void> {
+    if (this.stopped && this.state !== 'finished') return;
+    const mem = process.memoryUsage();
+    await this.sendTelemetry('HEARTBEAT', null, { uptimeS: (Date.now() - this.startedAt) / 1000, roundsTrained: this.roundsTrained, rssMb: mem.rss / 1048576 }, { state: this.state, backend: this.backend })
+      .catch((err) => this.log.warn({ err }, 'heartbeat not sent'));
+  }
+
+  private async sendTelemetry(kind: TelemetryEventRecord['kind'], round: number | null, metrics: Record<string, number>, labels: Record<string, string>): Promise<void> {
+    const e: TelemetryEventRecord = {
+      tenant: this.m.tenant,
+      pipeline: this.m.name,
+      nodeId: this.opts.nodeId,
+      kind,
+      round,
+      eventTime: Date.now(),
+      metrics,
+      labels,
+      message: null,
+    };
+    await this.producer.send(toRecords(this.topics.telemetry, 'TelemetryEvent', e, this.opts.nodeId, this.m.topics.chunkSizeBytes));
+  }
+}
+
+function hashSeed(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

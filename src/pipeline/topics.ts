@@ -1,0 +1,49 @@
+import type { Manifest } from '../config/manifest.ts';
+import { parseDuration, topicPrefix } from '../config/manifest.ts';
+import { TOPIC_KINDS, type TopicKind } from '../config/defaults.ts';
+import type { Admin, TopicSpec } from '../transport/types.ts';
+
+export type PipelineTopics = Record<TopicKind, string>;
+
+export function pipelineTopics(m: Pick<Manifest, 'tenant' | 'name'>): PipelineTopics {
+  const prefix = topicPrefix(m);
+  return Object.fromEntries(TOPIC_KINDS.map((k) => [k, `${prefix}.${k}`])) as PipelineTopics;
+}
+
+/** Default retention per topic kind, in ms; -1 keeps forever. */
+const DEFAULT_RETENTION_MS: Record<TopicKind, number> = {
+  // Every model version stays readable: models are never deleted by time or size.
+  models: -1,
+  // Control is tiny and the round history is useful for replay and audit.
+  control: -1,
+  // Updates are needed until their round's offsets are committed; a week leaves room for slow rounds and replays.
+  updates: 7 * 86_400_000,
+  telemetry: 7 * 86_400_000,
+  audit: -1,
+  'dead-letter': 30 * 86_400_000,
+};
+
+/**
+ * The six topics of a pipeline with their configs. `models` keeps every version
+ * (retention.ms=-1, retention.bytes=-1, cleanup.policy=delete: never compacted, never expired),
+ * so that any version and its lineage can be read back from Kafka.
+ */
+export function topicSpecs(m: Manifest): TopicSpec[] {
+  const names = pipelineTopics(m);
+  return TOPIC_KINDS.map((kind) => {
+    const retentionMs = m.topics.retention?.[kind] !== undefined ? parseDuration(m.topics.retention[kind]!) : DEFAULT_RETENTION_MS[kind];
+    const configs: Record<string, string> = {
+      'cleanup.policy': 'delete',
+      'retention.ms': String(kind === 'models' ? -1 : retentionMs),
+      'retention.bytes': '-1',
+    };
+    // Control and models are read in order by every node: one partition keeps a single total order.
+    const numPartitions = kind === 'control' || kind === 'models' ? 1 : m.topics.partitions;
+    return { topic: names[kind], numPartitions, replicationFactor: m.topics.replicationFactor, configs };
+  });
+}
+
+/** Creates the pipeline's topics that are missing (idempotent); returns the ones it created. */
+export async function ensureTopics(admin: Admin, m: Manifest): Promise<string[]> {
+  return admin.createTopics(topicSpecs(m));
+}

@@ -1,0 +1,129 @@
+/**
+ * The pipeline's view of the wire: typed records in, Kafka records out (single-object Avro,
+ * chunked when large), and back. Every component that talks to the topics goes through here, so
+ * the node SDK, the aggregator and the sink agree on keys, headers and chunking.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  AvroCodec,
+  ChunkedPayloadError,
+  Reassembler,
+  splitPayload,
+  type AuditEventRecord,
+  type ModelUpdateRecord,
+  type ModelVersionRecord,
+  type RoundControlRecord,
+  type TelemetryEventRecord,
+} from '../codec/index.ts';
+import type { ProducerRecord, TransportMessage } from '../transport/types.ts';
+
+export type RecordKind = 'ModelUpdate' | 'ModelVersion' | 'RoundControl' | 'TelemetryEvent' | 'AuditEvent';
+
+export interface RecordTypes {
+  ModelUpdate: ModelUpdateRecord;
+  ModelVersion: ModelVersionRecord;
+  RoundControl: RoundControlRecord;
+  TelemetryEvent: TelemetryEventRecord;
+  AuditEvent: AuditEventRecord;
+}
+
+let shared: AvroCodec | undefined;
+export function codec(): AvroCodec {
+  shared ??= new AvroCodec();
+  return shared;
+}
+
+/** Encodes a record and splits it into Kafka records for `topic` (one, or ordered chunks under the same key). */
+export function toRecords<K extends RecordKind>(
+  topic: string,
+  kind: K,
+  value: RecordTypes[K],
+  key: string,
+  chunkSize: number,
+  headers: Record<string, string> = {},
+): ProducerRecord[] {
+  const payload = codec().encode(kind, value);
+  return splitPayload(payload, { key, chunkSize, payloadId: randomUUID() }).map((r) => ({
+    topic,
+    key: r.key,
+    value: r.value,
+    headers: { ...headers, ...r.headers },
+  }));
+}
+
+/** A whole payload read back from a topic: reassembled when chunked, with the offsets it spans. */
+export interface Payload {
+  topic: string;
+  partition: number;
+  key: string | null;
+  bytes: Buffer;
+  firstOffset: string;
+  lastOffset: string;
+  timestamp: number;
+  headers: Record<string, Buffer>;
+}
+
+/** A payload or chunk that could not be read, with the raw bytes for the dead-letter topic. */
+export interface PayloadFailure {
+  error: Error;
+  bytes: Buffer;
+}
+
+/**
+ * Turns a stream of Kafka messages into whole payloads. One Reassembler per topic-partition, so
+ * chunk ids never collide across partitions. Failures (checksum, duplicate chunk with other content,
+ * incomplete payloads evicted to bound memory) come back as values with their raw bytes, never as
+ * exceptions: a consumer must not crash on bad input.
+ */
+export class PayloadReader {
+  private readonly reassemblers = new Map<string, Reassembler>();
+
+  accept(msg: TransportMessage): { payload?: Payload; failures: PayloadFailure[] } {
+    const id = `${msg.topic}/${msg.partition}`;
+    let r = this.reassemblers.get(id);
+    if (!r) this.reassemblers.set(id, (r = new Reassembler()));
+    const value = msg.value ?? Buffer.alloc(0);
+    try {
+      const res = r.accept({ key: msg.key, value, headers: msg.headers, offset: msg.offset, partition: msg.partition });
+      const failures = (res.dropped ?? []).map(failureOf);
+      if (res.status === 'pending') return { failures };
+      return {
+        failures,
+        payload: {
+          topic: msg.topic,
+          partition: msg.partition,
+          key: msg.key ? msg.key.toString('utf8') : null,
+          bytes: res.payload,
+          firstOffset: res.firstOffset ?? msg.offset,
+          lastOffset: res.lastOffset ?? msg.offset,
+          timestamp: msg.timestamp,
+          headers: msg.headers,
+        },
+      };
+    } catch (error) {
+      return { failures: [error instanceof ChunkedPayloadError ? failureOf(error) : { error: error as Error, bytes: value }] };
+    }
+  }
+
+  /** Smallest first offset of an incomplete payload on this partition, if any: offsets must not be committed past it. */
+  pendingLowWatermark(topic: string, partition: number): bigint | undefined {
+    const low = this.reassemblers.get(`${topic}/${partition}`)?.lowestPendingOffset(partition);
+    return low === undefined ? undefined : BigInt(low);
+  }
+
+  /** Drops incomplete payloads that saw no chunk for `maxAgeMs`; returns them for the dead-letter topic. */
+  expire(maxAgeMs: number): PayloadFailure[] {
+    const out: PayloadFailure[] = [];
+    for (const r of this.reassemblers.values()) out.push(...r.expire(maxAgeMs).map(failureOf));
+    return out;
+  }
+}
+
+function failureOf(e: ChunkedPayloadError): PayloadFailure {
+  const parts = e.messages.map((m) => (m.value === null || m.value === undefined ? Buffer.alloc(0) : Buffer.from(m.value)));
+  return { error: e, bytes: Buffer.concat(parts) };
+}
+
+export function decode<K extends RecordKind>(kind: K, bytes: Buffer): RecordTypes[K] {
+  return codec().decode(kind, bytes) as RecordTypes[K];
+}

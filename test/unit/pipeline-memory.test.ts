@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/common/logger.ts';
+import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createAggregator } from '../../src/aggregator/index.ts';
+import { createNode } from '../../src/node/index.ts';
+import { pipelineTopics } from '../../src/pipeline/topics.ts';
+import { PayloadReader, decode, toRecords } from '../../src/pipeline/wire.ts';
+import { readToEnd } from '../../src/pipeline/log.ts';
+import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type AuditEventRecord } from '../../src/codec/index.ts';
+import type { Transport } from '../../src/transport/types.ts';
+
+const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+
+function manifest(over: Record<string, unknown> = {}): Manifest {
+  return parseManifest({
+    apiVersion: 'fedstream/v1',
+    tenant: 'test',
+    name: `mem-${Math.random().toString(36).slice(2, 8)}`,
+    model: { inputShape: [784], seed: 3, layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
+    data: { source: 'mnist', nodes: 3, partition: 'iid', testExamples: 500, trainExamples: 1500, seed: 5 },
+    training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
+    strategy: { rounds: 3, targetUpdates: 3, minUpdates: 2, roundTimeoutMs: 60_000 },
+    ...over,
+  });
+}
+
+async function versions(t: Transport, m: Manifest): Promise<ModelVersionRecord[]> {
+  const out: ModelVersionRecord[] = [];
+  const reader = new PayloadReader();
+  await readToEnd(t, pipelineTopics(m).models, (msg) => {
+    const got = reader.accept(msg);
+    if (got.payload) out.push(decode('ModelVersion', got.payload.bytes));
+  });
+  return out;
+}
+
+async function audits(t: Transport, m: Manifest): Promise<AuditEventRecord[]> {
+  const out: AuditEventRecord[] = [];
+  await readToEnd(t, pipelineTopics(m).audit, (msg) => { out.push(decode('AuditEvent', msg.value!)); });
+  return out;
+}
+
+describe('a federated pipeline on the in-memory transport', () => {
+  it('runs rounds end to end: versions with lineage, accuracy rises, rejections audited and dead-lettered', async () => {
+    const m = manifest();
+    const cluster = new MemoryCluster();
+    const t = createMemoryTransport({ cluster, logger });
+    const agg = await createAggregator({ manifest: m, transport: t, logger });
+    await agg.start();
+    const nodes = await Promise.all(['node-1', 'node-2', 'node-3'].map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, logger, heartbeatMs: 200 })));
+
+    // A rogue producer: garbage bytes, and a well-formed update for a round that does not exist.
+    const topics = pipelineTopics(m);
+    const rogue = t.producer();
+    await rogue.connect();
+    await rogue.send([{ topic: topics.updates, key: 'rogue', value: Buffer.from('not avro at all') }]);
+
+    for (const n of nodes) await n.start();
+    const summary = await agg.done;
+    await Promise.all(nodes.map((n) => n.done));
+    expect(summary.finalVersion).toBe(3);
+
+    const vs = await versions(t, m);
+    expect(vs.map((v) => v.version)).toEqual([0, 1, 2, 3]);
+    for (const v of vs.slice(1)) {
+      expect(v.parentVersion).toBe(v.version - 1);
+      expect(v.round).toBe(v.version);
+      expect(v.strategy).toBe('fedavg');
+      expect(v.contributors.map((c) => c.nodeId).sort()).toEqual(['node-1', 'node-2', 'node-3']);
+      expect(v.totalExamples).toBe(1500);
+      expect(weightsSha256(unpackTensors(v.tensors))).toBe(v.weightsSha256);
+      expect(v.contributors.reduce((s, c) => s + c.weight, 0)).toBeCloseTo(1, 9);
+    }
+    const acc = vs.slice(1).map((v) => v.metrics.eval_accuracy!);
+    expect(acc[2]!).toBeGreaterThan(0.6);
+    expect(acc[2]!).toBeGreaterThan(acc[0]! - 0.02);
+
+    const a = await audits(t, m);
+    const rejected = a.filter((e) => e.action === 'UPDATE_REJECTED');
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]!.details.code).toBe('undecodable');
+    expect(rejected[0]!.reason).toMatch(/single-object.*expected c301/);
+    expect(a.filter((e) => e.action === 'UPDATE_ACCEPTED')).toHaveLength(9);
+    expect(a.filter((e) => e.action === 'VERSION_PUBLISHED')).toHaveLength(4);
+    expect(a.at(-1)!.action).toBe('PIPELINE_FINISHED');
+
+    const dead: Buffer[] = [];
+    await readToEnd(t, topics['dead-letter'], (msg) => { dead.push(msg.value!); });
+    expect(dead.map((b) => b.toString())).toEqual(['not avro at all']);
+    await Promise.all(nodes.map((n) => n.stop()));
+    await agg.stop();
+  }, 120_000);
+
+  async function run(m: Manifest, fault?: { point: 'mid-round' | 'before-commit'; round: number }) {
+    const cluster = new MemoryCluster();
+    const t = createMemoryTransport({ cluster, logger });
+    const nodes = await Promise.all(['node-1', 'node-2', 'node-3'].map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, logger, heartbeatMs: 1000 })));
+    let crashes = 0;
+    const first = await createAggregator({
+      manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false,
+      fault: fault && ((point, round) => {
+        if (point === fault.point && round === fault.round) { crashes++; throw new Error(`simulated crash at ${point} of round ${round}`); }
+      }),
+    });
+    await first.start();
+    for (const n of nodes) await n.start();
+    let agg = first;
+    const outcome = await first.done.then(() => 'finished', () => 'crashed');
+    if (outcome === 'crashed') {
+      await first.stop();
+      // A new incarnation: same transactional id and consumer group, nothing but the log to go on.
+      agg = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false });
+      await agg.start();
+      await agg.done;
+    }
+    await Promise.all(nodes.map((n) => n.done));
+    await Promise.all(nodes.map((n) => n.stop()));
+    await agg.stop();
+    return { versions: await versions(t, m), audits: await audits(t, m), crashes };
+  }
+
+  function expectSameWeights(a: ModelVersionRecord[], b: ModelVersionRecord[]) {
+    expect(a.map((v) => v.version)).toEqual(b.map((v) => v.version));
+    for (let i = 0; i < a.length; i++) {
+      const wa = unpackTensors(a[i]!.tensors);
+      const wb = unpackTensors(b[i]!.tensors);
+      for (let t = 0; t < wa.length; t++) {
+        const x = wa[t]!.values;
+        const y = wb[t]!.values;
+        let maxRel = 0;
+        for (let j = 0; j < x.length; j++) maxRel = Math.max(maxRel, Math.abs(x[j]! - y[j]!) / Math.max(1e-12, Math.abs(y[j]!)));
+        expect(maxRel, `version ${a[i]!.version} tensor ${wa[t]!.name}`).toBeLessThanOrEqual(1e-6);
+      }
+      expect(a[i]!.contributors.map((c) => c.updateId).sort()).toEqual(b[i]!.contributors.map((c) => c.updateId).sort());
+    }
+  }
+
+  it.each([
+    { point: 'mid-round' as const, round: 2 },
+    { point: 'before-commit' as const, round: 1 },
+  ])('recovers from an aggregator crash ($point, round $round) with the versions of an uninterrupted run', async (fault) => {
+    const m = manifest({ strategy: { rounds: 2, targetUpdates: 3, minUpdates: 3, roundTimeoutMs: 60_000 } });
+    const reference = await run(m);
+    const crashed = await run(m, fault);
+    expect(crashed.crashes).toBe(1);
+    expectSameWeights(crashed.versions, reference.versions);
+    // Each update accepted exactly once in the committed audit trail.
+    const accepted = crashed.audits.filter((e) => e.action === 'UPDATE_ACCEPTED').map((e) => e.updateId);
+    expect(accepted).toHaveLength(6);
+    expect(new Set(accepted).size).toBe(6);
+  }, 120_000);
+
+  it('rejects forged updates with a reason each, and keeps their bytes', async () => {
+    const m = manifest({ strategy: { rounds: 1, targetUpdates: 3, minUpdates: 3, roundTimeoutMs: 60_000 } });
+    const cluster = new MemoryCluster();
+    const t = createMemoryTransport({ cluster, logger });
+    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false });
+    await agg.start();
+    const topics = pipelineTopics(m);
+    const [v0] = await versions(t, m);
+    const base = unpackTensors(v0!.tensors);
+    const forged = (over: Record<string, unknown>, mutate?: (w: typeof base) => void) => {
+      const w = base.map((x) => ({ ...x, values: Float32Array.from(x.values) }));
+      mutate?.(w);
+      return toRecords(topics.updates, 'ModelUpdate', {
+        updateId: `forged-${Math.random()}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round: 1, baseVersion: 0,
+        numExamples: 10, tensors: packTensors(w), metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x', ...over,
+      }, 'node-1', m.topics.chunkSizeBytes);
+    };
+    const p = t.producer();
+    await p.connect();
+    await p.send(forged({ round: 7 }));
+    await p.send(forged({ baseVersion: 3 }));
+    await p.send(forged({ nodeId: 'node-2' }, (w) => { w[0]!.values[5] = Number.NaN; }));
+    await p.send(forged({ nodeId: 'node-3' }, (w) => { w[1]!.values.fill(1e6); }));
+    const good = forged({ updateId: 'dup-1', nodeId: 'node-1' });
+    await p.send(good);
+    await p.send(good);
+    await p.send(forged({ nodeId: 'node-2', updateId: 'ok-2' }));
+    await p.send(forged({ nodeId: 'node-3', updateId: 'ok-3' }));
+    await agg.done;
+    const a = await audits(t, m);
+    const codes = a.filter((e) => e.action === 'UPDATE_REJECTED').map((e) => e.details.code);
+    expect(codes).toEqual(['future_round', 'wrong_base_version', 'non_finite', 'norm_bound', 'duplicate']);
+    const dead: string[] = [];
+    await readToEnd(t, topics['dead-letter'], (msg) => { dead.push(msg.headers['fedstream-dlq-code']!.toString()); });
+    expect(dead).toEqual(codes);
+    const vs = await versions(t, m);
+    expect(vs.at(-1)!.contributors.map((c) => c.updateId).sort()).toEqual(['dup-1', 'ok-2', 'ok-3']);
+    await agg.stop();
+  }, 60_000);
+});
