@@ -1,0 +1,42 @@
+/**
+ * The public face of the transport: the port (types), its two adapters, and `createTransport`, which picks one.
+ */
+import type { Logger } from '../common/logger.ts';
+import { createKafkaTransport } from './kafka.ts';
+import { createMemoryTransport, MemoryCluster } from './memory.ts';
+import type { Transport } from './types.ts';
+
+export type * from './types.ts';
+export { createKafkaTransport, fromKafkaJsError, type KafkaTransportOptions } from './kafka.ts';
+export { createMemoryTransport, MemoryCluster, murmur2, partitionForKey, DEFAULT_MAX_MESSAGE_BYTES, type MemoryTransportOptions } from './memory.ts';
+export { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
+
+export interface CreateTransportOptions {
+  /** Comma-separated `host:port` list of Kafka brokers; without it, the in-memory transport. */
+  kafka?: string;
+  clientId?: string;
+  logger?: Logger;
+}
+
+let sharedCluster: MemoryCluster | undefined;
+
+/**
+ * The in-process log that every memory transport made by `createTransport` shares, so that an aggregator and
+ * nodes running in one process see the same topics.
+ */
+export function sharedMemoryCluster(): MemoryCluster {
+  sharedCluster ??= new MemoryCluster();
+  return sharedCluster;
+}
+
+/** Kafka when brokers are given (`--kafka host:port,…`), else the process-wide in-memory log. */
+export function createTransport(options: CreateTransportOptions = {}): Transport {
+  const brokers = (options.kafka ?? '')
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+  if (brokers.length > 0) {
+    return createKafkaTransport({ brokers, clientId: options.clientId, logger: options.logger });
+  }
+  return createMemoryTransport({ cluster: sharedMemoryCluster(), logger: options.logger });
+}
