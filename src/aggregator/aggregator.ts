@@ -133,7 +133,8 @@ export class Aggregator {
     } finally {
       await admin2.close();
     }
-    this.consumer = this.t.consumer({ groupId: this.groupId, readCommitted: true, fromBeginning: true });
+    // A short session: after a crash, the group waits this long for the dead member before the new one takes over.
+    this.consumer = this.t.consumer({ groupId: this.groupId, readCommitted: true, fromBeginning: true, sessionTimeoutMs: 10_000 });
     await this.consumer.connect();
     await this.consumer.subscribe([this.topics.updates]);
     await this.consumer.run({
@@ -403,7 +404,8 @@ export class Aggregator {
 
   private async publishInitial(): Promise<void> {
     const plan = this.opts.strategy.configureRound({ round: 1, baseVersion: 0, knownNodes: this.opts.knownNodes ?? [] });
-    const v = this.versionRecord(0, -1, 0, 'initial', this.weights, [], {}, 0, new Map());
+    const metrics = this.opts.evaluate ? await this.opts.evaluate(this.weights) : {};
+    const v = this.versionRecord(0, -1, 0, 'initial', this.weights, [], metrics, 0, new Map());
     const start = this.controlRecord('START', 1, 0, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
     await this.transact('publish initial version', [
       ...toRecords(this.topics.models, 'ModelVersion', v, 'v0', this.chunkSize),

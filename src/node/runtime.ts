@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/types.ts';
 import { FedStreamError } from '../common/errors.ts';
+import { sleep } from '../common/retry.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
 import { pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
@@ -84,16 +85,7 @@ export class FedNode {
   async start(): Promise<void> {
     this.producer = this.opts.transport.producer({ idempotent: true });
     await this.producer.connect();
-    const admin = this.opts.transport.admin();
-    try {
-      for (const topic of [this.topics.control, this.topics.models]) {
-        for (const o of await admin.fetchTopicOffsets(topic)) {
-          if (BigInt(o.high) > BigInt(o.low)) this.behind.set(`${topic}/${o.partition}`, BigInt(o.high));
-        }
-      }
-    } finally {
-      await admin.close();
-    }
+    await this.waitForTopics();
     // A throwaway group: a node reads control and models from the start each time it starts, and
     // a restarted node never waits for its dead predecessor to leave the group.
     this.consumer = this.opts.transport.consumer({ groupId: `${topicPrefix(this.m)}.node.${this.opts.nodeId}.${randomUUID()}`, readCommitted: true, fromBeginning: true });
@@ -119,6 +111,36 @@ export class FedNode {
     this.heartbeat.unref();
     void this.sendHeartbeat();
     this.consider();
+  }
+
+  /**
+   * Nodes do not create topics (the aggregator or `fedstream topics` does, with their configs): a node that
+   * starts first waits for them. Then it notes where control and models end, to know when it has caught up.
+   */
+  private async waitForTopics(timeoutMs = 300_000): Promise<void> {
+    const admin = this.opts.transport.admin();
+    const deadline = Date.now() + timeoutMs;
+    let logged = false;
+    try {
+      for (;;) {
+        try {
+          for (const topic of [this.topics.control, this.topics.models]) {
+            for (const o of await admin.fetchTopicOffsets(topic)) {
+              if (BigInt(o.high) > BigInt(o.low)) this.behind.set(`${topic}/${o.partition}`, BigInt(o.high));
+            }
+          }
+          return;
+        } catch (err) {
+          if (!(err instanceof FedStreamError) || err.code !== 'TRANSPORT_TOPIC' || Date.now() > deadline || this.stopped) throw err;
+          if (!logged) this.log.info({ topic: this.topics.control }, 'waiting for the pipeline topics to be created');
+          logged = true;
+          this.behind.clear();
+          await sleep(500);
+        }
+      }
+    } finally {
+      await admin.close();
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,136 @@
+/**
+ * Helpers for the pipeline tests that run real `fedstream` processes against the real broker.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { createLogger } from '../../src/common/logger.ts';
+import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
+import { unpackTensors, type AuditEventRecord, type ModelVersionRecord } from '../../src/codec/index.ts';
+import { readToEnd } from '../../src/pipeline/log.ts';
+import { pipelineTopics } from '../../src/pipeline/topics.ts';
+import { PayloadReader, decode } from '../../src/pipeline/wire.ts';
+import type { Transport } from '../../src/transport/types.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createAggregator } from '../../src/aggregator/index.ts';
+import { createNode } from '../../src/node/index.ts';
+import { deferCleanup, uniqueName } from './helpers.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+export const quietLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+
+/** A small pipeline that trains fast: a 784-32-10 MLP on a few hundred digits per node. */
+export function smallManifest(over: Partial<Record<string, unknown>> = {}): Manifest {
+  return parseManifest({
+    apiVersion: 'fedstream/v1',
+    tenant: 'it',
+    name: uniqueName('p').toLowerCase().slice(0, 40),
+    model: { inputShape: [784], seed: 7, layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
+    data: { source: 'mnist', nodes: 3, partition: 'iid', testExamples: 500, trainExamples: 900, seed: 11 },
+    training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
+    strategy: { rounds: 3, targetUpdates: 3, minUpdates: 3, roundTimeoutMs: 120_000 },
+    ...over,
+  });
+}
+
+export function writeManifest(m: Manifest): { file: string; dir: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fedstream-it-'));
+  const file = path.join(dir, `${m.name}.yaml`);
+  writeFileSync(file, stringify(m));
+  return { file, dir };
+}
+
+export interface Proc {
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** Exit code, or the signal name. */
+  readonly exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+  logTail(lines?: number): string;
+}
+
+/** Runs `fedstream <args>` as a real process; its stderr (JSON logs) goes to a file; killed when the test ends. */
+export function fedstream(args: string[], { dir, env = {}, name }: { dir: string; env?: Record<string, string>; name: string }): Proc {
+  const logFile = path.join(dir, `${name}.log`);
+  const log = createWriteStream(logFile);
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/fedstream.js'), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, FEDSTREAM_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  deferCleanup(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  return {
+    child,
+    logFile,
+    exited,
+    kill: (signal = 'SIGKILL') => child.kill(signal),
+    logTail: (lines = 30) => readFileSync(logFile, 'utf8').split('\n').slice(-lines).join('\n'),
+  };
+}
+
+export async function expectExit(p: Proc, code: number | string, what: string): Promise<void> {
+  const got = await p.exited;
+  if (got !== code) throw new Error(`${what} exited with ${got}, expected ${code}; log tail:\n${p.logTail()}`);
+}
+
+export async function readVersions(t: Transport, m: Manifest): Promise<ModelVersionRecord[]> {
+  const out: ModelVersionRecord[] = [];
+  const reader = new PayloadReader();
+  await readToEnd(t, pipelineTopics(m).models, (msg) => {
+    const got = reader.accept(msg);
+    if (got.payload) out.push(decode('ModelVersion', got.payload.bytes));
+  });
+  return out;
+}
+
+export async function readAudit(t: Transport, m: Manifest): Promise<AuditEventRecord[]> {
+  const out: AuditEventRecord[] = [];
+  await readToEnd(t, pipelineTopics(m).audit, (msg) => { out.push(decode('AuditEvent', msg.value!)); });
+  return out;
+}
+
+/** The same pipeline, uninterrupted, in this process on the in-memory transport: the versions every recovery must reproduce. */
+export async function referenceRun(m: Manifest, nodeIds: string[]): Promise<ModelVersionRecord[]> {
+  const cluster = new MemoryCluster();
+  const t = createMemoryTransport({ cluster, logger: quietLogger });
+  const agg = await createAggregator({ manifest: m, transport: t, logger: quietLogger, evaluate: false });
+  await agg.start();
+  const nodes = await Promise.all(nodeIds.map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger: quietLogger }), nodeId, logger: quietLogger })));
+  for (const n of nodes) await n.start();
+  await agg.done;
+  await Promise.all(nodes.map((n) => n.done));
+  await Promise.all(nodes.map((n) => n.stop()));
+  await agg.stop();
+  return readVersions(t, m);
+}
+
+/** Largest relative difference between the weights of two versions. */
+export function maxRelativeDifference(a: ModelVersionRecord, b: ModelVersionRecord): number {
+  const wa = unpackTensors(a.tensors);
+  const wb = unpackTensors(b.tensors);
+  if (wa.length !== wb.length) return Infinity;
+  let max = 0;
+  for (let t = 0; t < wa.length; t++) {
+    const x = wa[t]!.values;
+    const y = wb[t]!.values;
+    if (x.length !== y.length) return Infinity;
+    for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]! - y[i]!) / Math.max(1e-12, Math.abs(y[i]!)));
+  }
+  return max;
+}
+
+/** Waits until the aggregator's log shows a line matching `pattern` (e.g. a round started). */
+export async function waitForLog(p: Proc, pattern: RegExp, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (pattern.test(readFileSync(p.logFile, 'utf8'))) return;
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`process exited before logging ${pattern}; tail:\n${p.logTail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no log line matching ${pattern} within ${timeoutMs} ms; tail:\n${p.logTail()}`);
+}
