@@ -107,13 +107,16 @@ export class Aggregator {
 
   /** Recovers state from the log, then follows the updates topic until the last round is decided. */
   async start(): Promise<void> {
-    const admin = this.t.admin();
-    try {
-      const created = await ensureTopics(admin, this.m);
-      if (created.length) this.log.info({ topics: created }, 'created topics');
-    } finally {
-      await admin.close();
-    }
+    // Topic creation is idempotent; a broker that just started may not host the new partitions at once.
+    await retry(async () => {
+      const admin = this.t.admin();
+      try {
+        const created = await ensureTopics(admin, this.m);
+        if (created.length) this.log.info({ topics: created }, 'created topics');
+      } finally {
+        await admin.close();
+      }
+    }, { retries: 10, initialDelayMs: 500, onRetry: (err, attempt) => this.log.warn({ err, attempt }, 'creating topics failed; retrying') });
     this.producer = this.t.producer({ transactionalId: this.transactionalId, idempotent: true });
     // Initialising the transactional producer aborts whatever a previous incarnation left open.
     await this.producer.connect();

@@ -16,6 +16,15 @@ function onSignal(stop: () => Promise<void>): void {
   process.once('SIGTERM', () => handler('SIGTERM'));
 }
 
+/**
+ * A service that finished its work exits even if a client library left a timer or socket behind (kafkajs
+ * reconnect timers after a broker outage do): the timer is unref'd, so it fires only if something else
+ * would keep the process alive.
+ */
+export function exitWhenIdle(graceMs = 2_000): void {
+  setTimeout(() => process.exit(process.exitCode ?? 0), graceMs).unref();
+}
+
 export function registerPipelineCommands(program: Command): void {
   withPipelineOptions(program.command('aggregator').description('run the aggregator: rounds, validation, model versions (exits 0 after the last round)'))
     .option('--no-evaluate', 'do not evaluate versions on held-out data')
@@ -32,6 +41,7 @@ export function registerPipelineCommands(program: Command): void {
       await agg.stop();
       await transport.close();
       process.stdout.write(`aggregator finished: version=${summary.finalVersion} rounds=${summary.rounds}\n`);
+      exitWhenIdle();
     }));
 
   withPipelineOptions(program.command('node').description('run a node: follow rounds, train on local data, publish updates and telemetry'))
@@ -51,5 +61,6 @@ export function registerPipelineCommands(program: Command): void {
       await node.done;
       await node.stop();
       await transport.close();
+      exitWhenIdle();
     }));
 }

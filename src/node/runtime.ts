@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/types.ts';
 import { FedStreamError } from '../common/errors.ts';
-import { sleep } from '../common/retry.ts';
+import { retry, sleep } from '../common/retry.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
 import { pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
@@ -256,7 +256,15 @@ export class FedNode {
       sdkVersion: SDK_VERSION,
       backend: result.backend,
     };
-    await this.producer.send(toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes));
+    const records = toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes);
+    // Retriable failures (a broker restarting) are retried until the round's deadline: the update id is stable and
+    // the producer idempotent, so a retry never counts twice.
+    await retry(() => this.producer.send(records), {
+      retries: 30,
+      initialDelayMs: 250,
+      maxDelayMs: 5_000,
+      onRetry: (err, attempt, delayMs) => this.log.warn({ err, attempt, delayMs, round }, 'publishing the update failed; retrying'),
+    });
     await this.sendTelemetry('TRAINING', round, { ...result.metrics, numExamples: result.numExamples, trainingMs: result.trainingMs }, { updateId, baseVersion: String(baseVersion) });
     this.roundsTrained++;
     this.state = 'idle';

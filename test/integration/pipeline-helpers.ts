@@ -2,7 +2,7 @@
  * Helpers for the pipeline tests that run real `fedstream` processes against the real broker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -69,7 +69,7 @@ export function fedstream(args: string[], { dir, env = {}, name }: { dir: string
     logFile,
     exited,
     kill: (signal = 'SIGKILL') => child.kill(signal),
-    logTail: (lines = 30) => readFileSync(logFile, 'utf8').split('\n').slice(-lines).join('\n'),
+    logTail: (lines = 30) => readLog(logFile).split('\n').slice(-lines).join('\n'),
   };
 }
 
@@ -128,9 +128,13 @@ export function maxRelativeDifference(a: ModelVersionRecord, b: ModelVersionReco
 export async function waitForLog(p: Proc, pattern: RegExp, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (pattern.test(readFileSync(p.logFile, 'utf8'))) return;
+    if (pattern.test(readLog(p.logFile))) return;
     if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`process exited before logging ${pattern}; tail:\n${p.logTail()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no log line matching ${pattern} within ${timeoutMs} ms; tail:\n${p.logTail()}`);
+}
+
+function readLog(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }
