@@ -26,3 +26,39 @@ export {
   type SchemaVariables,
   type Statement,
 } from './ddl.ts';
+export {
+  Sink,
+  runSink,
+  SINK_TABLES,
+  SINK_TOPIC_KINDS,
+  type FlushInfo,
+  type SinkHealth,
+  type SinkMetrics,
+  type SinkOptions,
+  type SinkState,
+  type SinkTable,
+} from './sink.ts';
+export {
+  QUERY_NAMES,
+  defaultQueryDir,
+  listQueryNames,
+  loadQuery,
+  parseQueryFile,
+  runQuery,
+  type QueryFile,
+  type QueryName,
+  type QueryParameter,
+  type QueryParams,
+} from './queries.ts';
+export {
+  complianceReport,
+  trainingReport,
+  type ChainEntry,
+  type ChainStatus,
+  type ComplianceReport,
+  type ComplianceReportOptions,
+  type Report,
+  type RetentionEntry,
+  type TrainingReport,
+  type TrainingReportOptions,
+} from './report.ts';

@@ -4,6 +4,7 @@ import { DEFAULTS } from '../config/defaults.ts';
 import { rootLogger } from '../common/logger.ts';
 import { runCommand } from './run.ts';
 import { registerPipelineCommands } from './pipeline-commands.ts';
+import { registerAnalyticsCommands } from './analytics-commands.ts';
 
 /** Options shared by every command that runs a pipeline. */
 export interface PipelineFlags extends Overrides {
@@ -72,6 +73,7 @@ export function registerCommands(program: Command): void {
     }));
 
   registerPipelineCommands(program);
+  registerAnalyticsCommands(program);
 
   program.command('demo')
     .description('run the whole pipeline on one machine with no servers (in-memory transport, embedded ClickHouse)')

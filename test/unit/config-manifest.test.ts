@@ -13,9 +13,9 @@ name: p1
 model: { inputShape: [4], layers: [{ type: dense, units: 2, activation: softmax }] }
 data: { source: mnist, nodes: 3 }
 strategy: { rounds: 2, targetUpdates: 3, minUpdates: 2 }
-`) as Record<string, any>;
+`) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- a free-form YAML tree that the tests break on purpose
 
-function errorOf(fn: () => unknown): any {
+function errorOf(fn: () => unknown): any { // eslint-disable-line @typescript-eslint/no-explicit-any -- the error's shape is what is under test
   try { fn(); } catch (e) { return e; }
   throw new Error('expected an error');
 }

@@ -1,0 +1,164 @@
+/**
+ * `fedstream sink` and `fedstream report compliance|training`: the analytics side of the CLI.
+ * Registered by commands.ts (registerAnalyticsCommands).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { SinkMetrics } from '../analytics/sink.ts';
+import { ConfigError } from '../common/errors.ts';
+import { rootLogger, type Logger } from '../common/logger.ts';
+import type { Manifest } from '../config/manifest.ts';
+import { topicPrefix } from '../config/manifest.ts';
+import { manifestFrom, withPipelineOptions, type PipelineFlags } from './commands.ts';
+import { runCommand } from './run.ts';
+
+interface SinkFlags extends PipelineFlags {
+  untilFinished?: boolean;
+  batchRows: string;
+  batchMs: string;
+  progressMs: string;
+}
+
+interface ReportFlags extends PipelineFlags {
+  modelVersion?: string;
+  version?: string;
+  out?: string;
+  format: string;
+}
+
+function positiveInt(value: string, flag: string, min = 1): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new ConfigError(flag, `expected a whole number >= ${min}, got "${value}"`);
+  return n;
+}
+
+async function openAnalytics(m: Manifest, logger: Logger) {
+  const { applySchema, createAnalyticsClient, retentionVariables } = await import('../analytics/index.ts');
+  const analytics = await createAnalyticsClient({ url: m.analytics.clickhouse, path: m.analytics.path, database: m.analytics.database, logger });
+  try {
+    await applySchema(analytics, { variables: retentionVariables(m.retention), logger });
+  } catch (err) {
+    await analytics.close();
+    throw err;
+  }
+  return analytics;
+}
+
+function progressLine(prefix: string, metrics: SinkMetrics): string {
+  const tables = Object.entries(metrics.rows).filter(([, n]) => n > 0).map(([t, n]) => `${t} ${n.toLocaleString('en-US')}`).join(', ');
+  const state = metrics.state === 'running' ? (metrics.paused ? 'paused' : 'running') : metrics.state;
+  return `sink ${prefix}: ${state}, ${metrics.messages.toLocaleString('en-US')} records, ${metrics.rowsTotal.toLocaleString('en-US')} rows` +
+    `${tables ? ` (${tables})` : ''}, ${metrics.batches} batches, ${metrics.deadLettered} dead-lettered, ${metrics.retries} retries, lag ${metrics.lag}` +
+    `${metrics.finishSeen ? ', pipeline finished' : ''}${metrics.lastError && metrics.state === 'retrying' ? `, last error: ${metrics.lastError}` : ''}\n`;
+}
+
+export function registerAnalyticsCommands(program: Command): void {
+  withPipelineOptions(program.command('sink').description("copy the pipeline's telemetry, audit, rounds and update/version metadata into ClickHouse (consumer group <tenant>.<pipeline>.sink)"))
+    .option('--until-finished', "exit once the pipeline's FINISH has been consumed and every topic is drained and written")
+    .option('--batch-rows <n>', 'insert a batch at this many rows', '10000')
+    .option('--batch-ms <ms>', 'or when its first record is this old', '1000')
+    .option('--progress-ms <ms>', 'print a progress line this often (0: never)', '5000')
+    .action((flags: SinkFlags) => runCommand(async () => {
+      const m = manifestFrom(flags);
+      const batchRows = positiveInt(flags.batchRows, '--batch-rows');
+      const batchMs = positiveInt(flags.batchMs, '--batch-ms');
+      const progressMs = positiveInt(flags.progressMs, '--progress-ms', 0);
+      const logger = rootLogger();
+      const { createTransport } = await import('../transport/index.ts');
+      const { Sink } = await import('../analytics/sink.ts');
+      if (!m.kafka.brokers) {
+        process.stderr.write('fedstream sink: no --kafka (nor kafka.brokers in the manifest): reading the in-process memory log, which only a pipeline in this same process fills\n');
+      }
+      const analytics = await openAnalytics(m, logger);
+      const transport = createTransport({ kafka: m.kafka.brokers, logger, clientId: `${topicPrefix(m)}.sink` });
+      const sink = new Sink({ manifest: m, transport, analytics, logger, batchRows, batchMs });
+      const prefix = topicPrefix(m);
+      let timer: NodeJS.Timeout | undefined;
+      let stopping: Promise<void> | undefined;
+      const stop = (): Promise<void> => (stopping ??= (async () => {
+        if (timer) clearInterval(timer);
+        await sink.stop();
+        await transport.close();
+        await analytics.close();
+      })());
+      const onSignal = (signal: NodeJS.Signals): void => {
+        process.stderr.write(`fedstream sink: ${signal}: flushing and stopping\n`);
+        void stop();
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await sink.start();
+        process.stdout.write(`sink ${prefix}: consuming ${sink.sourceTopics.join(', ')} into ${analytics.kind === 'embedded' ? `embedded ClickHouse at ${analytics.location}` : analytics.location}, database ${analytics.database}\n`);
+        if (progressMs > 0) {
+          timer = setInterval(() => process.stdout.write(progressLine(prefix, sink.metrics())), progressMs);
+          timer.unref();
+        }
+        const signalled = new Promise<void>((res) => {
+          process.once('SIGINT', () => res());
+          process.once('SIGTERM', () => res());
+        });
+        if (flags.untilFinished) await Promise.race([sink.untilFinished().catch(() => undefined), signalled]);
+        else await signalled;
+        await stop();
+        process.stdout.write(progressLine(prefix, sink.metrics()));
+        const health = await sink.health();
+        return health.state === 'stopped' ? 0 : 1;
+      } finally {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        await stop().catch(() => undefined);
+      }
+    }));
+
+  const report = program.command('report').description('write a report from ClickHouse (Markdown and a self-contained HTML file)');
+
+  const reportCommand = (name: 'compliance' | 'training', description: string): Command => {
+    const cmd = withPipelineOptions(report.command(name).description(description));
+    // Not `--version`: the root program's -V/--version option takes that name wherever it appears.
+    if (name === 'compliance') {
+      cmd.option('--version <n>', 'the model version to report on, with its ancestors (default: the latest)');
+      cmd.option('--model-version <n>', 'same as --version');
+    }
+    return cmd
+      .option('--out <dir>', 'write <dir>/' + name + '.md and/or .html instead of printing the Markdown')
+      .option('--format <format>', 'md, html or both (with --out)', 'both')
+      .action((flags: ReportFlags) => runCommand(async () => {
+        const m = manifestFrom(flags);
+        if (!['md', 'html', 'both'].includes(flags.format)) throw new ConfigError('--format', `expected md, html or both, got "${flags.format}"`);
+        const chosen = flags.version ?? flags.modelVersion;
+        const version = chosen === undefined ? undefined : positiveInt(chosen, flags.version !== undefined ? '--version' : '--model-version', 0);
+        const logger = rootLogger();
+        const { complianceReport, trainingReport } = await import('../analytics/report.ts');
+        const analytics = await openAnalytics(m, logger);
+        // The models topic is read back only from Kafka: a fresh process's in-memory log is empty.
+        const transport = name === 'compliance' && m.kafka.brokers
+          ? (await import('../transport/index.ts')).createTransport({ kafka: m.kafka.brokers, logger, clientId: `${topicPrefix(m)}.report` })
+          : undefined;
+        try {
+          const r = name === 'compliance'
+            ? await complianceReport({ analytics, manifest: m, logger, ...(version === undefined ? {} : { version }), ...(transport ? { transport } : {}) })
+            : await trainingReport({ analytics, manifest: m, logger });
+          if (!flags.out) {
+            process.stdout.write(flags.format === 'html' ? r.html : r.markdown);
+            return 0;
+          }
+          const dir = resolve(flags.out);
+          mkdirSync(dir, { recursive: true });
+          const base = name === 'compliance' && version !== undefined ? `${name}-v${version}` : name;
+          const written: string[] = [];
+          if (flags.format !== 'html') written.push(join(dir, `${base}.md`));
+          if (flags.format !== 'md') written.push(join(dir, `${base}.html`));
+          for (const f of written) writeFileSync(f, f.endsWith('.md') ? r.markdown : r.html);
+          for (const f of written) process.stdout.write(`${f}\n`);
+          return 0;
+        } finally {
+          await transport?.close();
+          await analytics.close();
+        }
+      }));
+  };
+  reportCommand('compliance', 'lineage (which nodes and updates shaped each version), audit trail, retention in force, and the sha256 chain of versions');
+  reportCommand('training', 'convergence and participation of the pipeline, with plots');
+}
