@@ -5,6 +5,7 @@ import { rootLogger } from '../common/logger.ts';
 import { runCommand } from './run.ts';
 import { registerPipelineCommands } from './pipeline-commands.ts';
 import { registerAnalyticsCommands } from './analytics-commands.ts';
+import { registerKafkaCommands } from './kafka-commands.ts';
 
 /** Options shared by every command that runs a pipeline. */
 export interface PipelineFlags extends Overrides {
@@ -74,6 +75,7 @@ export function registerCommands(program: Command): void {
 
   registerPipelineCommands(program);
   registerAnalyticsCommands(program);
+  registerKafkaCommands(program);
 
   program.command('demo')
     .description('run the whole pipeline on one machine with no servers (in-memory transport, embedded ClickHouse)')

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { FedStreamError } from '../../src/common/errors.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -70,7 +71,8 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   const brokers = result.code === 0 ? brokersFrom(result.stdout) : undefined;
   if (!brokers) {
     const where = process.env.CI === 'true' ? 'on CI' : 'locally';
-    throw new Error(
+    throw new FedStreamError(
+      'BROKER_START',
       `The integration tests need a Kafka broker and none could be started ${where} ` +
         `(node scripts/kafka.mjs start exited ${result.code}). Fix the cause below, or point KAFKA_BROKERS at a running broker.\n` +
         result.stderr.trim().split('\n').slice(-60).join('\n'),

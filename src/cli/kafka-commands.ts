@@ -1,0 +1,32 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { FedStreamError } from '../common/errors.ts';
+import { runCommand } from './run.ts';
+
+const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'kafka.mjs');
+
+/** Runs scripts/kafka.mjs (plain Node, no dependencies, so `npm run kafka:start` works before anything is built). */
+export function runKafkaScript(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SCRIPT, ...args], { stdio: 'inherit' });
+    child.once('error', (err) => reject(new FedStreamError('BROKER_START', `cannot run ${SCRIPT}: ${err.message}`, { cause: err })));
+    child.once('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new FedStreamError('BROKER_START', `node scripts/kafka.mjs ${args.join(' ')} exited ${code}; its output above says why`));
+    });
+  });
+}
+
+export function registerKafkaCommands(program: Command): void {
+  const kafka = program.command('kafka').description('a local single-node Kafka broker for development (Apache Kafka jars from Maven Central, KRaft, no Docker)');
+  for (const [name, description] of [
+    ['start', 'start the broker (reused when already running); prints KAFKA_BROKERS=127.0.0.1:PORT last'],
+    ['stop', 'stop the broker'],
+    ['restart', 'stop and start on the same port with the same data'],
+    ['status', 'say whether the broker runs and where'],
+  ] as const) {
+    kafka.command(name).description(description).action(() => runCommand(() => runKafkaScript([name])));
+  }
+}
