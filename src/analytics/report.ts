@@ -400,7 +400,7 @@ export async function complianceReport(o: ComplianceReportOptions): Promise<Comp
   const versions = await q(analytics, m, 'convergence');
   const latest = versions.length > 0 ? num(versions[versions.length - 1]!.version) : undefined;
   if (o.version !== undefined && !versions.some((v) => num(v.version) === o.version)) {
-    throw new ConfigError('--model-version', `version ${o.version} of ${m.tenant}/${m.name} is not in ClickHouse (${latest === undefined ? 'no versions yet' : `versions 0 to ${latest}`})`);
+    throw new ConfigError('--version', `version ${o.version} of ${m.tenant}/${m.name} is not in ClickHouse (${latest === undefined ? 'no versions yet' : `versions 0 to ${latest}`})`);
   }
   const target = o.version ?? latest;
   const targetRow = versions.find((v) => num(v.version) === target);

@@ -26,7 +26,7 @@ import type { Logger } from '../common/logger.ts';
 import { retry } from '../common/retry.ts';
 import type { Manifest } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
-import { pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
+import { pipelineTopics, waitForTopics, type PipelineTopics } from '../pipeline/topics.ts';
 import { readToEnd } from '../pipeline/log.ts';
 import { PayloadReader, decode, type Payload, type PayloadFailure } from '../pipeline/wire.ts';
 import type { Batch, Consumer, EachBatchContext, Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage } from '../transport/types.ts';
@@ -319,6 +319,7 @@ export class Sink {
     this.state = 'running';
     this.producer = this.opts.transport.producer({ idempotent: true });
     await this.producer.connect();
+    await waitForTopics(this.opts.transport, this.sourceTopics, { logger: this.log, isStopped: () => this.state !== 'running' });
     this.consumer = this.opts.transport.consumer({ groupId: this.groupId, readCommitted: true, fromBeginning: true });
     await this.consumer.connect();
     await this.consumer.subscribe(this.sourceTopics);

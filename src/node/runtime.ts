@@ -3,10 +3,10 @@ import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/types.ts';
 import { FedStreamError } from '../common/errors.ts';
-import { retry, sleep } from '../common/retry.ts';
+import { retry } from '../common/retry.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
-import { pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
+import { pipelineTopics, waitForTopics, type PipelineTopics } from '../pipeline/topics.ts';
 import { PayloadReader, decode, toRecords } from '../pipeline/wire.ts';
 import type { Consumer, Producer, Transport, TransportMessage } from '../transport/types.ts';
 
@@ -117,29 +117,13 @@ export class FedNode {
    * Nodes do not create topics (the aggregator or `fedstream topics` does, with their configs): a node that
    * starts first waits for them. Then it notes where control and models end, to know when it has caught up.
    */
-  private async waitForTopics(timeoutMs = 300_000): Promise<void> {
-    const admin = this.opts.transport.admin();
-    const deadline = Date.now() + timeoutMs;
-    let logged = false;
-    try {
-      for (;;) {
-        try {
-          for (const topic of [this.topics.control, this.topics.models]) {
-            for (const o of await admin.fetchTopicOffsets(topic)) {
-              if (BigInt(o.high) > BigInt(o.low)) this.behind.set(`${topic}/${o.partition}`, BigInt(o.high));
-            }
-          }
-          return;
-        } catch (err) {
-          if (!(err instanceof FedStreamError) || err.code !== 'TRANSPORT_TOPIC' || Date.now() > deadline || this.stopped) throw err;
-          if (!logged) this.log.info({ topic: this.topics.control }, 'waiting for the pipeline topics to be created');
-          logged = true;
-          this.behind.clear();
-          await sleep(500);
-        }
+  /** Waits for the pipeline's topics, then notes where control and models end, to know when it has caught up. */
+  private async waitForTopics(): Promise<void> {
+    const offsets = await waitForTopics(this.opts.transport, [this.topics.control, this.topics.models], { logger: this.log, isStopped: () => this.stopped });
+    for (const [topic, partitions] of offsets) {
+      for (const o of partitions) {
+        if (BigInt(o.high) > BigInt(o.low)) this.behind.set(`${topic}/${o.partition}`, BigInt(o.high));
       }
-    } finally {
-      await admin.close();
     }
   }
 

@@ -1,7 +1,10 @@
 import type { Manifest } from '../config/manifest.ts';
 import { parseDuration, topicPrefix } from '../config/manifest.ts';
 import { TOPIC_KINDS, type TopicKind } from '../config/defaults.ts';
-import type { Admin, TopicSpec } from '../transport/types.ts';
+import type { Logger } from 'pino';
+import { FedStreamError } from '../common/errors.ts';
+import { sleep } from '../common/retry.ts';
+import type { Admin, PartitionOffsets, TopicSpec, Transport } from '../transport/types.ts';
 
 export type PipelineTopics = Record<TopicKind, string>;
 
@@ -46,4 +49,34 @@ export function topicSpecs(m: Manifest): TopicSpec[] {
 /** Creates the pipeline's topics that are missing (idempotent); returns the ones it created. */
 export async function ensureTopics(admin: Admin, m: Manifest): Promise<string[]> {
   return admin.createTopics(topicSpecs(m));
+}
+
+/**
+ * Waits until the topics exist and answers their offsets. Readers (nodes, the sink) do not create topics (the
+ * aggregator or `fedstream topics` does, with their configs), so one that starts first waits here.
+ */
+export async function waitForTopics(
+  transport: Transport,
+  topics: string[],
+  { logger, timeoutMs = 300_000, isStopped = () => false }: { logger?: Logger; timeoutMs?: number; isStopped?: () => boolean } = {},
+): Promise<Map<string, PartitionOffsets[]>> {
+  const admin = transport.admin();
+  const deadline = Date.now() + timeoutMs;
+  let logged = false;
+  try {
+    for (;;) {
+      try {
+        const out = new Map<string, PartitionOffsets[]>();
+        for (const topic of topics) out.set(topic, await admin.fetchTopicOffsets(topic));
+        return out;
+      } catch (err) {
+        if (!(err instanceof FedStreamError) || err.code !== 'TRANSPORT_TOPIC' || Date.now() > deadline || isStopped()) throw err;
+        if (!logged) logger?.info({ topics }, 'waiting for the pipeline topics to be created');
+        logged = true;
+        await sleep(500);
+      }
+    }
+  } finally {
+    await admin.close();
+  }
 }
