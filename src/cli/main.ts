@@ -1,30 +1,3 @@
-import { Command, Option } from 'commander';
-import { createLogger, setRootLogger } from '../common/logger.ts';
-import { registerCommands } from './commands.ts';
+import { buildProgram } from './program.ts';
 
-const program = new Command();
-const logLevelOption = () => new Option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)').env('FEDSTREAM_LOG_LEVEL');
-
-program
-  .name('fedstream')
-  // Program options come before the subcommand, so that a subcommand may take options such as
-  // `report --version N` without the program's `--version` catching them.
-  .enablePositionalOptions()
-  .description('A streaming data pipeline for federated learning: nodes, aggregators, analytics.')
-  .version('0.1.0')
-  .addOption(logLevelOption())
-  .hook('preAction', (cmd, action) => {
-    const level = action.opts<{ logLevel?: string }>().logLevel ?? cmd.opts<{ logLevel?: string }>().logLevel;
-    setRootLogger(createLogger(level));
-  });
-
-registerCommands(program);
-// Every subcommand also takes --log-level after its name.
-const addLogLevel = (cmd: Command): void => {
-  for (const sub of cmd.commands) {
-    if (sub.commands.length > 0) addLogLevel(sub);
-    else if (!sub.options.some((o) => o.long === '--log-level')) sub.addOption(logLevelOption());
-  }
-};
-addLogLevel(program);
-await program.parseAsync(process.argv);
+await buildProgram().parseAsync(process.argv);
