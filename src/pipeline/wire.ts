@@ -5,32 +5,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  AvroCodec,
   ChunkedPayloadError,
   Reassembler,
+  defaultCodec,
   splitPayload,
-  type AuditEventRecord,
-  type ModelUpdateRecord,
-  type ModelVersionRecord,
-  type RoundControlRecord,
-  type TelemetryEventRecord,
+  type AvroCodec,
+  type RecordKind,
+  type RecordTypes,
 } from '../codec/index.ts';
 import type { ProducerRecord, TransportMessage } from '../transport/types.ts';
 
-export type RecordKind = 'ModelUpdate' | 'ModelVersion' | 'RoundControl' | 'TelemetryEvent' | 'AuditEvent';
+export type { RecordKind, RecordTypes } from '../codec/index.ts';
 
-export interface RecordTypes {
-  ModelUpdate: ModelUpdateRecord;
-  ModelVersion: ModelVersionRecord;
-  RoundControl: RoundControlRecord;
-  TelemetryEvent: TelemetryEventRecord;
-  AuditEvent: AuditEventRecord;
-}
-
-let shared: AvroCodec | undefined;
+/** The process-wide codec (schemas loaded once). */
 export function codec(): AvroCodec {
-  shared ??= new AvroCodec();
-  return shared;
+  return defaultCodec();
 }
 
 /** Encodes a record and splits it into Kafka records for `topic` (one, or ordered chunks under the same key). */
