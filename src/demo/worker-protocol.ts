@@ -1,0 +1,35 @@
+/** Messages between {@link WorkerPoolTrainer} and its training worker threads (structured clone). */
+import type { Weights } from '../codec/types.ts';
+import type { ErrorCode } from '../common/errors.ts';
+import type { Manifest, ModelSpec } from '../config/manifest.ts';
+
+export interface TrainRequest {
+  id: number;
+  /** The pipeline manifest: the worker loads the node's data from its `data` section. */
+  manifest: Manifest;
+  nodeId: string;
+  spec: ModelSpec;
+  weights: Weights;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  optimizer: 'sgd' | 'adam';
+  seed: number;
+  /** The tfjs backend to ask for (default: the usual order). */
+  backend?: string;
+}
+
+export type TrainReply =
+  | { type: 'ready' }
+  | {
+      type: 'result';
+      id: number;
+      weights: Weights;
+      numExamples: number;
+      metrics: Record<string, number>;
+      trainingMs: number;
+      backend: string;
+      steps: number;
+      batchSize: number;
+    }
+  | { type: 'error'; id: number; error: { code: ErrorCode; message: string; details: Record<string, unknown>; retriable: boolean } };
