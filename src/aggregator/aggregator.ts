@@ -554,9 +554,9 @@ export class Aggregator {
       }
       const tx = await this.producer.transaction();
       try {
-        // Sends go one at a time: kafkajs serialises an idempotent producer's requests anyway, and
-        // ordered sends keep chunks of a payload in order on their partition.
-        for (const rec of records) await tx.send([rec]);
+        // One send: the transport keeps the records' order per partition (chunks of a payload stay in order)
+        // and splits requests at the broker's size limit; 106 awaited sends cost ~140 ms (docs/performance.md).
+        await tx.send(records);
         if (offsets.length) await tx.sendOffsets(this.groupId, offsets);
         if (round !== undefined) this.maybeFault('before-commit', round);
         await tx.commit();

@@ -1,5 +1,6 @@
 import type { Weights } from '../../codec/types.ts';
 import { FedStreamError } from '../../common/errors.ts';
+import { WeightedSum } from '../kernels/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 
 /**
@@ -9,9 +10,9 @@ import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundCont
  * McMahan, Moore, Ramage, Hampson, Agüera y Arcas. "Communication-Efficient Learning of Deep Networks
  * from Decentralized Data". AISTATS 2017, Algorithm 1: w_{t+1} = Σ_k (n_k / n) w^k_{t+1}.
  *
- * Updates are folded one at a time into float64 running sums, so memory is one accumulator of the
- * model's size whatever the number of nodes, and the result does not depend on float32 rounding of
- * partial sums.
+ * Updates are folded into float64 running sums, so memory is one accumulator of the model's size
+ * (plus at most a few buffered updates, see kernels/) whatever the number of nodes, and the result does
+ * not depend on float32 rounding of partial sums.
  */
 export interface FedAvgOptions {
   /** Training config sent to nodes. */
@@ -56,16 +57,20 @@ export function sampleNodes(nodes: readonly string[], m: number, seed: number): 
   return pool.slice(0, m).sort();
 }
 
-/** Example-weighted mean, folded in float64. Exported for benchmarks and for strategies that reuse it. */
+/**
+ * Example-weighted mean, folded in float64 by the WebAssembly SIMD kernel (kernels/weighted-sum.ts): the
+ * same bits as `foldScaled` applied update after update, with the accumulator read and written once per few
+ * updates. Exported for benchmarks and for strategies that reuse it.
+ */
 export class WeightedMean implements Aggregation {
-  private readonly sums: Float64Array[];
+  private readonly sums: WeightedSum;
   private totalExamples = 0;
   private folded = 0;
   private readonly metricSums = new Map<string, number>();
   private readonly examplesByUpdate = new Map<string, number>();
 
   constructor(private readonly base: Weights) {
-    this.sums = base.map((t) => new Float64Array(t.values.length));
+    this.sums = new WeightedSum(base.map((t) => t.values.length));
   }
 
   get count(): number {
@@ -75,8 +80,8 @@ export class WeightedMean implements Aggregation {
   fold(update: AcceptedUpdate): void {
     const n = update.numExamples;
     if (!(n > 0)) throw new FedStreamError('INTERNAL', `update ${update.updateId} has numExamples ${n}; validation should have rejected it`);
-    if (update.weights.length !== this.sums.length) throw new FedStreamError('INTERNAL', `update ${update.updateId} has ${update.weights.length} tensors, expected ${this.sums.length}`);
-    for (let t = 0; t < this.sums.length; t++) foldScaled(this.sums[t]!, update.weights[t]!.values, n);
+    if (update.weights.length !== this.base.length) throw new FedStreamError('INTERNAL', `update ${update.updateId} has ${update.weights.length} tensors, expected ${this.base.length}`);
+    this.sums.add(update.weights.map((t) => t.values), n);
     this.totalExamples += n;
     this.folded++;
     this.examplesByUpdate.set(update.updateId, n);
@@ -88,12 +93,8 @@ export class WeightedMean implements Aggregation {
   finish(_rejections: Rejection[]): AggregateResult {
     if (this.folded === 0) throw new FedStreamError('ROUND_ABANDONED', 'no accepted update to aggregate');
     const inv = 1 / this.totalExamples;
-    const weights: Weights = this.base.map((t, i) => {
-      const sum = this.sums[i]!;
-      const values = new Float32Array(sum.length);
-      for (let j = 0; j < sum.length; j++) values[j] = sum[j]! * inv;
-      return { name: t.name, shape: [...t.shape], values };
-    });
+    const averages = this.sums.scaled(inv);
+    const weights: Weights = this.base.map((t, i) => ({ name: t.name, shape: [...t.shape], values: averages[i]! }));
     const metrics: Record<string, number> = { totalExamples: this.totalExamples, contributors: this.folded };
     for (const [k, v] of this.metricSums) metrics[`train_${k}`] = v * inv;
     const contributionWeights = new Map<string, number>();

@@ -1,0 +1,176 @@
+import { FedStreamError } from '../../common/errors.ts';
+import { ACC_OFFSET, BLOCK, MAX_K, SCALES_OFFSET, STAGING_OFFSET, instantiateKernel, kernelModule, type KernelInstance } from './wasm.ts';
+
+/** acc[i] += x[i] * scale, in float64: the scalar reference every kernel must equal bit for bit. */
+export function foldScaledScalar(acc: Float64Array, x: Float32Array, scale: number): void {
+  const n = acc.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc[i] = acc[i]! + x[i]! * scale;
+    acc[i + 1] = acc[i + 1]! + x[i + 1]! * scale;
+    acc[i + 2] = acc[i + 2]! + x[i + 2]! * scale;
+    acc[i + 3] = acc[i + 3]! + x[i + 3]! * scale;
+  }
+  for (; i < n; i++) acc[i] = acc[i]! + x[i]! * scale;
+}
+
+/** Float32 values of little-endian bytes (a copy only when they are not 4-byte aligned). */
+function asFloat32(x: Float32Array | Uint8Array): Float32Array {
+  if (x instanceof Float32Array) return x;
+  if (x.byteOffset % 4 === 0) return new Float32Array(x.buffer, x.byteOffset, x.length / 4);
+  return new Float32Array(Uint8Array.from(x).buffer);
+}
+
+export interface WeightedSumOptions {
+  /**
+   * Most updates held (by reference) before they are folded in one pass over the accumulator; default: as
+   * many as fit in `maxBufferedBytes`, between 1 and 8. 1 folds every update at once.
+   */
+  maxBuffered?: number;
+  /** Cap on the float32 bytes of buffered updates (default 128 MiB): memory stays O(parameters). */
+  maxBufferedBytes?: number;
+  /** `wasm` (default where WebAssembly SIMD exists) or `scalar` (the plain JavaScript loop, unbuffered). */
+  kernel?: 'wasm' | 'scalar';
+}
+
+/**
+ * Running float64 sums Σ scale_k · x_k over tensors of fixed sizes: the hot path of federated averaging.
+ *
+ * With the WebAssembly SIMD kernel, `add` keeps a reference to up to K updates and folds them together, one
+ * cache-sized block of the accumulator at a time: every block of the sums is read and written once per K
+ * updates rather than once per update. The arithmetic is the scalar loop's, in the same order (update by
+ * update, a float64 product then a float64 sum), so results are identical to `foldScaledScalar` applied to the
+ * updates one after the other. Callers must not modify an update's arrays after `add` until the next `flush`
+ * (or `sums`), which the aggregator never does: each decoded update is its own fresh arrays.
+ */
+export class WeightedSum {
+  /** Which kernel folds: `wasm-simd` or `scalar`. */
+  readonly kernel: 'wasm-simd' | 'scalar';
+  /** Updates folded per pass over the accumulator. */
+  readonly k: number;
+  private readonly sizes: number[];
+  private readonly offsets: number[];
+  private readonly total: number;
+  private readonly views: Float64Array[];
+  private readonly wasm: KernelInstance | undefined;
+  private readonly staging: Float32Array | undefined;
+  private readonly stagingBytes: Uint8Array | undefined;
+  private readonly scales: Float64Array | undefined;
+  private readonly pending: { xs: readonly (Float32Array | Uint8Array)[]; scale: number }[] = [];
+
+  constructor(sizes: readonly number[], options: WeightedSumOptions = {}) {
+    this.sizes = [...sizes];
+    this.offsets = [];
+    let total = 0;
+    for (const n of this.sizes) {
+      if (!Number.isInteger(n) || n < 0) throw new FedStreamError('INTERNAL', `tensor size ${n} is not a non-negative integer`);
+      this.offsets.push(total);
+      total += n;
+    }
+    this.total = total;
+    const module = options.kernel === 'scalar' ? null : kernelModule();
+    // wasm32 addresses 4 GiB; stay well inside it.
+    if (module && ACC_OFFSET + total * 8 <= 2 ** 31) {
+      this.kernel = 'wasm-simd';
+      const fit = Math.floor((options.maxBufferedBytes ?? 128 * 2 ** 20) / Math.max(1, total * 4));
+      this.k = Math.max(1, Math.min(MAX_K, options.maxBuffered ?? MAX_K, fit));
+      this.wasm = instantiateKernel(module, total);
+      const buf = this.wasm.memory.buffer;
+      this.staging = new Float32Array(buf, STAGING_OFFSET, MAX_K * BLOCK);
+      this.stagingBytes = new Uint8Array(buf, STAGING_OFFSET, MAX_K * BLOCK * 4);
+      this.scales = new Float64Array(buf, SCALES_OFFSET, MAX_K);
+      this.views = this.sizes.map((n, t) => new Float64Array(buf, ACC_OFFSET + this.offsets[t]! * 8, n));
+    } else {
+      this.kernel = 'scalar';
+      this.k = 1;
+      this.views = this.sizes.map((n) => new Float64Array(n));
+    }
+  }
+
+  /** Number of updates held and not yet folded. */
+  get buffered(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Adds scale · xs: one array per tensor, of the sizes given at construction, either float32 values or their
+   * little-endian bytes (as they travel in a TensorRecord; any byte offset), which saves the caller a copy.
+   */
+  add(xs: readonly (Float32Array | Uint8Array)[], scale: number): void {
+    if (xs.length !== this.sizes.length) throw new FedStreamError('INTERNAL', `got ${xs.length} tensors, expected ${this.sizes.length}`);
+    for (let t = 0; t < xs.length; t++) {
+      const x = xs[t]!;
+      const values = x instanceof Float32Array ? x.length : x.length / 4;
+      if (values !== this.sizes[t]) throw new FedStreamError('INTERNAL', `tensor ${t} has ${values} values, expected ${this.sizes[t]}`);
+    }
+    if (this.kernel === 'scalar') {
+      for (let t = 0; t < xs.length; t++) foldScaledScalar(this.views[t]!, asFloat32(xs[t]!), scale);
+      return;
+    }
+    this.pending.push({ xs, scale });
+    if (this.pending.length >= this.k) this.flush();
+  }
+
+  /** Folds the buffered updates into the sums. */
+  flush(): void {
+    const k = this.pending.length;
+    if (k === 0) return;
+    const staging = this.staging!;
+    const folds = this.wasm!.folds;
+    const fold = folds[k - 1]!;
+    for (let j = 0; j < k; j++) this.scales![j] = this.pending[j]!.scale;
+    for (let t = 0; t < this.sizes.length; t++) {
+      const n = this.sizes[t]!;
+      const accBase = ACC_OFFSET + this.offsets[t]! * 8;
+      for (let start = 0; start < n; start += BLOCK) {
+        const end = Math.min(n, start + BLOCK);
+        for (let j = 0; j < k; j++) {
+          const x = this.pending[j]!.xs[t]!;
+          if (x instanceof Float32Array) staging.set(x.subarray(start, end), j * BLOCK);
+          else this.stagingBytes!.set(x.subarray(start * 4, end * 4), j * BLOCK * 4);
+        }
+        fold(accBase + start * 8, end - start);
+      }
+    }
+    this.pending.length = 0;
+  }
+
+  /** The running sums, one float64 array per tensor (views that stay valid for the life of this object). */
+  sums(): Float64Array[] {
+    this.flush();
+    return this.views;
+  }
+
+  /**
+   * The sums times `factor`, rounded to float32: `Float32Array.from(sum, (v) => v * factor)` per tensor, bit for
+   * bit (a float64 product, then round to nearest even).
+   */
+  scaled(factor: number): Float32Array[] {
+    const sums = this.sums();
+    if (this.kernel === 'scalar') {
+      return sums.map((sum) => {
+        const out = new Float32Array(sum.length);
+        for (let j = 0; j < sum.length; j++) out[j] = sum[j]! * factor;
+        return out;
+      });
+    }
+    const staging = this.staging!;
+    const scale = this.wasm!.scale;
+    const step = MAX_K * BLOCK;
+    return this.sizes.map((n, t) => {
+      const out = new Float32Array(n);
+      const accBase = ACC_OFFSET + this.offsets[t]! * 8;
+      for (let start = 0; start < n; start += step) {
+        const len = Math.min(step, n - start);
+        scale(accBase + start * 8, len, factor);
+        out.set(staging.subarray(0, len), start);
+      }
+      return out;
+    });
+  }
+
+  /** Number of values per pass: the sum of the tensor sizes. */
+  get size(): number {
+    return this.total;
+  }
+}
