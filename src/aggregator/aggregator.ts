@@ -231,7 +231,7 @@ export class Aggregator {
       this.finished = control?.kind === 'FINISH';
       if (!this.finished) {
         // A version without a round to follow it: start the next one.
-        await this.startRound(Number(latest.round) + 1, [], []);
+        await this.startAfter(Number(latest.round));
       }
       return;
     }
@@ -406,24 +406,22 @@ export class Aggregator {
   }
 
   private async publishInitial(): Promise<void> {
-    const plan = this.opts.strategy.configureRound({ round: 1, baseVersion: 0, knownNodes: this.opts.knownNodes ?? [] });
     const metrics = this.opts.evaluate ? await this.opts.evaluate(this.weights) : {};
-    const v = this.versionRecord(0, -1, 0, 'initial', this.weights, [], metrics, 0, new Map());
-    const start = this.controlRecord('START', 1, 0, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
+    const v = this.versionRecord(0, -1, 0, 'initial', this.weights, [], metrics, 0);
+    const { records, start } = this.followUp(0, 0);
     await this.transact('publish initial version', [
       ...toRecords(this.topics.models, 'ModelVersion', v, 'v0', this.chunkSize),
       this.audit('VERSION_PUBLISHED', { version: 0, round: 0, details: { weightsSha256: v.weightsSha256, strategy: 'initial' } }),
-      this.audit('ROUND_STARTED', { round: 1, version: 0, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } }),
-      this.controlOut(start),
+      ...records,
     ], false);
     this.version = 0;
     this.versionsPublished++;
     this.opts.onVersion?.(v, { round: 0, ms: 0, participants: 0, rejected: 0 });
-    this.openRound(start, 0);
+    this.openRound(start!, 0);
     this.log.info({ version: 0, round: 1 }, 'published the initial version and started round 1');
   }
 
-  private versionRecord(version: number, parent: number, round: number, strategy: string, weights: Weights, contributors: ModelVersionRecord['contributors'], metrics: Record<string, number>, rejected: number, _w: Map<string, number>): ModelVersionRecord {
+  private versionRecord(version: number, parent: number, round: number, strategy: string, weights: Weights, contributors: ModelVersionRecord['contributors'], metrics: Record<string, number>, rejected: number): ModelVersionRecord {
     return {
       tenant: this.m.tenant,
       pipeline: this.m.name,
@@ -450,7 +448,7 @@ export class Aggregator {
     if (this.opts.evaluate) Object.assign(metrics, await this.opts.evaluate(result.weights));
     const next = this.version + 1;
     const contributors = [...r.contributors].map(([updateId, c]) => ({ updateId, nodeId: c.nodeId, numExamples: c.numExamples, weight: result.contributionWeights.get(updateId) ?? 0 }));
-    const v = this.versionRecord(next, this.version, r.round, this.opts.strategy.name, result.weights, contributors, metrics, r.rejections.length, result.contributionWeights);
+    const v = this.versionRecord(next, this.version, r.round, this.opts.strategy.name, result.weights, contributors, metrics, r.rejections.length);
     const out: ProducerRecord[] = [
       ...toRecords(this.topics.models, 'ModelVersion', v, `v${next}`, this.chunkSize),
       ...r.pending,
@@ -458,15 +456,8 @@ export class Aggregator {
       this.audit('VERSION_PUBLISHED', { round: r.round, version: next, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
       this.controlOut(this.controlRecord('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
     ];
-    const nextRound = r.round + 1;
-    let start: RoundControlRecord | undefined;
-    if (nextRound <= this.m.strategy.rounds) {
-      const plan = this.opts.strategy.configureRound({ round: nextRound, baseVersion: next, knownNodes: this.opts.knownNodes ?? [] });
-      start = this.controlRecord('START', nextRound, next, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
-      out.push(this.audit('ROUND_STARTED', { round: nextRound, version: next, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } }), this.controlOut(start));
-    } else {
-      out.push(this.audit('PIPELINE_FINISHED', { round: r.round, version: next }), this.controlOut(this.controlRecord('FINISH', r.round, next, Date.now(), [], {})));
-    }
+    const { records, start } = this.followUp(r.round, next);
+    out.push(...records);
     await this.transact(`close round ${r.round}`, out, true, r.round);
     for (const c of contributors) this.counted.set(c.updateId, next);
     this.version = next;
@@ -512,31 +503,34 @@ export class Aggregator {
     }
     out.push(this.audit('ROUND_ABANDONED', { round: r.round, version: this.version, reason }));
     out.push(this.controlOut(this.controlRecord('ABANDON', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})));
-    const nextRound = r.round + 1;
-    let start: RoundControlRecord | undefined;
-    if (nextRound <= this.m.strategy.rounds) {
-      const plan = this.opts.strategy.configureRound({ round: nextRound, baseVersion: this.version, knownNodes: this.opts.knownNodes ?? [] });
-      start = this.controlRecord('START', nextRound, this.version, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
-      out.push(this.audit('ROUND_STARTED', { round: nextRound, version: this.version }), this.controlOut(start));
-    } else {
-      out.push(this.audit('PIPELINE_FINISHED', { round: r.round, version: this.version }), this.controlOut(this.controlRecord('FINISH', r.round, this.version, Date.now(), [], {})));
-    }
+    const { records, start } = this.followUp(r.round, this.version);
+    out.push(...records);
     await this.transact(`abandon round ${r.round}`, out, true, r.round);
     this.log.warn({ round: r.round, reason }, 'round abandoned');
     this.afterDecision(start);
   }
 
-  /** Starts a round outside a close (recovery found a version with no round after it). */
-  private async startRound(round: number, extra: ProducerRecord[], _unused: unknown[]): Promise<void> {
+  /**
+   * What follows a decided round (or the initial version, round 0): the START of the next round from
+   * `baseVersion`, or FINISH after the manifest's last round, each with its audit event.
+   */
+  private followUp(decidedRound: number, baseVersion: number): { records: ProducerRecord[]; start?: RoundControlRecord } {
+    const round = decidedRound + 1;
     if (round > this.m.strategy.rounds) {
-      await this.transact('finish', [...extra, this.controlOut(this.controlRecord('FINISH', round - 1, this.version, Date.now(), [], {}))], false);
-      this.finished = true;
-      return;
+      return { records: [this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), this.controlOut(this.controlRecord('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
     }
-    const plan = this.opts.strategy.configureRound({ round, baseVersion: this.version, knownNodes: this.opts.knownNodes ?? [] });
-    const start = this.controlRecord('START', round, this.version, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
-    await this.transact(`start round ${round}`, [...extra, this.audit('ROUND_STARTED', { round, version: this.version }), this.controlOut(start)], false);
-    this.openRound(start, 0);
+    const plan = this.opts.strategy.configureRound({ round, baseVersion, knownNodes: this.opts.knownNodes ?? [] });
+    const start = this.controlRecord('START', round, baseVersion, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
+    const audit = this.audit('ROUND_STARTED', { round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
+    return { records: [audit, this.controlOut(start)], start };
+  }
+
+  /** Starts the round after `decidedRound` outside a close (recovery found a version with no round after it). */
+  private async startAfter(decidedRound: number): Promise<void> {
+    const { records, start } = this.followUp(decidedRound, this.version);
+    await this.transact(start ? `start round ${start.round}` : 'finish', records, false);
+    if (start) this.openRound(start, 0);
+    else this.finished = true;
   }
 
   /**
