@@ -8,7 +8,7 @@ import type { Manifest } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
 import { readToEnd } from '../pipeline/log.ts';
 import { ensureTopics, pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
-import { PayloadReader, decode, toRecords, type Payload } from '../pipeline/wire.ts';
+import { PayloadReader, deadLetterRecords, decode, toRecords, type Payload } from '../pipeline/wire.ts';
 import type { Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage, Consumer } from '../transport/types.ts';
 import type { Aggregation, Rejection, Strategy } from './strategy.ts';
 import { validateUpdate, type RoundState } from './validate.ts';
@@ -323,7 +323,10 @@ export class Aggregator {
       details: { code: rejection.code, sourceTopic: msg.topic, sourcePartition: String(msg.partition), sourceOffset: msg.offset, bytes: String(bytes.length) },
     }));
     // The raw bytes, for a person to inspect; a large rejected payload is chunked like any other.
-    r.pending.push(...deadLetter(this.topics['dead-letter'], bytes, msg, rejection, this.chunkSize));
+    r.pending.push(...deadLetterRecords({
+      topic: this.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
+      source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: this.chunkSize,
+    }));
   }
 
   // ---------------------------------------------------------------- rounds
@@ -578,18 +581,4 @@ export class Aggregator {
       process.kill(process.pid, 'SIGKILL');
     }
   }
-}
-
-function deadLetter(topic: string, bytes: Buffer, msg: TransportMessage, rejection: Rejection, chunkSize: number): ProducerRecord[] {
-  const headers = {
-    'fedstream-dlq-reason': rejection.reason.slice(0, 1000),
-    'fedstream-dlq-code': rejection.code,
-    'fedstream-dlq-source': `${msg.topic}/${msg.partition}/${msg.offset}`,
-  };
-  if (bytes.length <= chunkSize) return [{ topic, key: msg.key, value: bytes, headers }];
-  const out: ProducerRecord[] = [];
-  for (let i = 0, k = 0; i < bytes.length; i += chunkSize, k++) {
-    out.push({ topic, key: msg.key, value: bytes.subarray(i, i + chunkSize), headers: { ...headers, 'fedstream-dlq-part': String(k) } });
-  }
-  return out;
 }

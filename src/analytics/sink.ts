@@ -28,7 +28,7 @@ import type { Manifest } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
 import { pipelineTopics, waitForTopics, type PipelineTopics } from '../pipeline/topics.ts';
 import { readToEnd } from '../pipeline/log.ts';
-import { PayloadReader, decode, type Payload, type PayloadFailure } from '../pipeline/wire.ts';
+import { PayloadReader, deadLetterRecords, decode, type Payload, type PayloadFailure } from '../pipeline/wire.ts';
 import type { Batch, Consumer, EachBatchContext, Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage } from '../transport/types.ts';
 import { toAnalyticsError, type AnalyticsClient } from './client.ts';
 
@@ -667,21 +667,9 @@ export class Sink {
   }
 
   private deadLetterRecords(bytes: Buffer, key: Buffer | null, code: string, reason: string, where: string): ProducerRecord[] {
-    const headers = {
-      'fedstream-dlq-reason': reason.slice(0, 1000),
-      'fedstream-dlq-code': code,
-      'fedstream-dlq-source': where,
-      'fedstream-dlq-actor': 'sink',
-    };
-    const chunk = this.m.topics.chunkSizeBytes;
-    const topic = this.topics['dead-letter'];
-    if (bytes.length <= chunk) return [{ topic, key, value: bytes, headers }];
-    const out: ProducerRecord[] = [];
-    for (let i = 0, k = 0; i < bytes.length; i += chunk, k++) {
-      out.push({ topic, key, value: bytes.subarray(i, i + chunk), headers: { ...headers, 'fedstream-dlq-part': String(k) } });
-    }
-    return out;
+    return deadLetterRecords({ topic: this.topics['dead-letter'], bytes, key, code, reason, source: where, actor: 'sink', chunkSize: this.m.topics.chunkSizeBytes });
   }
+
 
   // ------------------------------------------------------------------ flushing
 

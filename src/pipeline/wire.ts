@@ -116,3 +116,38 @@ function failureOf(e: ChunkedPayloadError): PayloadFailure {
 export function decode<K extends RecordKind>(kind: K, bytes: Buffer): RecordTypes[K] {
   return codec().decode(kind, bytes) as RecordTypes[K];
 }
+
+export interface DeadLetter {
+  /** The pipeline's dead-letter topic. */
+  topic: string;
+  /** The raw bytes as they were read, for a person to inspect. */
+  bytes: Buffer;
+  key: Buffer | string | null;
+  /** Machine-readable reason code and the sentence a person reads. */
+  code: string;
+  reason: string;
+  /** Where the bytes came from: `topic/partition/offset`. */
+  source: string;
+  /** The component that dead-lettered them, when it says (`fedstream-dlq-actor`). */
+  actor?: string;
+  chunkSize: number;
+}
+
+/**
+ * Dead-letter records for bytes that could not be accepted: the reason in headers, and the bytes split
+ * into numbered parts (`fedstream-dlq-part`) when they exceed the chunk size.
+ */
+export function deadLetterRecords(d: DeadLetter): ProducerRecord[] {
+  const headers: Record<string, string> = {
+    'fedstream-dlq-reason': d.reason.slice(0, 1000),
+    'fedstream-dlq-code': d.code,
+    'fedstream-dlq-source': d.source,
+    ...(d.actor ? { 'fedstream-dlq-actor': d.actor } : {}),
+  };
+  if (d.bytes.length <= d.chunkSize) return [{ topic: d.topic, key: d.key, value: d.bytes, headers }];
+  const out: ProducerRecord[] = [];
+  for (let i = 0, k = 0; i < d.bytes.length; i += d.chunkSize, k++) {
+    out.push({ topic: d.topic, key: d.key, value: d.bytes.subarray(i, i + d.chunkSize), headers: { ...headers, 'fedstream-dlq-part': String(k) } });
+  }
+  return out;
+}
