@@ -17,11 +17,18 @@ export interface AggregateFigures {
   p: number;
   n: number;
   reps: number;
-  /** Update bytes folded per second (decode excluded), through WeightedMean.fold + finish. */
+  /**
+   * Update bytes folded per second (decode excluded), through WeightedMean.fold + finish, each update already
+   * decoded into one of the kernel's slots as Aggregator.onPayload decodes it (that copy is the decoder's).
+   */
   updateGbps: number;
+  /** The same with the updates handed over as ordinary Float32Arrays: the kernel copies them into its staging area. */
+  updateGbpsFromArrays: number;
+  /** Milliseconds to set up one round's WeightedMean (a kernel instance and its slots) at the aggregator's defaults. */
+  beginMs: number;
   /** Bytes the kernel reads and writes per second: updates, accumulator passes, the final float32 conversion. */
   trafficGbps: number;
-  /** Update bytes per second with decoding included: Avro decode + unpackTensors + fold, then finish. */
+  /** Update bytes per second with decoding included: Avro decode + unpackTensors into a slot + fold, then finish. */
   updateGbpsWithDecode: number;
   /** Decode alone (Avro + unpackTensors), update bytes per second. */
   decodeGbps: number;
@@ -31,16 +38,16 @@ export interface AggregateFigures {
    */
   updateGbpsDecodeFromBytes: number;
   /**
-   * Every byte the kernel's loads and stores move, cache included: the updates read and written to the staging
-   * slots and read again by the SIMD loop, the accumulator passes, the final conversion. trafficGbps counts the
-   * compulsory bytes only (each update read once, the accumulator once per pass).
+   * From arrays (updateGbpsFromArrays), every byte the kernel's loads and stores move, cache included: the updates
+   * read and written to the staging area and read again by the SIMD loop, the accumulator passes, the final
+   * conversion. (From slots there is no staging: every byte moved is a compulsory one, trafficGbps.)
    */
-  kernelTrafficGbps: number;
+  kernelTrafficGbpsFromArrays: number;
   /** TypedArray.prototype.set over the same update arrays: read + write bytes per second. */
   memcpyGbps: number;
   /** The plain scalar JavaScript loop (the kernel before this work), update bytes per second. */
   scalarGbps: number;
-  /** WeightedSum alone at each number of buffered updates K, update bytes per second. */
+  /** WeightedSum alone at each number of buffered updates K, updates in slots, update bytes per second. */
   kernelByK?: Record<string, number>;
   /** Updates folded per pass over the accumulator by WeightedMean's default. */
   k: number;
@@ -125,6 +132,28 @@ function meanFold(updates: Float32Array[], base: Weights): Float32Array {
   return mean.finish([]).weights[0]!.values;
 }
 
+/**
+ * What the aggregator does with decoded updates: each one sits in a slot of the kernel's memory, where
+ * Aggregator.onPayload has `unpackTensors` write it, and `fold` + `finish` use it there. The kernel instance
+ * holds a slot per update here so that all N can be decoded before the clock starts (the aggregator holds K
+ * and reuses them; the fold is the same). Returns the average and the seconds of the folds + finish only.
+ */
+function meanFoldInSlots(updates: Float32Array[], base: Weights): { values: Float32Array; seconds: number } {
+  const mean = new WeightedMean(base, { slots: updates.length });
+  const slots = updates.map((u) => {
+    const slot = mean.reserve();
+    if (!slot) throw new Error('the kernel has no slot for every update: WebAssembly memory too small?');
+    slot[0]!.set(u);
+    return slot;
+  });
+  const t0 = performance.now();
+  for (let k = 0; k < updates.length; k++) {
+    mean.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: numExamples(k), weights: [{ name: 'w', shape: [updates[k]!.length], values: slots[k]![0]! }], metrics: {} });
+  }
+  const values = mean.finish([]).weights[0]!.values;
+  return { values, seconds: (performance.now() - t0) / 1000 };
+}
+
 export async function benchAggregate(p: number, n: number, reps: number, opts: { sweepK: boolean; flower: boolean }): Promise<AggregateFigures> {
   const label = `aggregate P=${p} N=${n}`;
   progress(`${label}: generating ${n} updates (${((n * p * 4) / 2 ** 20).toFixed(0)} MiB)`);
@@ -134,9 +163,10 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
   const probe = (r: Float32Array) => [0, 1, Math.floor(p / 2), p - 1].map((j) => r[j]!);
   const k = new WeightedSum([p]).k;
   const kernel = new WeightedSum([1]).kernel;
-  const seconds: Record<string, number[]> = { memcpy: [], weightedMean: [], scalar: [], decode: [], weightedMeanWithDecode: [], decodeFromBytes: [] };
+  const seconds: Record<string, number[]> = { memcpy: [], weightedMean: [], weightedMeanFromArrays: [], begin: [], scalar: [], decode: [], weightedMeanWithDecode: [], decodeFromBytes: [] };
   const dst = new Float32Array(p);
   let ours: Float32Array | undefined;
+  let oursFromArrays: Float32Array | undefined;
   let scalarSum: Float64Array | undefined;
 
   // One warm-up of each, then reps interleaved so that a change in machine load hits every contender alike.
@@ -144,9 +174,15 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     let t0 = performance.now();
     for (let j = 0; j < n; j++) dst.set(updates[j]!);
     const tMemcpy = (performance.now() - t0) / 1000;
+    const inSlots = meanFoldInSlots(updates, base);
+    ours = inSlots.values;
+    const tMean = inSlots.seconds;
     t0 = performance.now();
-    ours = meanFold(updates, base);
-    const tMean = (performance.now() - t0) / 1000;
+    oursFromArrays = meanFold(updates, base);
+    const tArrays = (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    void new WeightedMean(base);
+    const tBegin = (performance.now() - t0) / 1000;
     t0 = performance.now();
     scalarSum = new Float64Array(p);
     for (let j = 0; j < n; j++) foldScaledScalar(scalarSum, updates[j]!, numExamples(j));
@@ -154,9 +190,11 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     if (rep >= 0) {
       seconds.memcpy!.push(tMemcpy);
       seconds.weightedMean!.push(tMean);
+      seconds.weightedMeanFromArrays!.push(tArrays);
+      seconds.begin!.push(tBegin);
       seconds.scalar!.push(tScalar);
     }
-    progress(`${label}: rep ${rep < 0 ? 'warm-up' : rep + 1}: memcpy ${((2 * updateBytes) / tMemcpy / 1e9).toFixed(1)} GB/s, WeightedMean ${(updateBytes / tMean / 1e9).toFixed(2)} GB/s, scalar loop ${(updateBytes / tScalar / 1e9).toFixed(2)} GB/s`);
+    progress(`${label}: rep ${rep < 0 ? 'warm-up' : rep + 1}: memcpy ${((2 * updateBytes) / tMemcpy / 1e9).toFixed(1)} GB/s, WeightedMean ${(updateBytes / tMean / 1e9).toFixed(2)} GB/s (from arrays ${(updateBytes / tArrays / 1e9).toFixed(2)}), scalar loop ${(updateBytes / tScalar / 1e9).toFixed(2)} GB/s`);
   }
   // Same bits as the scalar loop (the kernel's promise), checked on the real inputs.
   let total = 0;
@@ -164,6 +202,7 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
   const inv = 1 / total;
   const want = Float32Array.from(scalarSum!, (v) => v * inv);
   if (!Buffer.from(want.buffer).equals(Buffer.from(ours!.buffer, ours!.byteOffset, ours!.byteLength))) throw new Error(`${label}: WeightedMean differs from the scalar loop`);
+  if (!Buffer.from(want.buffer).equals(Buffer.from(oursFromArrays!.buffer))) throw new Error(`${label}: WeightedMean from arrays differs from the scalar loop`);
 
   let kernelByK: Record<string, number> | undefined;
   if (opts.sweepK) {
@@ -171,9 +210,15 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     for (const kk of [1, 2, 4, 8]) {
       const ts: number[] = [];
       for (let rep = 0; rep < Math.max(2, Math.ceil(reps / 2)); rep++) {
+        // From slots, as updateGbps: each update decoded into one before the clock starts.
+        const s = new WeightedSum([p], { maxBuffered: kk, maxBufferedBytes: Number.MAX_SAFE_INTEGER, slots: n });
+        const slots = updates.map((u) => {
+          const slot = s.reserve()!;
+          slot[0]!.set(u);
+          return slot;
+        });
         const t0 = performance.now();
-        const s = new WeightedSum([p], { maxBuffered: kk, maxBufferedBytes: Number.MAX_SAFE_INTEGER });
-        for (let j = 0; j < n; j++) s.add([updates[j]!], numExamples(j));
+        for (let j = 0; j < n; j++) s.add(slots[j]!, numExamples(j));
         s.sums();
         ts.push((performance.now() - t0) / 1000);
       }
@@ -198,8 +243,10 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     t0 = performance.now();
     const mean = new WeightedMean(base);
     for (const b of payloads) {
+      // As Aggregator.onPayload: decoded into a slot of the kernel's memory.
+      const into = mean.reserve();
       const u = decode('ModelUpdate', b);
-      mean.fold({ updateId: u.updateId, nodeId: u.nodeId, round: 1, numExamples: u.numExamples, weights: unpackTensors(u.tensors), metrics: u.metrics });
+      mean.fold({ updateId: u.updateId, nodeId: u.nodeId, round: 1, numExamples: u.numExamples, weights: unpackTensors(u.tensors, into), metrics: u.metrics });
     }
     const r = mean.finish([]).weights[0]!.values;
     const tBoth = (performance.now() - t0) / 1000;
@@ -243,7 +290,7 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
   const tMean = median(seconds.weightedMean!);
   const passes = Math.ceil(n / k);
   const trafficBytes = updateBytes + passes * p * 16 + p * 12;
-  const kernelTrafficBytes = kernel === 'wasm-simd' ? 3 * updateBytes + passes * p * 16 + p * 12 : trafficBytes;
+  const kernelTrafficBytesFromArrays = kernel === 'wasm-simd' ? 3 * updateBytes + passes * p * 16 + p * 12 : trafficBytes;
   const updateGbps = updateBytes / tMean / 1e9;
   const memcpyGbps = (2 * updateBytes) / median(seconds.memcpy!) / 1e9;
   const flowerInplaceGbps = fl ? (fl.flowerInplaceGbps as number) : null;
@@ -251,11 +298,13 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
   return {
     p, n, reps,
     updateGbps: round(updateGbps),
+    updateGbpsFromArrays: round(updateBytes / median(seconds.weightedMeanFromArrays!) / 1e9),
+    beginMs: round(median(seconds.begin!) * 1000, 2),
     trafficGbps: round(trafficBytes / tMean / 1e9),
     updateGbpsWithDecode: round(updateBytes / median(seconds.weightedMeanWithDecode!) / 1e9),
     decodeGbps: round(updateBytes / median(seconds.decode!) / 1e9),
     updateGbpsDecodeFromBytes: round(updateBytes / median(seconds.decodeFromBytes!) / 1e9),
-    kernelTrafficGbps: round(kernelTrafficBytes / tMean / 1e9),
+    kernelTrafficGbpsFromArrays: round(kernelTrafficBytesFromArrays / median(seconds.weightedMeanFromArrays!) / 1e9),
     memcpyGbps: round(memcpyGbps),
     scalarGbps: round(updateBytes / median(seconds.scalar!) / 1e9),
     ...(kernelByK ? { kernelByK } : {}),

@@ -46,10 +46,11 @@ export function renderTable(r: Obj): string {
     const upd = num(a, 'updateGbps');
     const flIn = num(a, 'flowerInplaceGbps');
     const npFold = num(a, 'numpyInplaceFoldGbps');
-    add(`\`${key}.updateGbps\` (${label}, N = ${n ?? '?'}, decode excluded)`, `${fmt(upd)} GB/s`, big && flIn ? `≥ 1.5 × Flower in-place = ${fmt(1.5 * flIn)}` : '—', big && upd !== undefined && flIn !== undefined ? upd >= 1.5 * flIn : undefined);
-    add(`\`${key}.trafficGbps\` (${label}, compulsory bytes: each update read once, the accumulator read + written per pass)`, `${fmt(traffic)} GB/s`, big && memcpy ? `≥ 0.7 × bulk copy = ${fmt(0.7 * memcpy)}` : '—', big && traffic !== undefined && memcpy !== undefined ? traffic >= 0.7 * memcpy : undefined);
-    add(`\`${key}.kernelTrafficGbps\` (${label}, every load and store incl. the staging copies)`, `${fmt(num(a, 'kernelTrafficGbps'))} GB/s`, big && memcpy ? `(0.7 × bulk copy = ${fmt(0.7 * memcpy)})` : '—', undefined);
-    add(`\`${key}.updateGbpsWithDecode\` (${label}, Avro decode + unpack + fold)`, `${fmt(num(a, 'updateGbpsWithDecode'))} GB/s`, 'reported', undefined);
+    add(`\`${key}.updateGbps\` (${label}, N = ${n ?? '?'}, decode excluded: updates in the kernel's slots, where the aggregator decodes them)`, `${fmt(upd)} GB/s`, big && flIn ? `≥ 1.5 × Flower in-place = ${fmt(1.5 * flIn)}` : '—', big && upd !== undefined && flIn !== undefined ? upd >= 1.5 * flIn : undefined);
+    add(`\`${key}.trafficGbps\` (${label}, every byte the kernel reads and writes: each update once, the accumulator once per pass)`, `${fmt(traffic)} GB/s`, big && memcpy ? `≥ 0.7 × bulk copy = ${fmt(0.7 * memcpy)}` : '—', big && traffic !== undefined && memcpy !== undefined ? traffic >= 0.7 * memcpy : undefined);
+    add(`\`${key}.updateGbpsFromArrays\` (${label}, updates handed over as Float32Arrays: staged copies)`, `${fmt(num(a, 'updateGbpsFromArrays'))} GB/s, every load and store ${fmt(num(a, 'kernelTrafficGbpsFromArrays'))} GB/s`, 'reported', undefined);
+    add(`\`${key}.beginMs\` (${label}, one round's WeightedMean: kernel instance, accumulator, slots)`, `${fmt(num(a, 'beginMs'), 2)} ms`, 'reported', undefined);
+    add(`\`${key}.updateGbpsWithDecode\` (${label}, Avro decode + unpack into a slot + fold)`, `${fmt(num(a, 'updateGbpsWithDecode'))} GB/s`, 'reported', undefined);
     add(`\`${key}.updateGbpsDecodeFromBytes\` (${label}, what-if: fold straight from the decoded bytes)`, `${fmt(num(a, 'updateGbpsDecodeFromBytes'))} GB/s`, 'what-if', undefined);
     add(`\`${key}.memcpyGbps\` (${label}, TypedArray.set, read + write)`, `${fmt(memcpy)} GB/s`, 'reference', undefined);
     add(`\`${key}.flowerInplaceGbps\` (${label}, flwr aggregate_inplace incl. its np.load)`, `${fmt(flIn)} GB/s`, 'reference', undefined);

@@ -277,10 +277,14 @@ export class Aggregator {
   private async onPayload(r: OpenRound, p: Payload, msg: TransportMessage): Promise<void> {
     let update;
     let weights: Weights;
+    // Decoded straight into the aggregation's memory where it offers some (the fold kernel's slots): one copy of
+    // the tensor bytes fewer. Given back below unless the update is folded.
+    const into = r.aggregation.reserve?.();
     try {
       update = decode('ModelUpdate', p.bytes);
-      weights = unpackTensors(update.tensors);
+      weights = unpackTensors(update.tensors, into);
     } catch (err) {
+      r.aggregation.release?.(into);
       const e = err as Error;
       this.reject(r, { updateId: null, nodeId: p.key, round: null, code: 'undecodable', reason: `${e.message} (${p.topic}[${p.partition}]@${p.firstOffset})` }, p.bytes, msg);
       return;
@@ -299,6 +303,7 @@ export class Aggregator {
     const candidate = { ...update, round: Number(update.round), baseVersion: Number(update.baseVersion), numExamples: Number(update.numExamples), weights };
     const rejection = validateUpdate(candidate, state, this.weights, { maxUpdateNorm: this.m.strategy.maxUpdateNorm, maxExamples: 1e12 });
     if (rejection) {
+      r.aggregation.release?.(into);
       this.reject(r, rejection, p.bytes, msg);
       return;
     }

@@ -49,6 +49,13 @@ export interface AggregateResult {
  */
 export interface Aggregation {
   fold(update: AcceptedUpdate): void;
+  /**
+   * Optional: arrays, one per tensor of the model, to decode the next update into. Passing them back in
+   * `fold` lets the aggregation use them where they lie (no copy); an update that is not folded gives them back
+   * with `release`. Undefined when there is nothing to offer; the caller then decodes into new arrays.
+   */
+  reserve?(): Float32Array[] | undefined;
+  release?(values: Float32Array[] | undefined): void;
   /** Number of updates folded so far. */
   readonly count: number;
   /** Produces the new weights, given the rejections too (a strategy may refuse to aggregate). */

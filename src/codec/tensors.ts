@@ -167,9 +167,10 @@ export function packTensors(weights: Weights, options: PackOptions = {}): Tensor
 /**
  * Unpacks TensorRecords into float32 weights (dequantizing float16 and int8). Validates each record: shape,
  * dtype, scale and data length (CODEC_TRUNCATED when data is short, CODEC_INVALID otherwise, both naming the
- * tensor and the field `tensors[i]...`).
+ * tensor and the field `tensors[i]...`). `into[i]`, when given and of the tensor's size, receives tensor i's values
+ * instead of a new array (the aggregator decodes into its fold kernel's memory that way; see kernels/).
  */
-export function unpackTensors(records: readonly TensorRecord[]): Weights {
+export function unpackTensors(records: readonly TensorRecord[], into?: readonly Float32Array[]): Weights {
   const names = new Set<string>();
   return records.map((r, i) => {
     const field = `tensors[${i}]`;
@@ -197,9 +198,10 @@ export function unpackTensors(records: readonly TensorRecord[]): Weights {
         details: { tensor: name, field: `${field}.data`, expected, actual },
       });
     }
-    const values = new Float32Array(n);
+    const given = into?.[i];
+    const values = given && given.length === n ? given : new Float32Array(n);
     if (r.dtype === 'FLOAT32') {
-      if (HOST_LITTLE_ENDIAN) new Uint8Array(values.buffer).set(data);
+      if (HOST_LITTLE_ENDIAN) new Uint8Array(values.buffer, values.byteOffset, values.byteLength).set(data);
       else for (let k = 0; k < n; k++) values[k] = data.readFloatLE(k * 4);
     } else if (r.dtype === 'FLOAT16') {
       const table = float16Table();

@@ -164,3 +164,75 @@ describe('fold kernel: updates given as little-endian bytes', () => {
     expect(() => new WeightedSum([2]).add([new Uint8Array(7)], 1)).toThrow(/expected 2/);
   });
 });
+
+describe('fold kernel: updates decoded into slots', () => {
+  const sizes = [KERNEL_BLOCK + 3, 5, 0, 2];
+
+  it('folds updates in slots where they lie, alone or mixed with staged ones, to the scalar loop’s bits', () => {
+    for (const k of [1, 3, KERNEL_MAX_K]) {
+      const n = 2 * k + 3;
+      const updates = Array.from({ length: n }, (_, u) => sizes.map((size, t) => values(size, 200 + u * 13 + t)));
+      const scales = Array.from({ length: n }, (_, u) => [3, 0.25, 7919, 1e-3][u % 4]!);
+      const sum = new WeightedSum(sizes, { maxBuffered: k });
+      let inSlots = 0;
+      updates.forEach((xs, u) => {
+        // Every third update arrives as ordinary arrays (staged), the others are decoded into a slot.
+        const slot = u % 3 === 2 ? undefined : sum.reserve();
+        if (!slot) return sum.add(xs, scales[u]!);
+        inSlots++;
+        slot.forEach((v, t) => v.set(xs[t]!));
+        sum.add(slot, scales[u]!);
+      });
+      expect(inSlots).toBeGreaterThan(n / 2);
+      const got = sum.sums();
+      const want = scalarReference(sizes, updates, scales);
+      sizes.forEach((_, t) => expect(sameBits(got[t]!, want[t]!)).toBe(true));
+    }
+  });
+
+  it('a released slot is not folded and is handed out again; a full set of reservations falls back to copies', () => {
+    const sum = new WeightedSum([6], { maxBuffered: 2 });
+    const a = sum.reserve()!;
+    a[0]!.set(values(6, 1));
+    sum.release(a);
+    const b = sum.reserve()!;
+    expect(b[0]).toBe(a[0]);
+    const c = sum.reserve()!;
+    expect(c[0]).not.toBe(b[0]);
+    expect(sum.reserve()).toBeUndefined(); // both slots reserved, none pending: nothing to flush
+    const x = values(6, 2);
+    const y = values(6, 3);
+    b[0]!.set(x);
+    c[0]!.set(y);
+    sum.add(b, 2);
+    sum.add(c, 5);
+    expect(sum.buffered).toBe(0); // k = 2: folded, both slots free again
+    expect(sum.reserve()).toBeDefined();
+    expect(sameBits(sum.sums()[0]!, scalarReference([6], [[x], [y]], [2, 5])[0]!)).toBe(true);
+  });
+
+  it('reserving while slots wait to be folded folds them first', () => {
+    const sum = new WeightedSum([5], { maxBuffered: 4, slots: 1 });
+    const x = values(5, 9);
+    const s = sum.reserve()!;
+    s[0]!.set(x);
+    sum.add(s, 3);
+    expect(sum.buffered).toBe(1);
+    const again = sum.reserve()!;
+    expect(sum.buffered).toBe(0);
+    again[0]!.fill(0);
+    expect(sameBits(sum.sums()[0]!, scalarReference([5], [[x]], [3])[0]!)).toBe(true);
+  });
+
+  it('arrays that only look like a slot are copied, and the scalar kernel has no slots', () => {
+    const sum = new WeightedSum([4], { maxBuffered: 2 });
+    const slot = sum.reserve()!;
+    sum.release(slot);
+    slot[0]!.set([1, 2, 3, 4]);
+    sum.add(slot, 1); // released: treated as ordinary arrays, staged
+    slot[0]!.set([9, 9, 9, 9]);
+    expect(Array.from(sum.sums()[0]!)).toEqual([9, 9, 9, 9]); // staged at the flush, after the overwrite: callers must not write after add
+    expect(new WeightedSum([4], { kernel: 'scalar' }).reserve()).toBeUndefined();
+    expect(new WeightedSum([4], { slots: 0 }).reserve()).toBeUndefined();
+  });
+});

@@ -197,6 +197,23 @@ describe('packTensors / unpackTensors', () => {
     const [t] = unpackTensors([{ ...(rec as TensorRecord), data: padded.subarray(1) }]);
     expect([...(t?.values ?? [])]).toEqual([1.5, -2.25, 3]);
   });
+
+  it('unpack writes into the arrays it is given (views at any offset of a larger buffer), every dtype, and allocates where they do not fit', () => {
+    const values = Float32Array.from([0.5, -1, 2, 3.25, -0.125]);
+    for (const dtype of ['float32', 'float16', 'int8'] as const) {
+      const recs = packTensors([{ name: 'w', shape: [5], values }, { name: 'b', shape: [2], values: Float32Array.from([1, 2]) }], { dtype });
+      const want = unpackTensors(recs);
+      const memory = new ArrayBuffer(64);
+      const into = [new Float32Array(memory, 12, 5), new Float32Array(memory, 40, 3)]; // the second is the wrong size
+      const got = unpackTensors(recs, into);
+      expect(got[0]!.values).toBe(into[0]);
+      expect(got[1]!.values).not.toBe(into[1]);
+      expect([...into[0]!]).toEqual([...want[0]!.values]);
+      expect([...got[1]!.values]).toEqual([...want[1]!.values]);
+      expect([...into[1]!]).toEqual([0, 0, 0]);
+      expect([...new Float32Array(memory, 0, 3)]).toEqual([0, 0, 0]); // nothing written before the view
+    }
+  });
 });
 
 describe('weightsSha256', () => {

@@ -6,11 +6,14 @@
  * views over it stay valid):
  *
  *   [0, 64)                       scales: up to MAX_K float64 multipliers, one per buffered update
- *   [64, 64 + MAX_K·BLOCK·4)      staging: MAX_K slots of BLOCK float32 values, one block of each buffered update
+ *   [64, 96)                      bases: up to MAX_K int32 byte addresses, where each update's values start
+ *   [128, 128 + MAX_K·BLOCK·4)    staging: MAX_K slots of BLOCK float32 values, one block of each buffered update
  *   [ACC_OFFSET, ACC_OFFSET+8·P)  the float64 running sums
+ *   [ARENA, …)                    update slots: whole decoded updates, written in place by the decoder
  *
  * `fold<K>(acc, n)` (K = 1..MAX_K) does, for i in [0, n): `acc[i] = (((acc[i] + x0[i]·s0) + x1[i]·s1) + …)`
- * with xk = staging slot k and sk = scales[k]: exactly the scalar loop's float64 arithmetic, one update after
+ * with xk[i] the float32 at bases[k] + 4i (a staging slot, or a block of an update slot: then nothing is copied)
+ * and sk = scales[k]: exactly the scalar loop's float64 arithmetic, one update after
  * the other (a product, then a sum, each rounded; no fused multiply-add), two lanes at a time with
  * `v128.load64_zero` / `f64x2.promote_low_f32x4` / `f64x2.mul` / `f64x2.add`. The accumulator is loaded and stored once per K
  * updates instead of once per update, which is what takes its traffic off the memory bus.
@@ -21,7 +24,8 @@ export const MAX_K = 8;
 /** float32 values per staging slot: MAX_K slots (256 KiB) plus the accumulator block (64 KiB) stay in L2. */
 export const BLOCK = 8192;
 export const SCALES_OFFSET = 0;
-export const STAGING_OFFSET = 64;
+export const BASES_OFFSET = 64;
+export const STAGING_OFFSET = 128;
 export const SLOT_BYTES = BLOCK * 4;
 export const ACC_OFFSET = STAGING_OFFSET + MAX_K * SLOT_BYTES;
 const PAGE = 65536;
@@ -84,6 +88,7 @@ const op = {
   br: (d: number) => [0x0c, ...uleb(d)],
   brIf: (d: number) => [0x0d, ...uleb(d)],
   end: [0x0b],
+  i32Load: (offset: number) => [0x28, 2, ...uleb(offset)],
   f32Load: (offset: number) => [0x2a, 2, ...uleb(offset)],
   f64Load: (offset: number) => [0x2b, 3, ...uleb(offset)],
   f64Store: (offset: number) => [0x39, 3, ...uleb(offset)],
@@ -107,37 +112,41 @@ const op = {
 
 /**
  * Body of fold<K>(acc: i32, n: i32). Locals after the two params: i (element index), n4 (n rounded down to 4),
- * lo, hi (v128), then K splatted scales (v128) and K scalar scales (f64), then a (f64).
+ * xi (4·i), lo, hi (v128), then K bases (i32), K splatted scales (v128) and K scalar scales (f64), then a (f64).
  */
 function foldBody(k: number): number[] {
   const ACC = 0;
   const N = 1;
   const I = 2;
   const N4 = 3;
-  const LO = 4;
-  const HI = 5;
-  const SV = 6; // SV + j: v128 splat of scale j
+  const XI = 4;
+  const LO = 5;
+  const HI = 6;
+  const B = 7; // B + j: byte address of update j's first value
+  const SV = B + k; // SV + j: v128 splat of scale j
   const SS = SV + k; // SS + j: f64 scale j
   const A = SS + k;
-  const locals = [[...uleb(2), I32], [...uleb(2), V128], [...uleb(k), V128], [...uleb(k), F64], [...uleb(1), F64]];
+  const locals = [[...uleb(3), I32], [...uleb(2), V128], [...uleb(k), I32], [...uleb(k), V128], [...uleb(k), F64], [...uleb(1), F64]];
   const code: number[] = [];
   const c = (...parts: number[][]) => { for (const p of parts) code.push(...p); };
   for (let j = 0; j < k; j++) {
     c(op.i32Const(0), op.f64Load(SCALES_OFFSET + 8 * j), op.localTee(SS + j), op.f64x2Splat, op.localSet(SV + j));
+    c(op.i32Const(0), op.i32Load(BASES_OFFSET + 4 * j), op.localSet(B + j));
   }
   c(op.localGet(N), op.i32Const(-4), op.i32And, op.localSet(N4));
   // Two lanes at a time: acc[i..i+4) as two f64x2, each update's x[i..i+4) as one f32x4 promoted in halves.
   c(op.block, op.loop);
   c(op.localGet(I), op.localGet(N4), op.i32GeU, op.brIf(1));
   const accAddr = () => [...op.localGet(ACC), ...op.localGet(I), ...op.i32Const(3), ...op.i32Shl, ...op.i32Add];
-  const xAddr = () => [...op.localGet(I), ...op.i32Const(2), ...op.i32Shl];
+  const xAddr = (j: number) => [...op.localGet(B + j), ...op.localGet(XI), ...op.i32Add];
+  c(op.localGet(I), op.i32Const(2), op.i32Shl, op.localSet(XI));
   c(accAddr(), op.v128Load(0), op.localSet(LO));
   c(accAddr(), op.v128Load(16), op.localSet(HI));
   for (let j = 0; j < k; j++) {
     // x[i], x[i+1] and x[i+2], x[i+3] as two 64-bit loads, each promoted to f64x2. The operand order of the adds
     // does not matter: IEEE addition is commutative, with the same rounding.
-    c(xAddr(), op.v128Load64Zero(STAGING_OFFSET + j * SLOT_BYTES), op.f64x2PromoteLowF32x4, op.localGet(SV + j), op.f64x2Mul, op.localGet(LO), op.f64x2Add, op.localSet(LO));
-    c(xAddr(), op.v128Load64Zero(STAGING_OFFSET + j * SLOT_BYTES + 8), op.f64x2PromoteLowF32x4, op.localGet(SV + j), op.f64x2Mul, op.localGet(HI), op.f64x2Add, op.localSet(HI));
+    c(xAddr(j), op.v128Load64Zero(0), op.f64x2PromoteLowF32x4, op.localGet(SV + j), op.f64x2Mul, op.localGet(LO), op.f64x2Add, op.localSet(LO));
+    c(xAddr(j), op.v128Load64Zero(8), op.f64x2PromoteLowF32x4, op.localGet(SV + j), op.f64x2Mul, op.localGet(HI), op.f64x2Add, op.localSet(HI));
   }
   c(accAddr(), op.localGet(LO), op.v128Store(0));
   c(accAddr(), op.localGet(HI), op.v128Store(16));
@@ -145,9 +154,10 @@ function foldBody(k: number): number[] {
   // The last n mod 4 values, one lane.
   c(op.block, op.loop);
   c(op.localGet(I), op.localGet(N), op.i32GeU, op.brIf(1));
+  c(op.localGet(I), op.i32Const(2), op.i32Shl, op.localSet(XI));
   c(accAddr(), op.f64Load(0), op.localSet(A));
   for (let j = 0; j < k; j++) {
-    c(op.localGet(A), xAddr(), op.f32Load(STAGING_OFFSET + j * SLOT_BYTES), op.f64PromoteF32, op.localGet(SS + j), op.f64Mul, op.f64Add, op.localSet(A));
+    c(op.localGet(A), xAddr(j), op.f32Load(0), op.f64PromoteF32, op.localGet(SS + j), op.f64Mul, op.f64Add, op.localSet(A));
   }
   c(accAddr(), op.localGet(A), op.f64Store(0));
   c(op.localGet(I), op.i32Const(1), op.i32Add, op.localSet(I), op.br(0), op.end, op.end);
@@ -236,11 +246,16 @@ export function kernelModule(): WasmModule | null {
   return compiled;
 }
 
-/** A fresh instance whose memory holds `accValues` float64 sums after the staging area. */
-export function instantiateKernel(module: WasmModule, accValues: number): KernelInstance {
+/** Byte address of the first update slot in an instance holding `accValues` sums (64-byte aligned). */
+export function arenaOffset(accValues: number): number {
+  return Math.ceil((ACC_OFFSET + accValues * 8) / 64) * 64;
+}
+
+/** A fresh instance whose memory holds `accValues` float64 sums after the staging area, then `slotValues` float32. */
+export function instantiateKernel(module: WasmModule, accValues: number, slotValues = 0): KernelInstance {
   const instance = new wasmApi!.Instance(module, {});
   const memory = instance.exports.memory as WasmMemory;
-  const needed = ACC_OFFSET + accValues * 8;
+  const needed = arenaOffset(accValues) + slotValues * 4;
   const have = memory.buffer.byteLength;
   if (needed > have) memory.grow(Math.ceil((needed - have) / PAGE));
   const folds = Array.from({ length: MAX_K }, (_, i) => instance.exports[`fold${i + 1}`] as (acc: number, n: number) => void);

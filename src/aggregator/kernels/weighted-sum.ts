@@ -1,5 +1,5 @@
 import { FedStreamError } from '../../common/errors.ts';
-import { ACC_OFFSET, BLOCK, MAX_K, SCALES_OFFSET, STAGING_OFFSET, instantiateKernel, kernelModule, type KernelInstance } from './wasm.ts';
+import { ACC_OFFSET, BASES_OFFSET, BLOCK, MAX_K, SCALES_OFFSET, SLOT_BYTES, STAGING_OFFSET, arenaOffset, instantiateKernel, kernelModule, type KernelInstance } from './wasm.ts';
 
 /** acc[i] += x[i] * scale, in float64: the scalar reference every kernel must equal bit for bit. */
 export function foldScaledScalar(acc: Float64Array, x: Float32Array, scale: number): void {
@@ -29,19 +29,36 @@ export interface WeightedSumOptions {
   maxBuffered?: number;
   /** Cap on the float32 bytes of buffered updates (default 128 MiB): memory stays O(parameters). */
   maxBufferedBytes?: number;
+  /**
+   * Update slots in WebAssembly memory handed out by `reserve()` (default: as many as updates are buffered,
+   * 0 for none). An update decoded into a slot is folded where it lies, without the staging copy.
+   */
+  slots?: number;
   /** `wasm` (default where WebAssembly SIMD exists) or `scalar` (the plain JavaScript loop, unbuffered). */
   kernel?: 'wasm' | 'scalar';
 }
 
+interface Slot {
+  /** Byte address of the slot's first value in the kernel's memory. */
+  readonly base: number;
+  /** One float32 view per tensor, over the slot. */
+  readonly views: Float32Array[];
+  state: 'free' | 'reserved' | 'pending';
+}
+
+type Pending = { slot: Slot; xs?: undefined; scale: number } | { slot?: undefined; xs: readonly (Float32Array | Uint8Array)[]; scale: number };
+
 /**
  * Running float64 sums Σ scale_k · x_k over tensors of fixed sizes: the hot path of federated averaging.
  *
- * With the WebAssembly SIMD kernel, `add` keeps a reference to up to K updates and folds them together, one
- * cache-sized block of the accumulator at a time: every block of the sums is read and written once per K
- * updates rather than once per update. The arithmetic is the scalar loop's, in the same order (update by
+ * With the WebAssembly SIMD kernel, `add` keeps a reference to up to K updates and folds them together: every
+ * value of the sums is read and written once per K updates rather than once per update. An update handed to
+ * `add` as ordinary arrays is copied, one cache-sized block at a time, into a staging area the kernel can read
+ * (WebAssembly code reads only its own memory); one decoded straight into a slot from `reserve()` is read where
+ * it lies, which is what the aggregator does. The arithmetic is the scalar loop's, in the same order (update by
  * update, a float64 product then a float64 sum), so results are identical to `foldScaledScalar` applied to the
  * updates one after the other. Callers must not modify an update's arrays after `add` until the next `flush`
- * (or `sums`), which the aggregator never does: each decoded update is its own fresh arrays.
+ * (or `sums`), which the aggregator never does: each decoded update is its own fresh arrays or slot.
  */
 export class WeightedSum {
   /** Which kernel folds: `wasm-simd` or `scalar`. */
@@ -56,7 +73,9 @@ export class WeightedSum {
   private readonly staging: Float32Array | undefined;
   private readonly stagingBytes: Uint8Array | undefined;
   private readonly scales: Float64Array | undefined;
-  private readonly pending: { xs: readonly (Float32Array | Uint8Array)[]; scale: number }[] = [];
+  private readonly bases: Int32Array | undefined;
+  private readonly slots: Slot[] = [];
+  private readonly pending: Pending[] = [];
 
   constructor(sizes: readonly number[], options: WeightedSumOptions = {}) {
     this.sizes = [...sizes];
@@ -70,16 +89,24 @@ export class WeightedSum {
     this.total = total;
     const module = options.kernel === 'scalar' ? null : kernelModule();
     // wasm32 addresses 4 GiB; stay well inside it.
-    if (module && ACC_OFFSET + total * 8 <= 2 ** 31) {
+    const limit = 2 ** 31;
+    if (module && arenaOffset(total) <= limit) {
       this.kernel = 'wasm-simd';
       const fit = Math.floor((options.maxBufferedBytes ?? 128 * 2 ** 20) / Math.max(1, total * 4));
       this.k = Math.max(1, Math.min(MAX_K, options.maxBuffered ?? MAX_K, fit));
-      this.wasm = instantiateKernel(module, total);
+      const wanted = total === 0 ? 0 : Math.max(0, Math.floor(options.slots ?? this.k));
+      const slotCount = Math.min(wanted, Math.floor((limit - arenaOffset(total)) / Math.max(1, total * 4)));
+      this.wasm = instantiateKernel(module, total, slotCount * total);
       const buf = this.wasm.memory.buffer;
       this.staging = new Float32Array(buf, STAGING_OFFSET, MAX_K * BLOCK);
       this.stagingBytes = new Uint8Array(buf, STAGING_OFFSET, MAX_K * BLOCK * 4);
       this.scales = new Float64Array(buf, SCALES_OFFSET, MAX_K);
+      this.bases = new Int32Array(buf, BASES_OFFSET, MAX_K);
       this.views = this.sizes.map((n, t) => new Float64Array(buf, ACC_OFFSET + this.offsets[t]! * 8, n));
+      for (let j = 0; j < slotCount; j++) {
+        const base = arenaOffset(total) + j * total * 4;
+        this.slots.push({ base, views: this.sizes.map((n, t) => new Float32Array(buf, base + this.offsets[t]! * 4, n)), state: 'free' });
+      }
     } else {
       this.kernel = 'scalar';
       this.k = 1;
@@ -93,8 +120,38 @@ export class WeightedSum {
   }
 
   /**
-   * Adds scale · xs: one array per tensor, of the sizes given at construction, either float32 values or their
-   * little-endian bytes (as they travel in a TensorRecord; any byte offset), which saves the caller a copy.
+   * Writable arrays, one per tensor, in the kernel's memory: decode the next update into them and pass them to
+   * `add` (then nothing is copied), or give them back with `release` if the update is rejected. Undefined when
+   * there is no slot (the scalar kernel, or every slot reserved): then decode into ordinary arrays.
+   */
+  reserve(): Float32Array[] | undefined {
+    let slot = this.slots.find((s) => s.state === 'free');
+    if (!slot && this.pending.some((p) => p.slot)) {
+      this.flush();
+      slot = this.slots.find((s) => s.state === 'free');
+    }
+    if (!slot) return undefined;
+    slot.state = 'reserved';
+    return slot.views;
+  }
+
+  /** Gives back arrays from `reserve()` that will not be added (anything else is ignored). */
+  release(xs: readonly (Float32Array | Uint8Array)[] | undefined): void {
+    const slot = xs && this.slotOf(xs);
+    if (slot) slot.state = 'free';
+  }
+
+  /** The reserved slot whose views `xs` are, if they are. */
+  private slotOf(xs: readonly (Float32Array | Uint8Array)[]): Slot | undefined {
+    const first = xs[0];
+    if (!(first instanceof Float32Array) || this.slots.length === 0 || first.buffer !== this.wasm!.memory.buffer) return undefined;
+    const slot = this.slots.find((s) => s.views[0] === first);
+    return slot && slot.state === 'reserved' && slot.views.every((v, t) => v === xs[t]) ? slot : undefined;
+  }
+
+  /**
+   * Adds scale · xs: one array per tensor, of the sizes given at construction: a slot from `reserve()`, float32
+   * values, or their little-endian bytes (as they travel in a TensorRecord; any byte offset).
    */
   add(xs: readonly (Float32Array | Uint8Array)[], scale: number): void {
     if (xs.length !== this.sizes.length) throw new FedStreamError('INTERNAL', `got ${xs.length} tensors, expected ${this.sizes.length}`);
@@ -107,7 +164,13 @@ export class WeightedSum {
       for (let t = 0; t < xs.length; t++) foldScaledScalar(this.views[t]!, asFloat32(xs[t]!), scale);
       return;
     }
-    this.pending.push({ xs, scale });
+    const slot = this.slotOf(xs);
+    if (slot) {
+      slot.state = 'pending';
+      this.pending.push({ slot, scale });
+    } else {
+      this.pending.push({ xs, scale });
+    }
     if (this.pending.length >= this.k) this.flush();
   }
 
@@ -116,22 +179,33 @@ export class WeightedSum {
     const k = this.pending.length;
     if (k === 0) return;
     const staging = this.staging!;
-    const folds = this.wasm!.folds;
-    const fold = folds[k - 1]!;
+    const bases = this.bases!;
+    const fold = this.wasm!.folds[k - 1]!;
+    const inPlace = this.pending.every((p) => p.slot);
     for (let j = 0; j < k; j++) this.scales![j] = this.pending[j]!.scale;
     for (let t = 0; t < this.sizes.length; t++) {
       const n = this.sizes[t]!;
       const accBase = ACC_OFFSET + this.offsets[t]! * 8;
-      for (let start = 0; start < n; start += BLOCK) {
-        const end = Math.min(n, start + BLOCK);
+      // Staged updates go block by block, so that each block's copies are still in cache when the kernel reads
+      // them; updates in slots need no copy, and the whole tensor is one call.
+      const block = inPlace ? Math.max(1, n) : BLOCK;
+      for (let start = 0; start < n; start += block) {
+        const end = Math.min(n, start + block);
         for (let j = 0; j < k; j++) {
-          const x = this.pending[j]!.xs[t]!;
+          const p = this.pending[j]!;
+          if (p.slot) {
+            bases[j] = p.slot.base + (this.offsets[t]! + start) * 4;
+            continue;
+          }
+          const x = p.xs[t]!;
           if (x instanceof Float32Array) staging.set(x.subarray(start, end), j * BLOCK);
           else this.stagingBytes!.set(x.subarray(start * 4, end * 4), j * BLOCK * 4);
+          bases[j] = STAGING_OFFSET + j * SLOT_BYTES;
         }
         fold(accBase + start * 8, end - start);
       }
     }
+    for (const p of this.pending) if (p.slot) p.slot.state = 'free';
     this.pending.length = 0;
   }
 

@@ -1,6 +1,6 @@
 import type { Weights } from '../../codec/types.ts';
 import { FedStreamError } from '../../common/errors.ts';
-import { WeightedSum } from '../kernels/index.ts';
+import { WeightedSum, type WeightedSumOptions } from '../kernels/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 
 /**
@@ -69,12 +69,21 @@ export class WeightedMean implements Aggregation {
   private readonly metricSums = new Map<string, number>();
   private readonly examplesByUpdate = new Map<string, number>();
 
-  constructor(private readonly base: Weights) {
-    this.sums = new WeightedSum(base.map((t) => t.values.length));
+  /** `options` tune the fold kernel (benchmarks use them); the defaults are the aggregator's. */
+  constructor(private readonly base: Weights, options: WeightedSumOptions = {}) {
+    this.sums = new WeightedSum(base.map((t) => t.values.length), options);
   }
 
   get count(): number {
     return this.folded;
+  }
+
+  reserve(): Float32Array[] | undefined {
+    return this.sums.reserve();
+  }
+
+  release(values: Float32Array[] | undefined): void {
+    this.sums.release(values);
   }
 
   fold(update: AcceptedUpdate): void {
