@@ -15,6 +15,8 @@
  *   Inside a transaction every failure is TRANSPORT_TRANSACTION and not retriable in place: abort (or recreate
  *   the producer) and redo the work.
  */
+// First, so that kafkajs finds the faster CRC-32C in require.cache when it loads its record batch encoder.
+import './kafkajs-crc.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import kafkajs from 'kafkajs';
 import type {
