@@ -91,4 +91,19 @@ describe('update validation', () => {
     expect(r?.reason).toContain('t0');
     expect(r?.reason).toContain('index 1');
   });
+  it('finds the first non-finite value and measures the norm across the unrolled loop and its tail', () => {
+    const long = (vals: number[]) => w(vals);
+    const zeros = long(Array.from({ length: 11 }, () => 0));
+    const at = (i: number, v: number) => long(Array.from({ length: 11 }, (_, j) => (j === i ? v : j === 10 ? -Infinity : 0.5)));
+    for (const i of [0, 3, 4, 7, 8, 9]) {
+      const r = validateUpdate(u({ weights: at(i, NaN) }), state, zeros, limits);
+      expect(r?.reason).toContain(`holds NaN at index ${i}`);
+    }
+    expect(validateUpdate(u({ weights: at(3, 0.5) }), state, zeros, limits)?.reason).toContain('holds -Infinity at index 10');
+    const vals = Array.from({ length: 11 }, (_, j) => (j % 3) - 1.25);
+    const want = Math.sqrt(vals.reduce((s, v) => s + v * v, 0));
+    const r = validateUpdate(u({ weights: long(vals) }), state, zeros, { ...limits, maxUpdateNorm: 1 });
+    expect(r?.code).toBe('norm_bound');
+    expect(r?.reason).toContain(want.toFixed(3));
+  });
 });
