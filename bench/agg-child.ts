@@ -27,12 +27,6 @@ export interface AggChildConfig {
   manifest: unknown;
   shapes: { name: string; shape: number[] }[];
   reportFolds: boolean;
-  /**
-   * What-if for docs/performance.md: the transaction's records are sent in one call (split by the transport
-   * into as few produce requests as the 1 MB limit allows) instead of one request per record. Same records, same
-   * transaction, same commit; only the number of round trips changes.
-   */
-  batchTransactionSends?: boolean;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as AggChildConfig;
@@ -70,6 +64,9 @@ class TimedStrategy implements Strategy {
       get count() {
         return agg.count;
       },
+      // The aggregator decodes into the strategy's memory when it offers some: pass that through untimed.
+      reserve: () => agg.reserve?.(),
+      release: (values: Float32Array[] | undefined) => agg.release?.(values),
       fold(u: AcceptedUpdate) {
         agg.fold(u);
         cur.lastFold = now();
@@ -87,36 +84,7 @@ class TimedStrategy implements Strategy {
 
 /** The transport, with the transactional producer's calls timed. */
 function timedTransport(t: Transport): Transport {
-  const timeTx = (tx: Transaction): Transaction => {
-    const timed = timeTxCalls(tx);
-    if (!config.batchTransactionSends) return timed;
-    let held: ProducerRecord[] = [];
-    const flush = async () => {
-      if (held.length === 0) return;
-      const records = held;
-      held = [];
-      await timed.send(records);
-    };
-    return {
-      send: async (records) => {
-        held.push(...records);
-        return [];
-      },
-      sendOffsets: async (groupId, offsets) => {
-        await flush();
-        return timed.sendOffsets(groupId, offsets);
-      },
-      commit: async () => {
-        await flush();
-        return timed.commit();
-      },
-      abort: () => {
-        held = [];
-        return timed.abort();
-      },
-    };
-  };
-  const timeTxCalls = (tx: Transaction): Transaction => ({
+  const timeTx = (tx: Transaction): Transaction => ({
     send: async (records) => {
       const t0 = now();
       if (cur.firstSend === 0) cur.firstSend = t0;

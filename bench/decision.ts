@@ -51,15 +51,15 @@ interface Breakdown {
 interface VersionMsg { type: 'version'; version: number; round: number; breakdown: Breakdown }
 interface FoldMsg { type: 'fold'; round: number; count: number }
 
-export async function benchDecision(brokers: string, o: { nodes: number; params: number; rounds: number; burstRounds: number; warmup?: number; batchTransactionSends?: boolean; cpuProfileDir?: string }): Promise<DecisionFigures> {
+export async function benchDecision(brokers: string, o: { nodes: number; params: number; rounds: number; burstRounds: number; warmup?: number; cpuProfileDir?: string }): Promise<DecisionFigures> {
   const warmup = o.warmup ?? 2;
   const total = warmup + o.rounds + o.burstRounds;
   const m = benchManifest('decision', o.params, o.nodes, total);
   const t = kafka(brokers, 'bench-decision');
-  const label = o.batchTransactionSends ? 'decision (what-if: one send per transaction)' : 'decision';
+  const label = 'decision';
   progress(`${label}: ${o.nodes} nodes, ${o.params} parameters, ${warmup} warm-up + ${o.rounds} paced + ${o.burstRounds} burst rounds`);
   const nodeArgs = o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [];
-  const child: ChildProcess = await startAggregatorChild(brokers, m, o.params, { reportFolds: true, batchTransactionSends: o.batchTransactionSends ?? false, nodeArgs });
+  const child: ChildProcess = await startAggregatorChild(brokers, m, o.params, { reportFolds: true, nodeArgs });
   const folds = new Map<number, number>();
   const versions = new Map<number, VersionMsg>();
   child.on('message', (msg: FoldMsg | VersionMsg | { type: string }) => {

@@ -64,10 +64,6 @@ export function renderTable(r: Obj): string {
   add('`decision.p99Ms`', `${fmt(p99, 1)} ms`, '< 10 ms', p99 === undefined ? undefined : p99 < 10);
   add('`decision.fromSendP50Ms` / `fromSendP99Ms` (from the last send() call: upper bound)', `${fmt(num(d, 'fromSendP50Ms'), 1)} / ${fmt(num(d, 'fromSendP99Ms'), 1)} ms`, 'reported', undefined);
   add(`\`decision.burstP50Ms\` (all ${num(d, 'nodes') ?? '?'} updates at once, ${num(d, 'burstRounds') ?? '?'} rounds)`, `${fmt(num(d, 'burstP50Ms'), 1)} ms`, 'reported', undefined);
-  const dw = (r.decisionBatchedSends ?? {}) as Obj;
-  if (num(dw, 'p99Ms') !== undefined) {
-    add('`decisionBatchedSends.p50Ms` / `p99Ms` (what-if: one send per transaction)', `${fmt(num(dw, 'p50Ms'), 1)} / ${fmt(num(dw, 'p99Ms'), 1)} ms`, '< 10 ms', (num(dw, 'p99Ms') ?? Infinity) < 10);
-  }
   const i = (r.ingest ?? {}) as Obj;
   const eps = num(i, 'eventsPerSec');
   add(`\`ingest.eventsPerSec\` (sustained, ${num(i, 'seconds') ?? '?'} s at ${fmt(num(i, 'offeredPerSec'), 0)}/s offered)`, `${fmt(eps, 0)}/s`, '≥ 10,000/s (aim 100,000/s)', eps === undefined ? undefined : eps >= 10_000);

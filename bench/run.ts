@@ -87,8 +87,6 @@ async function main(): Promise<number> {
     }
     await section('decision', async () => {
       results.decision = await benchDecision(broker!.brokers, { nodes: 100, params: 200_000, rounds: q ? 5 : 30, burstRounds: q ? 1 : 5 });
-      // What-if (docs/performance.md): the same aggregator with its transaction's records sent in one call.
-      if (!q) results.decisionBatchedSends = await benchDecision(broker!.brokers, { nodes: 100, params: 200_000, rounds: 20, burstRounds: 0, batchTransactionSends: true });
     });
     await section('ingest', async () => {
       results.ingest = await benchIngest(broker!.brokers, { seconds: q ? 5 : 60, capacitySeconds: q ? 3 : 15 });
