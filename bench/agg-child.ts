@@ -20,7 +20,7 @@ import type { Weights } from '../src/codec/types.ts';
 import { createLogger } from '../src/common/logger.ts';
 import { parseManifest } from '../src/config/manifest.ts';
 import { createKafkaTransport } from '../src/transport/kafka.ts';
-import type { Producer, ProducerOptions, ProducerRecord, Transaction, Transport } from '../src/transport/types.ts';
+import type { Producer, ProducerOptions, Transaction, Transport } from '../src/transport/types.ts';
 
 export interface AggChildConfig {
   brokers: string;
