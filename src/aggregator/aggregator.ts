@@ -8,7 +8,7 @@ import type { Manifest } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
 import { readToEnd } from '../pipeline/log.ts';
 import { ensureTopics, pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
-import { PayloadReader, deadLetterRecords, decode, toRecords, type Payload } from '../pipeline/wire.ts';
+import { PayloadReader, deadLetterRecords, decode, decodeView, toRecords, type Payload } from '../pipeline/wire.ts';
 import type { Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage, Consumer } from '../transport/types.ts';
 import type { Aggregation, Rejection, Strategy } from './strategy.ts';
 import { validateUpdate, type RoundState } from './validate.ts';
@@ -281,7 +281,8 @@ export class Aggregator {
     // the tensor bytes fewer. Given back below unless the update is folded.
     const into = r.aggregation.reserve?.();
     try {
-      update = decode('ModelUpdate', p.bytes);
+      // Tensor bytes as views into the payload, copied once, by unpackTensors, into the slot.
+      update = decodeView('ModelUpdate', p.bytes);
       weights = unpackTensors(update.tensors, into);
     } catch (err) {
       r.aggregation.release?.(into);

@@ -59,6 +59,8 @@ interface Writer extends WriterSchemaInfo {
   fingerprintBytes: Buffer;
   /** Absent for current schemas, which decode without resolution. */
   resolver?: Resolver;
+  /** Current schemas: the same type with bytes read as views (decodeView). */
+  viewType?: AvroType;
 }
 
 /** What `decodeAny` returns: the record plus which writer schema it was written with. */
@@ -85,6 +87,31 @@ const EXACT_LONG = avsc.types.LongType.__with({
   compare: (a: number, b: number): number => (a === b ? 0 : a < b ? -1 : 1),
 });
 
+/** The slice of avsc's Tap (its read cursor) that VIEW_BYTES uses. */
+interface AvscTap {
+  buf: Buffer;
+  pos: number;
+  readLong(): number;
+  _invalidate(): void;
+}
+const BytesType = avsc.types.BytesType as unknown as new () => avsc.Type;
+/**
+ * Avro bytes read as a view into the message instead of a copy (avsc's `Tap.readFixed` allocates and copies): for
+ * `decodeView`, whose callers consume the record before the message goes away. Same checks as avsc's own read.
+ */
+const VIEW_BYTES: avsc.Type = new (class extends BytesType {
+  _read(tap: AvscTap): Buffer | undefined {
+    const len = tap.readLong();
+    if (len < 0) {
+      tap._invalidate();
+      return undefined;
+    }
+    const pos = tap.pos;
+    tap.pos += len;
+    return tap.pos > tap.buf.length ? undefined : tap.buf.subarray(pos, pos + len);
+  }
+})();
+
 const FORSCHEMA_OPTIONS = { wrapUnions: false, omitRecordMethods: true } as const;
 
 function kindOf(schema: unknown, source: string): RecordKind {
@@ -100,10 +127,11 @@ function kindOf(schema: unknown, source: string): RecordKind {
   return short as RecordKind;
 }
 
-function parseType(schema: unknown, source: string): AvroType {
+function parseType(schema: unknown, source: string, views = false): AvroType {
   try {
     // A fresh registry per file: each .avsc stands alone (TensorRecord is defined inline where used).
-    return avsc.Type.forSchema(schema as avsc.Schema, { ...FORSCHEMA_OPTIONS, registry: { long: EXACT_LONG } });
+    const registry: Record<string, avsc.Type> = views ? { long: EXACT_LONG, bytes: VIEW_BYTES } : { long: EXACT_LONG };
+    return avsc.Type.forSchema(schema as avsc.Schema, { ...FORSCHEMA_OPTIONS, registry });
   } catch (err) {
     throw new CodecError('CODEC_INVALID', `${source}: not a valid Avro schema: ${(err as Error).message}`, { cause: err, details: { source } });
   }
@@ -321,6 +349,7 @@ export class AvroCodec {
         label: 'current',
         current: true,
         type: parseType(src.schema, source),
+        viewType: parseType(src.schema, source, true),
       };
       if (src.source !== undefined) writer.source = src.source;
       this.currentByKind.set(kind, writer);
@@ -427,6 +456,18 @@ export class AvroCodec {
     return this.body(writer, asBuffer(bytes as Uint8Array)) as RecordTypes[K];
   }
 
+  /**
+   * `decode`, except that the `bytes` fields (tensor data) of a message written with the current schema are views
+   * into `bytes` rather than copies: for hot paths that unpack the record before the message is dropped (the
+   * aggregator's updates). Do not keep such a record, nor write to its buffers: they are the message's.
+   */
+  decodeView<K extends RecordKind>(kind: K, bytes: Uint8Array | null | undefined): RecordTypes[K] {
+    const fingerprint = readSingleObjectHeader(bytes);
+    const writer = this.byFingerprint.get(fingerprint);
+    if (writer?.kind !== kind || !writer.viewType) return this.decode(kind, bytes);
+    return this.body(writer, asBuffer(bytes as Uint8Array), writer.viewType) as RecordTypes[K];
+  }
+
   /** Decodes a message of any known kind, e.g. to inspect the dead-letter topic. */
   decodeAny(bytes: Uint8Array | null | undefined): DecodedMessage {
     const fingerprint = readSingleObjectHeader(bytes);
@@ -453,9 +494,9 @@ export class AvroCodec {
     });
   }
 
-  private body(writer: Writer, buf: Buffer): unknown {
+  private body(writer: Writer, buf: Buffer, view?: AvroType): unknown {
     checkBinary(writer.type, buf, SINGLE_OBJECT_HEADER_SIZE, writer.kind);
-    const reader = writer.resolver ? (this.currentByKind.get(writer.kind) as Writer).type : writer.type;
+    const reader = view ?? (writer.resolver ? (this.currentByKind.get(writer.kind) as Writer).type : writer.type);
     try {
       const { value, offset } = reader.decode(buf, SINGLE_OBJECT_HEADER_SIZE, writer.resolver);
       if (offset !== buf.length) {

@@ -117,6 +117,11 @@ export function decode<K extends RecordKind>(kind: K, bytes: Buffer): RecordType
   return codec().decode(kind, bytes) as RecordTypes[K];
 }
 
+/** `decode` with tensor bytes as views into `bytes` (AvroCodec.decodeView): unpack before dropping the message. */
+export function decodeView<K extends RecordKind>(kind: K, bytes: Buffer): RecordTypes[K] {
+  return codec().decodeView(kind, bytes) as RecordTypes[K];
+}
+
 export interface DeadLetter {
   /** The pipeline's dead-letter topic. */
   topic: string;

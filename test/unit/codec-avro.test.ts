@@ -420,3 +420,35 @@ describe('docs/wire-format.md', () => {
     for (const name of Object.values(CHUNK_HEADERS)) expect(doc).toContain(`\`${name}\``);
   });
 });
+
+describe('AvroCodec.decodeView: tensor bytes as views into the message', () => {
+  it('decodes every kind to what decode gives, the bytes fields sharing the message’s memory', () => {
+    for (const kind of RECORD_KINDS) {
+      const bytes = codec.encode(kind, samples()[kind]);
+      expect(codec.decodeView(kind, bytes)).toEqual(codec.decode(kind, bytes));
+    }
+    const bytes = codec.encode('ModelUpdate', samples().ModelUpdate);
+    const view = codec.decodeView('ModelUpdate', bytes).tensors[0]!.data;
+    const copy = codec.decode('ModelUpdate', bytes).tensors[0]!.data;
+    expect(view.length).toBeGreaterThan(0);
+    expect(view.buffer).toBe(bytes.buffer);
+    expect(bytes.subarray(view.byteOffset - bytes.byteOffset, view.byteOffset - bytes.byteOffset + view.length).equals(view)).toBe(true);
+    expect(copy.buffer).not.toBe(bytes.buffer);
+  });
+
+  it('rejects cut and corrupt messages with the same CodecErrors as decode', () => {
+    const good = codec.encode('ModelUpdate', samples().ModelUpdate);
+    for (let cut = 0; cut < good.length; cut += 7) {
+      const a = codecError(() => codec.decode('ModelUpdate', good.subarray(0, cut)));
+      const b = codecError(() => codec.decodeView('ModelUpdate', good.subarray(0, cut)));
+      expect([b.code, b.message], `cut at ${cut}`).toEqual([a.code, a.message]);
+    }
+    expect(codecError(() => codec.decodeView('RoundControl', good)).message).toMatch(/expected a RoundControl message, got a ModelUpdate/);
+  });
+
+  it('a message written with an older schema is resolved (and copied) as decode does', () => {
+    const { sdkVersion: _s, backend: _b, ...v0Value } = samples().ModelUpdate;
+    const bytes = v0Bytes(v0Value);
+    expect(codec.decodeView('ModelUpdate', bytes)).toEqual(codec.decode('ModelUpdate', bytes));
+  });
+});
