@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { WeightedSum, foldScaledScalar } from '../src/aggregator/kernels/index.ts';
+import { WeightedSum, foldScaledScalar, type WeightedSumOptions } from '../src/aggregator/kernels/index.ts';
 import { WeightedMean } from '../src/aggregator/strategies/fedavg.ts';
 import { packTensors, unpackTensors, type ModelUpdateRecord } from '../src/codec/index.ts';
 import type { Weights } from '../src/codec/types.ts';
@@ -18,8 +18,8 @@ export interface AggregateFigures {
   n: number;
   reps: number;
   /**
-   * Update bytes folded per second (decode excluded), through WeightedMean.fold + finish, each update already
-   * decoded into one of the kernel's slots as Aggregator.onPayload decodes it (that copy is the decoder's).
+   * Update bytes folded per second (decode excluded), through WeightedMean.reserve + fold + finish, each update
+   * written into one of the kernel's slots as Aggregator.onPayload decodes it (that copy is the decoder's, untimed).
    */
   updateGbps: number;
   /** The same with the updates handed over as ordinary Float32Arrays: the kernel copies them into its staging area. */
@@ -138,25 +138,37 @@ function meanFold(updates: Float32Array[], base: Weights): Float32Array {
 }
 
 /**
- * What the aggregator does with decoded updates: each one sits in a slot of the kernel's memory, where
- * Aggregator.onPayload has `unpackTensors` write it, and `fold` + `finish` use it there. The kernel instance
- * holds a slot per update here so that all N can be decoded before the clock starts (the aggregator holds K
- * and reuses them; the fold is the same). Returns the average and the seconds of the folds + finish only.
+ * A full collection before a timed region (npm run bench runs node with --expose-gc), so that garbage from the
+ * previous contender (arrays, kernel memory) is not collected inside this one.
  */
-function meanFoldInSlots(updates: Float32Array[], base: Weights): { values: Float32Array; seconds: number } {
-  const mean = new WeightedMean(base, { slots: updates.length });
-  const slots = updates.map((u) => {
-    const slot = mean.reserve();
-    if (!slot) throw new Error('the kernel has no slot for every update: WebAssembly memory too small?');
-    slot[0]!.set(u);
-    return slot;
-  });
-  const t0 = performance.now();
+function collect(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/**
+ * What the aggregator does with decoded updates, at its defaults (K = 8 slots): each update is written into a
+ * slot of the kernel's memory (by unpackTensors in Aggregator.onPayload: the decoder's copy, outside the clock
+ * here), then folded there. Times reserve + fold + finish, i.e. all but that copy. `options` tune the kernel
+ * options (the K sweep).
+ */
+function meanFoldInSlots(updates: Float32Array[], base: Weights, options?: WeightedSumOptions): { values: Float32Array; seconds: number } {
+  const mean = new WeightedMean(base, options);
+  collect();
+  let seconds = 0;
   for (let k = 0; k < updates.length; k++) {
-    mean.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: numExamples(k), weights: [{ name: 'w', shape: [updates[k]!.length], values: slots[k]![0]! }], metrics: {} });
+    let t0 = performance.now();
+    const slot = mean.reserve();
+    seconds += performance.now() - t0;
+    if (!slot) throw new Error('the kernel offers no slot: WebAssembly memory too small?');
+    slot[0]!.set(updates[k]!);
+    t0 = performance.now();
+    mean.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: numExamples(k), weights: [{ name: 'w', shape: [updates[k]!.length], values: slot[0]! }], metrics: {} });
+    seconds += performance.now() - t0;
   }
+  const t0 = performance.now();
   const values = mean.finish([]).weights[0]!.values;
-  return { values, seconds: (performance.now() - t0) / 1000 };
+  seconds += performance.now() - t0;
+  return { values, seconds: seconds / 1000 };
 }
 
 export async function benchAggregate(p: number, n: number, reps: number, opts: { sweepK: boolean; flower: boolean }): Promise<AggregateFigures> {
@@ -176,12 +188,14 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
 
   // One warm-up of each, then reps interleaved so that a change in machine load hits every contender alike.
   for (let rep = -1; rep < reps; rep++) {
+    collect();
     let t0 = performance.now();
     for (let j = 0; j < n; j++) dst.set(updates[j]!);
     const tMemcpy = (performance.now() - t0) / 1000;
     const inSlots = meanFoldInSlots(updates, base);
     ours = inSlots.values;
     const tMean = inSlots.seconds;
+    collect();
     t0 = performance.now();
     oursFromArrays = meanFold(updates, base);
     const tArrays = (performance.now() - t0) / 1000;
@@ -215,17 +229,8 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     for (const kk of [1, 2, 4, 8]) {
       const ts: number[] = [];
       for (let rep = 0; rep < Math.max(2, Math.ceil(reps / 2)); rep++) {
-        // From slots, as updateGbps: each update decoded into one before the clock starts.
-        const s = new WeightedSum([p], { maxBuffered: kk, maxBufferedBytes: Number.MAX_SAFE_INTEGER, slots: n });
-        const slots = updates.map((u) => {
-          const slot = s.reserve()!;
-          slot[0]!.set(u);
-          return slot;
-        });
-        const t0 = performance.now();
-        for (let j = 0; j < n; j++) s.add(slots[j]!, numExamples(j));
-        s.sums();
-        ts.push((performance.now() - t0) / 1000);
+        // From slots, as updateGbps, K of them.
+        ts.push(meanFoldInSlots(updates, base, { maxBuffered: kk, maxBufferedBytes: Number.MAX_SAFE_INTEGER }).seconds);
       }
       kernelByK[`k${kk}`] = round(updateBytes / median(ts) / 1e9, 2);
     }
@@ -242,6 +247,7 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
   });
   updates = [];
   for (let rep = -1; rep < reps; rep++) {
+    collect();
     let t0 = performance.now();
     for (const b of payloads) unpackTensors(decode('ModelUpdate', b).tensors);
     const tDecodeCopying = (performance.now() - t0) / 1000;
