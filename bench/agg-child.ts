@@ -67,6 +67,7 @@ class TimedStrategy implements Strategy {
       // The aggregator decodes into the strategy's memory when it offers some: pass that through untimed.
       reserve: () => agg.reserve?.(),
       release: (values: Float32Array[] | undefined) => agg.release?.(values),
+      flush: () => agg.flush?.(),
       fold(u: AcceptedUpdate) {
         agg.fold(u);
         cur.lastFold = now();

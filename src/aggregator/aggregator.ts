@@ -147,12 +147,19 @@ export class Aggregator {
         if (end !== undefined && BigInt(p.nextOffset) >= end) this.behind.delete(p.partition);
       },
       eachBatch: async (batch, ctx) => {
+        let next: bigint | undefined;
         for (const msg of batch.messages) {
           if (this.finished || !ctx.isRunning()) break;
           await this.exclusive(() => this.onMessage(msg));
           // Resolving moves the fetch position only; offsets commit in the round's transaction.
           ctx.resolveOffset(msg.offset);
+          next = BigInt(msg.offset) + 1n;
           await ctx.heartbeat();
+        }
+        // Caught up with this partition: nothing more to fold right now, so fold what the strategy buffered while
+        // idle (under a backlog it keeps batching). The round's close then has only the last update to fold.
+        if (next !== undefined && next >= BigInt(batch.highWatermark)) {
+          await this.exclusive(async () => this.round?.aggregation.flush?.());
         }
       },
     });

@@ -32,6 +32,8 @@ export interface CreateAggregatorOptions {
   /** Evaluate each version on the manifest's held-out data (default true). */
   evaluate?: boolean;
   fault?: AggregatorOptions['fault'];
+  /** The strategy (default: the one the manifest names, `strategyFor`): the SDK's extension point. */
+  strategy?: Strategy;
   onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
 }
 
@@ -48,7 +50,7 @@ export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggr
   return new Aggregator({
     manifest: m,
     transport: o.transport,
-    strategy: strategyFor(m),
+    strategy: o.strategy ?? strategyFor(m),
     logger: o.logger,
     initialWeights: () => initialWeights(m.model),
     evaluate: test

@@ -56,6 +56,12 @@ export interface Aggregation {
    */
   reserve?(): Float32Array[] | undefined;
   release?(values: Float32Array[] | undefined): void;
+  /**
+   * Optional: do now whatever work `fold` deferred (FedAvg folds a few updates per pass). The aggregator calls it
+   * when it has caught up with the updates topic, so that deferred work is done while it waits, not when the
+   * round closes.
+   */
+  flush?(): void;
   /** Number of updates folded so far. */
   readonly count: number;
   /** Produces the new weights, given the rejections too (a strategy may refuse to aggregate). */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
-import { createAggregator } from '../../src/aggregator/index.ts';
+import { createAggregator, strategyFor, type Strategy } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
 import { pipelineTopics } from '../../src/pipeline/topics.ts';
 import { PayloadReader, decode, toRecords } from '../../src/pipeline/wire.ts';
@@ -168,17 +168,20 @@ describe('a federated pipeline on the in-memory transport', () => {
         numExamples: 10, tensors: packTensors(w), metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x', ...over,
       }, 'node-1', m.topics.chunkSizeBytes);
     };
+    // The accepted updates differ (base + a small shift of their own), so that an average read from the wrong slot
+    // (one a rejected update was decoded into, or a reused one) cannot pass for the right one.
+    const shift = (d: number) => (w: typeof base) => { for (const x of w) for (let i = 0; i < x.values.length; i++) x.values[i] = x.values[i]! + d * ((i % 7) - 3) * 1e-3; };
     const p = t.producer();
     await p.connect();
     await p.send(forged({ round: 7 }));
     await p.send(forged({ baseVersion: 3 }));
     await p.send(forged({ nodeId: 'node-2' }, (w) => { w[0]!.values[5] = Number.NaN; }));
     await p.send(forged({ nodeId: 'node-3' }, (w) => { w[1]!.values.fill(1e6); }));
-    const good = forged({ updateId: 'dup-1', nodeId: 'node-1' });
+    const good = forged({ updateId: 'dup-1', nodeId: 'node-1', numExamples: 10 }, shift(1));
     await p.send(good);
     await p.send(good);
-    await p.send(forged({ nodeId: 'node-2', updateId: 'ok-2' }));
-    await p.send(forged({ nodeId: 'node-3', updateId: 'ok-3' }));
+    await p.send(forged({ nodeId: 'node-2', updateId: 'ok-2', numExamples: 30 }, shift(-2)));
+    await p.send(forged({ nodeId: 'node-3', updateId: 'ok-3', numExamples: 60 }, shift(5)));
     await agg.done;
     const a = await audits(t, m);
     const codes = a.filter((e) => e.action === 'UPDATE_REJECTED').map((e) => e.details.code);
@@ -188,6 +191,66 @@ describe('a federated pipeline on the in-memory transport', () => {
     expect(dead).toEqual(codes);
     const vs = await versions(t, m);
     expect(vs.at(-1)!.contributors.map((c) => c.updateId).sort()).toEqual(['dup-1', 'ok-2', 'ok-3']);
+    // FedAvg of the three, in float64 in log order, then float32: the bits the version must hold.
+    const accepted = [[1, 10], [-2, 30], [5, 60]] as const;
+    const want = base.map((x) => {
+      const sum = new Float64Array(x.values.length);
+      for (const [d, n] of accepted) {
+        const w = [{ ...x, values: Float32Array.from(x.values) }];
+        shift(d)(w);
+        for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + w[0]!.values[i]! * n;
+      }
+      return Float32Array.from(sum, (v) => v * (1 / 100));
+    });
+    const got = unpackTensors(vs.at(-1)!.tensors);
+    got.forEach((x, i) => expect(Buffer.from(x.values.buffer, x.values.byteOffset, x.values.byteLength).equals(Buffer.from(want[i]!.buffer))).toBe(true));
+    await agg.stop();
+  }, 60_000);
+
+  it('folds what the strategy buffered once it has caught up with the updates topic, not before', async () => {
+    const m = manifest({ strategy: { rounds: 1, targetUpdates: 6, minUpdates: 6, roundTimeoutMs: 60_000 } });
+    const cluster = new MemoryCluster();
+    const t = createMemoryTransport({ cluster, logger });
+    const events: string[] = [];
+    const fedavg = strategyFor(m);
+    const spy: Strategy = {
+      name: fedavg.name,
+      configureRound: (ctx) => fedavg.configureRound(ctx),
+      begin: (base, ctx) => {
+        const inner = fedavg.begin(base, ctx);
+        return {
+          get count() { return inner.count; },
+          reserve: () => inner.reserve?.(),
+          release: (v) => inner.release?.(v),
+          fold: (u) => { events.push('fold'); inner.fold(u); },
+          flush: () => { events.push('flush'); inner.flush?.(); },
+          finish: (r) => inner.finish(r),
+        };
+      },
+    };
+    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, strategy: spy });
+    await agg.start();
+    const topics = pipelineTopics(m);
+    const [v0] = await versions(t, m);
+    const update = (j: number) => toRecords(topics.updates, 'ModelUpdate', {
+      updateId: `u${j}`, tenant: m.tenant, pipeline: m.name, nodeId: `node-${j}`, round: 1, baseVersion: 0,
+      numExamples: 10, tensors: v0!.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
+    }, `node-${j}`, m.topics.chunkSizeBytes);
+    const p = t.producer();
+    await p.connect();
+    const folded = async (n: number) => { while (events.filter((e) => e === 'fold').length < n) await new Promise((r) => setTimeout(r, 5)); };
+    // One at a time: each fold is followed by a flush (the aggregator is idle in between).
+    for (const j of [1, 2, 3]) {
+      await p.send(update(j));
+      await folded(j);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(events).toEqual(['fold', 'flush', 'fold', 'flush', 'fold', 'flush']);
+    // A backlog (three updates in one append): folded back to back, one flush once drained.
+    await p.send([...update(4), ...update(5), ...update(6)]);
+    await agg.done;
+    expect(events.slice(6)).toEqual(['fold', 'fold', 'fold']);
+    expect(events.filter((e) => e === 'flush')).toHaveLength(3);
     await agg.stop();
   }, 60_000);
 });

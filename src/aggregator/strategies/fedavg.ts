@@ -86,6 +86,10 @@ export class WeightedMean implements Aggregation {
     this.sums.release(values);
   }
 
+  flush(): void {
+    this.sums.flush();
+  }
+
   fold(update: AcceptedUpdate): void {
     const n = update.numExamples;
     if (!(n > 0)) throw new FedStreamError('INTERNAL', `update ${update.updateId} has numExamples ${n}; validation should have rejected it`);
