@@ -1,10 +1,11 @@
 /**
  * `npm run bench` — the benchmarks of issue 6, side by side with their references, written to
- * bench/results/latest.json (and, in full mode, to the table in docs/performance.md).
+ * bench/results/latest.json (and, in full mode, to the table in docs/performance.md); a run of some sections
+ * (--only) writes bench/results/partial.json instead and leaves the docs alone.
  *
  *   npm run bench                       full run (5-7 minutes on 2 cores)
  *   npm run bench -- --quick            every section in a reduced form (CI smoke, about 1.5 minutes)
- *   npm run bench -- --only=aggregate,decision   some sections only (aggregate, decision, ingest, producer, scale)
+ *   npm run bench -- --only=aggregate,decision   some sections only (aggregate, decision, ingest, producer, scale), to partial.json
  *   npm run bench -- --no-docs          do not touch docs/performance.md
  *
  * Each section is independent: a failing section is recorded with its error and the run goes on; the exit code
@@ -114,10 +115,12 @@ async function main(): Promise<number> {
   };
   const dir = path.join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'latest.json');
+  // A run of some sections only must not overwrite the full figures the docs' table is built from.
+  const partial = args.only.size !== SECTIONS.length;
+  const file = path.join(dir, partial ? 'partial.json' : 'latest.json');
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   progress(`wrote ${path.relative(ROOT, file)}`);
-  if (!q && args.docs && args.only.size === SECTIONS.length) {
+  if (!q && args.docs && !partial) {
     renderDocs(out);
     progress('updated the table in docs/performance.md');
   }
