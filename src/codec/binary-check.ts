@@ -56,10 +56,19 @@ function minSize(type: AvroType, seen = new Set<AvroType>()): number {
 /** Block counts of zero-size items are capped here instead of by the bytes left. */
 const MAX_ZERO_SIZE_ITEMS = 1_000_000;
 
+/** minSize per type, computed once per process (schemas are few and live as long as the codec). */
+const minSizes = new WeakMap<AvroType, number>();
+
+/**
+ * One step of the path to the value being read: a field name, an array index, or the byte range of a map key.
+ * Kept raw and turned into text (`tensors[1].data`, `metrics["a b"]`) only when an error is reported: the walk
+ * runs on every message, errors are rare.
+ */
+type Step = string | number | { keyAt: number; keyEnd: number };
+
 class Walker {
   pos: number;
-  private readonly path: string[] = [];
-  private readonly minSizes = new Map<AvroType, number>();
+  private readonly path: Step[] = [];
 
   constructor(
     private readonly buf: Buffer,
@@ -70,7 +79,16 @@ class Walker {
   }
 
   private where(): string {
-    return this.path.join('') || '<root>';
+    let out = '';
+    for (const step of this.path) {
+      if (typeof step === 'string') out += out ? `.${step}` : step;
+      else if (typeof step === 'number') out += `[${step}]`;
+      else {
+        const key = this.buf.toString('utf8', step.keyAt, step.keyEnd);
+        out += /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+      }
+    }
+    return out || '<root>';
   }
 
   truncated(start: number, needed: number, what: string): CodecError {
@@ -135,10 +153,10 @@ class Walker {
   }
 
   private itemSize(type: AvroType): number {
-    let size = this.minSizes.get(type);
+    let size = minSizes.get(type);
     if (size === undefined) {
       size = minSize(type);
-      this.minSizes.set(type, size);
+      minSizes.set(type, size);
     }
     return size;
   }
@@ -203,7 +221,7 @@ class Walker {
       case 'record':
       case 'error':
         for (const field of t.fields ?? []) {
-          this.path.push(this.path.length ? `.${field.name}` : field.name);
+          this.path.push(field.name);
           this.value(field.type);
           this.path.pop();
         }
@@ -214,7 +232,7 @@ class Walker {
         let i = 0;
         for (let n = this.blockCount(min, 'array'); n !== 0; n = this.blockCount(min, 'array')) {
           for (let k = 0; k < n; k++, i++) {
-            this.path.push(`[${i}]`);
+            this.path.push(i);
             this.value(items);
             this.path.pop();
           }
@@ -228,8 +246,7 @@ class Walker {
           for (let k = 0; k < n; k++) {
             const keyAt = this.take(this.length('map key'), 'map key');
             if (!isUtf8(this.buf.subarray(keyAt, this.pos))) throw this.invalid(keyAt, 'map key is not valid UTF-8');
-            const key = this.buf.toString('utf8', keyAt, this.pos);
-            this.path.push(/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`);
+            this.path.push({ keyAt, keyEnd: this.pos });
             this.value(values);
             this.path.pop();
           }

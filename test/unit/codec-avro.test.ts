@@ -169,6 +169,20 @@ describe('AvroCodec rejects bad bytes with CodecErrors', () => {
     expect(err.message).toContain('backend');
   });
 
+  it('names array items and map keys in the path: tensors[i].field, metrics.key, metrics["odd key"]', () => {
+    const dbl = (v: number) => { const b = Buffer.alloc(8); b.writeDoubleLE(v); return b; };
+    // Cut inside a value the walk reaches (the second map entry: the block's byte bound holds up to there).
+    const fieldAtCut = (metrics: Record<string, number>, inside: Buffer) => {
+      const bytes = codec.encode('ModelUpdate', { ...samples().ModelUpdate, metrics });
+      return codecError(() => codec.decode('ModelUpdate', bytes.subarray(0, bytes.indexOf(inside) + 3))).details.field;
+    };
+    const bytes = codec.encode('ModelUpdate', samples().ModelUpdate);
+    const data1 = codec.decode('ModelUpdate', bytes).tensors[1]!.data;
+    expect(codecError(() => codec.decode('ModelUpdate', bytes.subarray(0, bytes.indexOf(Buffer.from(data1)) + 1))).details.field).toBe('tensors[1].data');
+    expect(fieldAtCut({ a: 1.25, loss: 0.5 }, dbl(0.5))).toBe('metrics.loss');
+    expect(fieldAtCut({ a: 1.25, 'odd key': 2.5 }, dbl(2.5))).toBe('metrics["odd key"]');
+  });
+
   it('trailing bytes: CODEC_INVALID', () => {
     const err = codecError(() => codec.decode('ModelUpdate', Buffer.concat([good, Buffer.from([0])])));
     expect(err.code).toBe('CODEC_INVALID');
