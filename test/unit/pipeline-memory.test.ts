@@ -238,12 +238,11 @@ describe('a federated pipeline on the in-memory transport', () => {
     }, `node-${j}`, m.topics.chunkSizeBytes);
     const p = t.producer();
     await p.connect();
-    const folded = async (n: number) => { while (events.filter((e) => e === 'fold').length < n) await new Promise((r) => setTimeout(r, 5)); };
+    const seen = async (what: string, n: number) => { while (events.filter((e) => e === what).length < n) await new Promise((r) => setTimeout(r, 5)); };
     // One at a time: each fold is followed by a flush (the aggregator is idle in between).
     for (const j of [1, 2, 3]) {
       await p.send(update(j));
-      await folded(j);
-      await new Promise((r) => setTimeout(r, 20));
+      await seen('flush', j);
     }
     expect(events).toEqual(['fold', 'flush', 'fold', 'flush', 'fold', 'flush']);
     // A backlog (three updates in one append): folded back to back, one flush once drained.
