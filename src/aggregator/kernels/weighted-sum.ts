@@ -23,11 +23,11 @@ function asFloat32(x: Float32Array | Uint8Array): Float32Array {
 
 export interface WeightedSumOptions {
   /**
-   * Most updates held (by reference) before they are folded in one pass over the accumulator; default: as
-   * many as fit in `maxBufferedBytes`, between 1 and 8. 1 folds every update at once.
+   * Most updates held (in a slot, or by reference to the caller's arrays) before they are folded in one pass over
+   * the accumulator; default: as many as fit in `maxBufferedBytes`, between 1 and 8. 1 folds every update at once.
    */
   maxBuffered?: number;
-  /** Cap on the float32 bytes of buffered updates (default 128 MiB): memory stays O(parameters). */
+  /** Cap on the float32 bytes of buffered updates, and so of the slots (default 128 MiB): memory stays O(parameters). */
   maxBufferedBytes?: number;
   /**
    * Update slots in WebAssembly memory handed out by `reserve()` (default: as many as updates are buffered,
