@@ -3,7 +3,7 @@
  * bench/results/latest.json (and, in full mode, to the table in docs/performance.md); a run of some sections
  * (--only) writes bench/results/partial.json instead and leaves the docs alone.
  *
- *   npm run bench                       full run (5-7 minutes on 2 cores)
+ *   npm run bench                       full run (5-6 minutes on 2 cores)
  *   npm run bench -- --quick            every section in a reduced form (CI smoke, about 1.5 minutes)
  *   npm run bench -- --only=aggregate,decision   some sections only (aggregate, decision, ingest, producer, scale), to partial.json
  *   npm run bench -- --no-docs          do not touch docs/performance.md
@@ -87,7 +87,7 @@ async function main(): Promise<number> {
       progress(`broker at ${broker.brokers}`);
     }
     await section('decision', async () => {
-      results.decision = await benchDecision(broker!.brokers, { nodes: 100, params: 200_000, rounds: q ? 5 : 30, burstRounds: q ? 1 : 5 });
+      results.decision = await benchDecision(broker!.brokers, { nodes: 100, params: 200_000, rounds: q ? 5 : 100, burstRounds: q ? 1 : 5 });
     });
     await section('ingest', async () => {
       results.ingest = await benchIngest(broker!.brokers, { seconds: q ? 5 : 60, capacitySeconds: q ? 3 : 15 });
