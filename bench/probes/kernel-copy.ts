@@ -36,7 +36,7 @@ for (const k of [1, 2, 4, 8]) {
   for (let rep = 0; rep < 5; rep++) {
     let t0 = performance.now();
     for (let g = 0; g < N; g += k) {
-      for (let start = 0; start < P; start += BLOCK) kernel.folds[k - 1]!(ACC_OFFSET + start * 8, Math.min(BLOCK, P - start));
+      for (let start = 0; start < P; start += BLOCK) kernel.folds[k - 1]!(ACC_OFFSET + start * 8, Math.min(BLOCK, P - start), BASES_OFFSET);
     }
     cache.push(performance.now() - t0);
     // A fresh sum (and slots) each rep; filling the slots is the decoder's work, outside the clock.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WeightedSum, foldScaledScalar, kernelModule, KERNEL_BLOCK, KERNEL_MAX_K } from '../../src/aggregator/kernels/index.ts';
+import { WeightedSum, foldScaledScalar, helperCount, helpersReady, kernelModule, startHelpers, KERNEL_BLOCK, KERNEL_MAX_K } from '../../src/aggregator/kernels/index.ts';
 import { WeightedMean, foldScaled } from '../../src/aggregator/strategies/fedavg.ts';
 import type { Weights } from '../../src/codec/types.ts';
 
@@ -234,5 +234,97 @@ describe('fold kernel: updates decoded into slots', () => {
     expect(Array.from(sum.sums()[0]!)).toEqual([9, 9, 9, 9]); // staged at the flush, after the overwrite: callers must not write after add
     expect(new WeightedSum([4], { kernel: 'scalar' }).reserve()).toBeUndefined();
     expect(new WeightedSum([4], { slots: 0 }).reserve()).toBeUndefined();
+  });
+});
+
+describe('fold kernel: helper threads', () => {
+  const sizes = [3 * KERNEL_BLOCK + 13, 7, 1];
+
+  async function helpersRunning(): Promise<number> {
+    const n = startHelpers();
+    const deadline = Date.now() + 10_000;
+    while (helpersReady() < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return helpersReady();
+  }
+
+  it('folds slot-resident updates in parts on helper threads, to the scalar loop’s bits', async () => {
+    const running = await helpersRunning();
+    expect(running).toBe(helperCount());
+    for (const threads of [2, 4]) {
+      for (const k of [1, 3, KERNEL_MAX_K]) {
+        const n = 2 * k + 1;
+        const updates = Array.from({ length: n }, (_, u) => sizes.map((size, t) => values(size, 500 + u * 17 + t)));
+        const scales = Array.from({ length: n }, (_, u) => [3, 0.5, 1e-3, 7919][u % 4]!);
+        const sum = new WeightedSum(sizes, { maxBuffered: k, threads, parallelMinValues: 0 });
+        expect(sum.threads).toBe(threads);
+        updates.forEach((xs, u) => {
+          // One update in four staged (a mixed pass folds on the caller alone), the rest in slots.
+          const slot = u % 4 === 3 ? undefined : sum.reserve();
+          if (!slot) return sum.add(xs, scales[u]!);
+          slot.forEach((v, t) => v.set(xs[t]!));
+          sum.add(slot, scales[u]!);
+        });
+        const got = sum.sums();
+        sizes.forEach((_, t) => expect(sameBits(got[t]!, scalarReference(sizes, updates, scales)[t]!)).toBe(true));
+      }
+    }
+  });
+
+  it('uses every running helper, and folds the parts of missing helpers on the caller', async () => {
+    const running = await helpersRunning();
+    for (const threads of [2, 4]) {
+      const sum = new WeightedSum([40_000], { maxBuffered: 2, threads, parallelMinValues: 0 });
+      const xs = [values(40_000, 1), values(40_000, 2)];
+      for (const x of xs) {
+        const slot = sum.reserve()!;
+        slot[0]!.set(x);
+        sum.add(slot, 2);
+      }
+      expect(sum.lastFoldThreads).toBe(1 + Math.min(running, threads - 1));
+      expect(sameBits(sum.sums()[0]!, scalarReference([40_000], xs.map((x) => [x]), [2, 2])[0]!)).toBe(true);
+    }
+  });
+
+  it('stays on one thread for small models, for the scalar kernel, and when told to', () => {
+    expect(new WeightedSum([1000]).threads).toBe(1);
+    expect(new WeightedSum([1 << 20], { threads: 1 }).threads).toBe(1);
+    expect(new WeightedSum([1 << 20], { kernel: 'scalar' }).threads).toBe(1);
+    expect(new WeightedSum([1 << 20]).threads).toBe(1 + helperCount());
+  });
+});
+
+describe('fold kernel: memory reused across sums of one shape', () => {
+  it('a disposed sum refuses further use, and the next sum of its shape starts from zero in the same memory', () => {
+    const a = new WeightedSum([9, 4]);
+    const slot = a.reserve()!;
+    slot[0]!.set(values(9, 3));
+    slot[1]!.set(values(4, 4));
+    a.add(slot, 5);
+    const memoryOfA = a.sums()[0]!.buffer;
+    expect(a.sums()[0]!.some((v) => v !== 0)).toBe(true);
+    a.dispose();
+    a.dispose(); // twice is harmless
+    expect(() => a.sums()).toThrow(/disposed/);
+    expect(() => a.add([new Float32Array(9), new Float32Array(4)], 1)).toThrow(/disposed/);
+    expect(() => a.reserve()).toThrow(/disposed/);
+    const b = new WeightedSum([9, 4]);
+    expect(b.sums()[0]!.buffer).toBe(memoryOfA); // the same memory, handed on
+    expect(b.sums().every((s) => s.every((v) => v === 0))).toBe(true);
+    const x = [values(9, 8), values(4, 9)];
+    b.add(x, 2);
+    [0, 1].forEach((t) => expect(sameBits(b.sums()[t]!, scalarReference([9, 4], [x], [2])[t]!)).toBe(true));
+  });
+
+  it('WeightedMean gives its memory back when it finishes; its results stay valid', () => {
+    const shape = (seed: number): Weights => [{ name: 'w', shape: [300], values: values(300, seed) }];
+    const m1 = new WeightedMean(shape(0));
+    m1.fold({ updateId: 'a', nodeId: 'n', round: 1, numExamples: 3, weights: shape(1), metrics: {} });
+    const r1 = m1.finish([]).weights[0]!.values;
+    const copy = Float32Array.from(r1);
+    const m2 = new WeightedMean(shape(0));
+    m2.fold({ updateId: 'b', nodeId: 'n', round: 2, numExamples: 5, weights: shape(2), metrics: {} });
+    m2.finish([]);
+    expect(Buffer.from(r1.buffer).equals(Buffer.from(copy.buffer))).toBe(true);
+    expect(() => m1.finish([])).toThrow(/disposed/);
   });
 });

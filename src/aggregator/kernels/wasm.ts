@@ -6,8 +6,9 @@
  * views over it stay valid):
  *
  *   [0, 64)                       scales: up to MAX_K float64 multipliers, one per buffered update
- *   [64, 96)                      bases: up to MAX_K int32 byte addresses, where each update's values start
- *   [128, 128 + MAX_K·BLOCK·4)    staging: MAX_K slots of BLOCK float32 values, one block of each buffered update
+ *   [64, 192)                     bases: one table per thread (MAX_THREADS), each of MAX_K int32 byte addresses,
+ *                                 where each update's values start in that thread's part of the range
+ *   [192, 192 + MAX_K·BLOCK·4)    staging: MAX_K slots of BLOCK float32 values, one block of each buffered update
  *   [ACC_OFFSET, ACC_OFFSET+8·P)  the float64 running sums
  *   [ARENA, …)                    update slots: whole decoded updates, written in place by the decoder
  *
@@ -25,7 +26,10 @@ export const MAX_K = 8;
 export const BLOCK = 8192;
 export const SCALES_OFFSET = 0;
 export const BASES_OFFSET = 64;
-export const STAGING_OFFSET = 128;
+/** Threads that fold parts of one range at once (the caller and its helpers), each with its address table. */
+export const MAX_THREADS = 4;
+export const TABLE_BYTES = MAX_K * 4;
+export const STAGING_OFFSET = BASES_OFFSET + MAX_THREADS * TABLE_BYTES;
 export const SLOT_BYTES = BLOCK * 4;
 export const ACC_OFFSET = STAGING_OFFSET + MAX_K * SLOT_BYTES;
 const PAGE = 65536;
@@ -111,18 +115,21 @@ const op = {
 };
 
 /**
- * Body of fold<K>(acc: i32, n: i32). Locals after the two params: i (element index), n4 (n rounded down to 4),
- * xi (4·i), lo, hi (v128), then K bases (i32), K splatted scales (v128) and K scalar scales (f64), then a (f64).
+ * Body of fold<K>(acc: i32, n: i32, tbl: i32): the K update addresses are read from the table at byte `tbl` (each
+ * thread folding a part of the range has its own). Locals after the three params: i (element index), n4 (n rounded
+ * down to 4), xi (4·i), lo, hi (v128), then K bases (i32), K splatted scales (v128) and K scalar scales (f64), then
+ * a (f64).
  */
 function foldBody(k: number): number[] {
   const ACC = 0;
   const N = 1;
-  const I = 2;
-  const N4 = 3;
-  const XI = 4;
-  const LO = 5;
-  const HI = 6;
-  const B = 7; // B + j: byte address of update j's first value
+  const TBL = 2;
+  const I = 3;
+  const N4 = 4;
+  const XI = 5;
+  const LO = 6;
+  const HI = 7;
+  const B = 8; // B + j: byte address of update j's first value
   const SV = B + k; // SV + j: v128 splat of scale j
   const SS = SV + k; // SS + j: f64 scale j
   const A = SS + k;
@@ -131,7 +138,7 @@ function foldBody(k: number): number[] {
   const c = (...parts: number[][]) => { for (const p of parts) code.push(...p); };
   for (let j = 0; j < k; j++) {
     c(op.i32Const(0), op.f64Load(SCALES_OFFSET + 8 * j), op.localTee(SS + j), op.f64x2Splat, op.localSet(SV + j));
-    c(op.i32Const(0), op.i32Load(BASES_OFFSET + 4 * j), op.localSet(B + j));
+    c(op.localGet(TBL), op.i32Load(4 * j), op.localSet(B + j));
   }
   c(op.localGet(N), op.i32Const(-4), op.i32And, op.localSet(N4));
   // Two lanes at a time: acc[i..i+4) as two f64x2, each update's x[i..i+4) as one f32x4 promoted in halves.
@@ -201,15 +208,24 @@ function scaleBody(): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** The module's bytes: one memory (exported as `memory`), fold1..fold<MAX_K> and scale. */
-export function kernelModuleBytes(): Uint8Array {
+/**
+ * The module's bytes: fold1..fold<MAX_K> and scale over one memory, either its own (exported as `memory`) or, with
+ * `shared`, a shared memory imported as `env.memory` (up to 4 GiB), which several threads' instances fold into.
+ */
+export function kernelModuleBytes(shared = false): Uint8Array {
   const ks = Array.from({ length: MAX_K }, (_, i) => i + 1);
+  const memory = shared
+    ? [...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]))]
+    : [];
+  const ownMemory = shared ? [] : [...section(5, vec([[0x00, ...uleb(Math.ceil(ACC_OFFSET / PAGE))]]))];
+  const memoryExport = shared ? [] : [[...name('memory'), 0x02, 0x00]];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32]]), ...vec([])], [0x60, ...vec([[I32], [I32], [F64]]), ...vec([])]])),
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), ...vec([])], [0x60, ...vec([[I32], [I32], [F64]]), ...vec([])]])),
+    ...memory,
     ...section(3, vec([...ks.map(() => uleb(0)), uleb(1)])),
-    ...section(5, vec([[0x00, ...uleb(Math.ceil(ACC_OFFSET / PAGE))]])),
-    ...section(7, vec([[...name('memory'), 0x02, 0x00], ...ks.map((k) => [...name(`fold${k}`), 0x00, ...uleb(k - 1)]), [...name('scale'), 0x00, ...uleb(MAX_K)]])),
+    ...ownMemory,
+    ...section(7, vec([...memoryExport, ...ks.map((k) => [...name(`fold${k}`), 0x00, ...uleb(k - 1)]), [...name('scale'), 0x00, ...uleb(MAX_K)]])),
     ...section(10, vec([...ks.map(foldBody), scaleBody()])),
   ];
   return Uint8Array.from(bytes);
@@ -224,18 +240,21 @@ type WasmModule = object;
 interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => WasmModule;
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
   Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
 }
 const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 export interface KernelInstance {
   memory: WasmMemory;
-  /** folds[k - 1] folds k staged updates. */
-  folds: ((acc: number, n: number) => void)[];
+  /** folds[k - 1](acc, n, tbl) folds k updates whose addresses are in the table at byte `tbl`. */
+  folds: ((acc: number, n: number, tbl: number) => void)[];
   scale: (acc: number, n: number, inv: number) => void;
 }
 
 let compiled: WasmModule | null | undefined;
+
+let compiledShared: WasmModule | null | undefined;
 
 /** The compiled module, or null where WebAssembly SIMD is missing (then callers use the scalar loop). */
 export function kernelModule(): WasmModule | null {
@@ -246,18 +265,68 @@ export function kernelModule(): WasmModule | null {
   return compiled;
 }
 
+/** The variant over an imported shared memory, or null where shared WebAssembly memory is missing. */
+export function sharedKernelModule(): WasmModule | null {
+  if (compiledShared === undefined) {
+    const bytes = kernelModuleBytes(true);
+    compiledShared = wasmApi && typeof SharedArrayBuffer === 'function' && wasmApi.validate(bytes) ? new wasmApi.Module(bytes) : null;
+  }
+  return compiledShared;
+}
+
 /** Byte address of the first update slot in an instance holding `accValues` sums (64-byte aligned). */
 export function arenaOffset(accValues: number): number {
   return Math.ceil((ACC_OFFSET + accValues * 8) / 64) * 64;
 }
 
-/** A fresh instance whose memory holds `accValues` float64 sums after the staging area, then `slotValues` float32. */
+/**
+ * Kernel instances given back by `releaseKernel`, by shape, for the next accumulator of the same shape (the next
+ * round): reusing one saves mapping and first touching its memory again (~40 ms at 4M parameters; ~100 ms for a
+ * shared memory, whose helpers also keep their instance over it). At most two are kept.
+ */
+const idle = new Map<string, KernelInstance>();
+const IDLE_MAX = 2;
+
+function shapeKey(module: WasmModule, accValues: number, slotValues: number): string {
+  return `${module === compiledShared ? 'shared' : 'own'}:${accValues}:${slotValues}`;
+}
+
+/** An instance for this shape: a released one with its sums zeroed, or a fresh one (`instantiateKernel`). */
+export function acquireKernel(module: WasmModule, accValues: number, slotValues = 0): KernelInstance {
+  const key = shapeKey(module, accValues, slotValues);
+  const reused = idle.get(key);
+  if (!reused) return instantiateKernel(module, accValues, slotValues);
+  idle.delete(key);
+  new Float64Array(reused.memory.buffer, ACC_OFFSET, accValues).fill(0);
+  return reused;
+}
+
+/** Gives an instance back for reuse; the caller must not touch its memory again. */
+export function releaseKernel(module: WasmModule, accValues: number, slotValues: number, kernel: KernelInstance): void {
+  const key = shapeKey(module, accValues, slotValues);
+  idle.delete(key);
+  idle.set(key, kernel);
+  while (idle.size > IDLE_MAX) idle.delete(idle.keys().next().value!);
+}
+
+/**
+ * A fresh instance whose memory holds `accValues` float64 sums after the staging area, then `slotValues` float32.
+ * With the shared variant (`sharedKernelModule`), the memory is a new shared one of exactly that size, which
+ * helper threads can instantiate the same module over.
+ */
 export function instantiateKernel(module: WasmModule, accValues: number, slotValues = 0): KernelInstance {
+  const needed = arenaOffset(accValues) + slotValues * 4;
+  if (module === compiledShared) {
+    const pages = Math.ceil(needed / PAGE);
+    const memory = new wasmApi!.Memory({ initial: pages, maximum: pages, shared: true });
+    const instance = new wasmApi!.Instance(module, { env: { memory } });
+    const folds = Array.from({ length: MAX_K }, (_, i) => instance.exports[`fold${i + 1}`] as (acc: number, n: number, tbl: number) => void);
+    return { memory, folds, scale: instance.exports.scale as (acc: number, n: number, inv: number) => void };
+  }
   const instance = new wasmApi!.Instance(module, {});
   const memory = instance.exports.memory as WasmMemory;
-  const needed = arenaOffset(accValues) + slotValues * 4;
   const have = memory.buffer.byteLength;
   if (needed > have) memory.grow(Math.ceil((needed - have) / PAGE));
-  const folds = Array.from({ length: MAX_K }, (_, i) => instance.exports[`fold${i + 1}`] as (acc: number, n: number) => void);
+  const folds = Array.from({ length: MAX_K }, (_, i) => instance.exports[`fold${i + 1}`] as (acc: number, n: number, tbl: number) => void);
   return { memory, folds, scale: instance.exports.scale as (acc: number, n: number, inv: number) => void };
 }

@@ -1,5 +1,6 @@
 import { FedStreamError } from '../../common/errors.ts';
-import { ACC_OFFSET, BASES_OFFSET, BLOCK, MAX_K, SCALES_OFFSET, SLOT_BYTES, STAGING_OFFSET, arenaOffset, instantiateKernel, kernelModule, type KernelInstance } from './wasm.ts';
+import { foldParts, helperCount, type FoldPart } from './threads.ts';
+import { ACC_OFFSET, BASES_OFFSET, BLOCK, MAX_K, MAX_THREADS, SCALES_OFFSET, SLOT_BYTES, STAGING_OFFSET, TABLE_BYTES, acquireKernel, arenaOffset, kernelModule, releaseKernel, sharedKernelModule, type KernelInstance } from './wasm.ts';
 
 /** acc[i] += x[i] * scale, in float64: the scalar reference every kernel must equal bit for bit. */
 export function foldScaledScalar(acc: Float64Array, x: Float32Array, scale: number): void {
@@ -36,7 +37,17 @@ export interface WeightedSumOptions {
   slots?: number;
   /** `wasm` (default where WebAssembly SIMD exists) or `scalar` (the plain JavaScript loop, unbuffered). */
   kernel?: 'wasm' | 'scalar';
+  /**
+   * Threads that fold updates in slots, each its own part of the parameters (default: the process's cores, at most
+   * 4; see threads.ts). 1 folds on the calling thread only. Same bits whatever the number.
+   */
+  threads?: number;
+  /** Fewest values (the sum of the tensor sizes) for which helper threads are used (default 262,144). */
+  parallelMinValues?: number;
 }
+
+/** Below this many values a fold takes microseconds, about what signalling a helper thread costs. */
+const PARALLEL_MIN_VALUES = 1 << 18;
 
 interface Slot {
   /** Byte address of the slot's first value in the kernel's memory. */
@@ -74,8 +85,17 @@ export class WeightedSum {
   private readonly stagingBytes: Uint8Array | undefined;
   private readonly scales: Float64Array | undefined;
   private readonly bases: Int32Array | undefined;
+  /** Threads folding slot-resident updates (1: the caller only; more: the memory is shared with helpers). */
+  readonly threads: number;
+  /** Threads that took part in the last fold of updates in slots (helpers not yet started leave their part to the caller). */
+  lastFoldThreads = 0;
+  private readonly module: object | undefined;
+  /** The kernel memory's buffer, taken once: views over it are recognised by it. */
+  private readonly buffer: ArrayBufferLike | undefined;
   private readonly slots: Slot[] = [];
   private readonly pending: Pending[] = [];
+  private readonly slotValues: number = 0;
+  private disposed = false;
 
   constructor(sizes: readonly number[], options: WeightedSumOptions = {}) {
     this.sizes = [...sizes];
@@ -87,21 +107,28 @@ export class WeightedSum {
       total += n;
     }
     this.total = total;
-    const module = options.kernel === 'scalar' ? null : kernelModule();
+    const plain = options.kernel === 'scalar' ? null : kernelModule();
+    const threads = Math.max(1, Math.min(MAX_THREADS, Math.floor(options.threads ?? 1 + helperCount())));
+    const shared = plain && threads > 1 && total >= (options.parallelMinValues ?? PARALLEL_MIN_VALUES) ? sharedKernelModule() : null;
+    const module = shared ?? plain;
     // wasm32 addresses 4 GiB; stay well inside it.
     const limit = 2 ** 31;
     if (module && arenaOffset(total) <= limit) {
       this.kernel = 'wasm-simd';
+      this.threads = shared ? threads : 1;
+      this.module = module;
       const fit = Math.floor((options.maxBufferedBytes ?? 128 * 2 ** 20) / Math.max(1, total * 4));
       this.k = Math.max(1, Math.min(MAX_K, options.maxBuffered ?? MAX_K, fit));
       const wanted = total === 0 ? 0 : Math.max(0, Math.floor(options.slots ?? this.k));
       const slotCount = Math.min(wanted, Math.floor((limit - arenaOffset(total)) / Math.max(1, total * 4)));
-      this.wasm = instantiateKernel(module, total, slotCount * total);
+      this.slotValues = slotCount * total;
+      this.wasm = acquireKernel(module, total, this.slotValues);
       const buf = this.wasm.memory.buffer;
+      this.buffer = buf;
       this.staging = new Float32Array(buf, STAGING_OFFSET, MAX_K * BLOCK);
       this.stagingBytes = new Uint8Array(buf, STAGING_OFFSET, MAX_K * BLOCK * 4);
       this.scales = new Float64Array(buf, SCALES_OFFSET, MAX_K);
-      this.bases = new Int32Array(buf, BASES_OFFSET, MAX_K);
+      this.bases = new Int32Array(buf, BASES_OFFSET, MAX_THREADS * MAX_K);
       this.views = this.sizes.map((n, t) => new Float64Array(buf, ACC_OFFSET + this.offsets[t]! * 8, n));
       for (let j = 0; j < slotCount; j++) {
         const base = arenaOffset(total) + j * total * 4;
@@ -109,9 +136,25 @@ export class WeightedSum {
       }
     } else {
       this.kernel = 'scalar';
+      this.threads = 1;
       this.k = 1;
       this.views = this.sizes.map((n) => new Float64Array(n));
     }
+  }
+
+  /**
+   * Gives the kernel's memory back for the next WeightedSum of the same shape (the next round's): the sums, slots
+   * and their views must not be used afterwards (calls throw). Results from `scaled` are copies and stay valid.
+   */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.pending.length = 0;
+    if (this.wasm) releaseKernel(this.module!, this.total, this.slotValues, this.wasm);
+  }
+
+  private live(): void {
+    if (this.disposed) throw new FedStreamError('INTERNAL', 'this WeightedSum was disposed: its memory belongs to another one now');
   }
 
   /** Number of updates held and not yet folded. */
@@ -125,6 +168,7 @@ export class WeightedSum {
    * there is no slot (the scalar kernel, or every slot reserved): then decode into ordinary arrays.
    */
   reserve(): Float32Array[] | undefined {
+    this.live();
     let slot = this.slots.find((s) => s.state === 'free');
     if (!slot && this.pending.some((p) => p.slot)) {
       this.flush();
@@ -144,7 +188,7 @@ export class WeightedSum {
   /** The reserved slot whose views `xs` are, if they are. */
   private slotOf(xs: readonly (Float32Array | Uint8Array)[]): Slot | undefined {
     const first = xs[0];
-    if (!(first instanceof Float32Array) || this.slots.length === 0 || first.buffer !== this.wasm!.memory.buffer) return undefined;
+    if (!(first instanceof Float32Array) || this.slots.length === 0 || first.buffer !== this.buffer) return undefined;
     const slot = this.slots.find((s) => s.views[0] === first);
     return slot && slot.state === 'reserved' && slot.views.every((v, t) => v === xs[t]) ? slot : undefined;
   }
@@ -154,6 +198,7 @@ export class WeightedSum {
    * values, or their little-endian bytes (as they travel in a TensorRecord; any byte offset).
    */
   add(xs: readonly (Float32Array | Uint8Array)[], scale: number): void {
+    this.live();
     if (xs.length !== this.sizes.length) throw new FedStreamError('INTERNAL', `got ${xs.length} tensors, expected ${this.sizes.length}`);
     for (let t = 0; t < xs.length; t++) {
       const x = xs[t]!;
@@ -176,6 +221,7 @@ export class WeightedSum {
 
   /** Folds the buffered updates into the sums. */
   flush(): void {
+    this.live();
     const k = this.pending.length;
     if (k === 0) return;
     const staging = this.staging!;
@@ -183,14 +229,16 @@ export class WeightedSum {
     const fold = this.wasm!.folds[k - 1]!;
     const inPlace = this.pending.every((p) => p.slot);
     for (let j = 0; j < k; j++) this.scales![j] = this.pending[j]!.scale;
+    if (inPlace) {
+      this.flushInPlace(fold);
+      return;
+    }
     for (let t = 0; t < this.sizes.length; t++) {
       const n = this.sizes[t]!;
       const accBase = ACC_OFFSET + this.offsets[t]! * 8;
-      // Staged updates go block by block, so that each block's copies are still in cache when the kernel reads
-      // them; updates in slots need no copy, and the whole tensor is one call.
-      const block = inPlace ? Math.max(1, n) : BLOCK;
-      for (let start = 0; start < n; start += block) {
-        const end = Math.min(n, start + block);
+      // Staged block by block, so that each block's copies are still in cache when the kernel reads them.
+      for (let start = 0; start < n; start += BLOCK) {
+        const end = Math.min(n, start + BLOCK);
         for (let j = 0; j < k; j++) {
           const p = this.pending[j]!;
           if (p.slot) {
@@ -202,10 +250,33 @@ export class WeightedSum {
           else this.stagingBytes!.set(x.subarray(start * 4, end * 4), j * BLOCK * 4);
           bases[j] = STAGING_OFFSET + j * SLOT_BYTES;
         }
-        fold(accBase + start * 8, end - start);
+        fold(accBase + start * 8, end - start, BASES_OFFSET);
       }
     }
     for (const p of this.pending) if (p.slot) p.slot.state = 'free';
+    this.pending.length = 0;
+  }
+
+  /**
+   * Every pending update is in a slot: nothing to copy. Slots share the accumulator's layout (value i of every
+   * tensor at the same index), so all tensors are one range, cut into one part per thread.
+   */
+  private flushInPlace(fold: (acc: number, n: number, tbl: number) => void): void {
+    const k = this.pending.length;
+    const parts: FoldPart[] = [];
+    const chunk = Math.ceil(this.total / this.threads / 16) * 16;
+    for (let start = 0, t = 0; start < this.total; start += chunk, t++) {
+      const part = { start, n: Math.min(chunk, this.total - start), tbl: BASES_OFFSET + t * TABLE_BYTES };
+      for (let j = 0; j < k; j++) this.bases![t * MAX_K + j] = this.pending[j]!.slot!.base + start * 4;
+      parts.push(part);
+    }
+    if (parts.length > 1) {
+      this.lastFoldThreads = foldParts(this.module!, this.wasm!.memory, k, (start) => ACC_OFFSET + start * 8, parts, fold);
+    } else if (parts.length === 1) {
+      fold(ACC_OFFSET, this.total, BASES_OFFSET);
+      this.lastFoldThreads = 1;
+    }
+    for (const p of this.pending) p.slot!.state = 'free';
     this.pending.length = 0;
   }
 

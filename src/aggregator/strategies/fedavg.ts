@@ -107,6 +107,8 @@ export class WeightedMean implements Aggregation {
     if (this.folded === 0) throw new FedStreamError('ROUND_ABANDONED', 'no accepted update to aggregate');
     const inv = 1 / this.totalExamples;
     const averages = this.sums.scaled(inv);
+    // The averages are copies: the kernel's memory goes back for the next round's aggregation.
+    this.sums.dispose();
     const weights: Weights = this.base.map((t, i) => ({ name: t.name, shape: [...t.shape], values: averages[i]! }));
     const metrics: Record<string, number> = { totalExamples: this.totalExamples, contributors: this.folded };
     for (const [k, v] of this.metricSums) metrics[`train_${k}`] = v * inv;
