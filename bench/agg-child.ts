@@ -68,6 +68,7 @@ class TimedStrategy implements Strategy {
       reserve: () => agg.reserve?.(),
       release: (values: Float32Array[] | undefined) => agg.release?.(values),
       flush: () => agg.flush?.(),
+      dispose: () => agg.dispose?.(),
       fold(u: AcceptedUpdate) {
         agg.fold(u);
         cur.lastFold = now();

@@ -178,8 +178,9 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
   const base = weightsOf(new Float32Array(p));
   const updateBytes = n * p * 4;
   const probe = (r: Float32Array) => [0, 1, Math.floor(p / 2), p - 1].map((j) => r[j]!);
-  const k = new WeightedSum([p]).k;
-  const kernel = new WeightedSum([1]).kernel;
+  const shapeProbe = new WeightedSum([p]);
+  const { k, kernel } = shapeProbe;
+  shapeProbe.dispose();
   const seconds: Record<string, number[]> = { memcpy: [], weightedMean: [], weightedMeanFromArrays: [], begin: [], scalar: [], decode: [], decodeCopying: [], weightedMeanWithDecode: [], decodeFromBytes: [] };
   const dst = new Float32Array(p);
   let ours: Float32Array | undefined;
@@ -200,8 +201,10 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     oursFromArrays = meanFold(updates, base);
     const tArrays = (performance.now() - t0) / 1000;
     t0 = performance.now();
-    void new WeightedMean(base);
+    const begun = new WeightedMean(base);
     const tBegin = (performance.now() - t0) / 1000;
+    // As the aggregator does with a round's aggregation: its memory goes back for the next one.
+    begun.dispose();
     t0 = performance.now();
     scalarSum = new Float64Array(p);
     for (let j = 0; j < n; j++) foldScaledScalar(scalarSum, updates[j]!, numExamples(j));
@@ -259,6 +262,7 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
       slots.release(into);
     }
     const tDecode = (performance.now() - t0) / 1000;
+    slots.dispose();
     t0 = performance.now();
     const mean = new WeightedMean(base);
     for (const b of payloads) {
@@ -279,6 +283,7 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
       examples += u.numExamples;
     }
     const r2 = sum.scaled(1 / examples)[0]!;
+    sum.dispose();
     const tBytes = (performance.now() - t0) / 1000;
     if (!Buffer.from(r2.buffer).equals(Buffer.from(want.buffer))) throw new Error(`${label}: fold from bytes differs`);
     if (rep >= 0) {

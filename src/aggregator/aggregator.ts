@@ -522,6 +522,7 @@ export class Aggregator {
     const { records, start } = this.followUp(r.round, this.version);
     out.push(...records);
     await this.transact(`abandon round ${r.round}`, out, true, r.round);
+    r.aggregation.dispose?.();
     this.log.warn({ round: r.round, reason }, 'round abandoned');
     this.afterDecision(start);
   }

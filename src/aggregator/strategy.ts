@@ -62,6 +62,11 @@ export interface Aggregation {
    * round closes.
    */
   flush?(): void;
+  /**
+   * Optional: the aggregation will not be used again (its round was abandoned): give back what it holds, for the
+   * next round's. `finish` does the same on its own.
+   */
+  dispose?(): void;
   /** Number of updates folded so far. */
   readonly count: number;
   /** Produces the new weights, given the rejections too (a strategy may refuse to aggregate). */

@@ -2,6 +2,7 @@
  * Weights ⇄ TensorRecord (the Avro tensor layout), the canonical weights hash, and small checks on weights.
  * Byte layouts are specified in docs/wire-format.md; everything is little-endian whatever the host.
  */
+import { copyBytes } from '../common/bytes.ts';
 import { createHash } from 'node:crypto';
 import { CodecError } from '../common/errors.ts';
 import type { TensorRecord, TensorDtypeSymbol } from './records.ts';
@@ -201,7 +202,7 @@ export function unpackTensors(records: readonly TensorRecord[], into?: readonly 
     const given = into?.[i];
     const values = given && given.length === n ? given : new Float32Array(n);
     if (r.dtype === 'FLOAT32') {
-      if (HOST_LITTLE_ENDIAN) new Uint8Array(values.buffer, values.byteOffset, values.byteLength).set(data);
+      if (HOST_LITTLE_ENDIAN) copyBytes(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), data);
       else for (let k = 0; k < n; k++) values[k] = data.readFloatLE(k * 4);
     } else if (r.dtype === 'FLOAT16') {
       const table = float16Table();

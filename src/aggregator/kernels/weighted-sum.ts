@@ -1,3 +1,4 @@
+import { copyBytes } from '../../common/bytes.ts';
 import { FedStreamError } from '../../common/errors.ts';
 import { foldParts, helperCount, type FoldPart } from './threads.ts';
 import { ACC_OFFSET, BASES_OFFSET, BLOCK, MAX_K, MAX_THREADS, SCALES_OFFSET, SLOT_BYTES, STAGING_OFFSET, TABLE_BYTES, acquireKernel, arenaOffset, kernelModule, releaseKernel, sharedKernelModule, type KernelInstance } from './wasm.ts';
@@ -247,7 +248,7 @@ export class WeightedSum {
           }
           const x = p.xs[t]!;
           if (x instanceof Float32Array) staging.set(x.subarray(start, end), j * BLOCK);
-          else this.stagingBytes!.set(x.subarray(start * 4, end * 4), j * BLOCK * 4);
+          else copyBytes(this.stagingBytes!, x.subarray(start * 4, end * 4), j * BLOCK * 4);
           bases[j] = STAGING_OFFSET + j * SLOT_BYTES;
         }
         fold(accBase + start * 8, end - start, BASES_OFFSET);

@@ -90,6 +90,10 @@ export class WeightedMean implements Aggregation {
     this.sums.flush();
   }
 
+  dispose(): void {
+    this.sums.dispose();
+  }
+
   fold(update: AcceptedUpdate): void {
     const n = update.numExamples;
     if (!(n > 0)) throw new FedStreamError('INTERNAL', `update ${update.updateId} has numExamples ${n}; validation should have rejected it`);
