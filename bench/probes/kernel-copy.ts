@@ -1,6 +1,6 @@
 /**
- * Probe behind docs/performance.md (aggregation kernel): what bounds the fold at P = 4M. Three ways to fold the
- * same N updates, K per pass over the accumulator:
+ * Probe behind docs/performance.md (aggregation kernel): what bounds the fold at P = 4M on one thread (helper
+ * threads: kernel-threads.ts). Three ways to fold the same N updates, K per pass over the accumulator:
  *
  *   cache     the SIMD loop over one staging block per update that stays in L1/L2 (the same 32 KiB re-read for
  *             every block of the accumulator): no update bytes come from memory, so this is the loop's
@@ -40,7 +40,7 @@ for (const k of [1, 2, 4, 8]) {
     }
     cache.push(performance.now() - t0);
     // A fresh sum (and slots) each rep; filling the slots is the decoder's work, outside the clock.
-    const s = new WeightedSum([P], { maxBuffered: k, maxBufferedBytes: Number.MAX_SAFE_INTEGER, slots: N });
+    const s = new WeightedSum([P], { maxBuffered: k, maxBufferedBytes: Number.MAX_SAFE_INTEGER, slots: N, threads: 1 });
     const mine = updates.map((u) => {
       const v = s.reserve()!;
       v[0]!.set(u);
@@ -50,11 +50,13 @@ for (const k of [1, 2, 4, 8]) {
     for (let j = 0; j < N; j++) s.add(mine[j]!, 1 + j);
     s.sums();
     fromSlots.push(performance.now() - t0);
-    const a = new WeightedSum([P], { maxBuffered: k, maxBufferedBytes: Number.MAX_SAFE_INTEGER, slots: 0 });
+    s.dispose();
+    const a = new WeightedSum([P], { maxBuffered: k, maxBufferedBytes: Number.MAX_SAFE_INTEGER, slots: 0, threads: 1 });
     t0 = performance.now();
     for (let j = 0; j < N; j++) a.add([updates[j]!], 1 + j);
     a.sums();
     fromArrays.push(performance.now() - t0);
+    a.dispose();
   }
   process.stdout.write(`K=${k}  cache-resident ${rate(cache)} GB/s   from slots ${rate(fromSlots)} GB/s   from arrays ${rate(fromArrays)} GB/s   (of update bytes)\n`);
 }
