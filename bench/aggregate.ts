@@ -231,10 +231,11 @@ export async function benchAggregate(p: number, n: number, reps: number, opts: {
     kernelByK = {};
     for (const kk of [1, 2, 4, 8]) {
       const ts: number[] = [];
-      for (let rep = 0; rep < Math.max(2, Math.ceil(reps / 2)); rep++) {
-        // From slots, as updateGbps, K of them.
-        ts.push(meanFoldInSlots(updates, base, { maxBuffered: kk, maxBufferedBytes: Number.MAX_SAFE_INTEGER }).seconds);
-      }
+      // From slots, as updateGbps, K of them; an untimed warm-up first, as for every other figure (a new shape
+      // maps and first-touches its memory, ~100 ms for a shared one at 4M).
+      const options = { maxBuffered: kk, maxBufferedBytes: Number.MAX_SAFE_INTEGER };
+      meanFoldInSlots(updates, base, options);
+      for (let rep = 0; rep < Math.max(2, Math.ceil(reps / 2)); rep++) ts.push(meanFoldInSlots(updates, base, options).seconds);
       kernelByK[`k${kk}`] = round(updateBytes / median(ts) / 1e9, 2);
     }
     progress(`${label}: kernel alone by K (GB/s of updates): ${JSON.stringify(kernelByK)}`);
