@@ -7,7 +7,8 @@ import { FedAvg } from './strategies/fedavg.ts';
 import type { Strategy } from './strategy.ts';
 
 export { Aggregator, type AggregatorOptions, type AggregatorSummary } from './aggregator.ts';
-export { FedAvg, WeightedMean, foldScaled, sampleNodes } from './strategies/fedavg.ts';
+export { FedAvg, WeightedMean, sampleNodes } from './strategies/fedavg.ts';
+export { foldScaledScalar } from './kernels/index.ts';
 export type * from './strategy.ts';
 export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
 

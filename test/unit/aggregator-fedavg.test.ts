@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Weights } from '../../src/codec/types.ts';
-import { FedAvg, WeightedMean, foldScaled, sampleNodes } from '../../src/aggregator/strategies/fedavg.ts';
+import { foldScaledScalar } from '../../src/aggregator/kernels/index.ts';
+import { FedAvg, WeightedMean, sampleNodes } from '../../src/aggregator/strategies/fedavg.ts';
 import { validateUpdate, type CandidateUpdate, type RoundState } from '../../src/aggregator/validate.ts';
 
 const w = (...vals: number[][]): Weights => vals.map((v, i) => ({ name: `t${i}`, shape: [v.length], values: Float32Array.from(v) }));
@@ -37,9 +38,9 @@ describe('FedAvg', () => {
     expect(() => new WeightedMean(w([0])).finish([])).toThrow(/no accepted update/);
   });
 
-  it('foldScaled handles lengths that are not a multiple of 4', () => {
+  it('the scalar fold handles lengths that are not a multiple of 4', () => {
     const acc = new Float64Array(7);
-    foldScaled(acc, Float32Array.from([1, 2, 3, 4, 5, 6, 7]), 2);
+    foldScaledScalar(acc, Float32Array.from([1, 2, 3, 4, 5, 6, 7]), 2);
     expect(Array.from(acc)).toEqual([2, 4, 6, 8, 10, 12, 14]);
   });
 

@@ -59,7 +59,7 @@ export function sampleNodes(nodes: readonly string[], m: number, seed: number): 
 
 /**
  * Example-weighted mean, folded in float64 by the WebAssembly SIMD kernel (kernels/weighted-sum.ts): the
- * same bits as `foldScaled` applied update after update, with the accumulator read and written once per few
+ * same bits as `foldScaledScalar` (kernels/) applied update after update, with the accumulator read and written once per few
  * updates. Exported for benchmarks and for strategies that reuse it.
  */
 export class WeightedMean implements Aggregation {
@@ -120,17 +120,4 @@ export class WeightedMean implements Aggregation {
     for (const [id, n] of this.examplesByUpdate) contributionWeights.set(id, n * inv);
     return { weights, metrics, contributionWeights };
   }
-}
-
-/** acc[i] += x[i] * scale, in float64. The hot loop of aggregation. */
-export function foldScaled(acc: Float64Array, x: Float32Array, scale: number): void {
-  const n = acc.length;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    acc[i] = acc[i]! + x[i]! * scale;
-    acc[i + 1] = acc[i + 1]! + x[i + 1]! * scale;
-    acc[i + 2] = acc[i + 2]! + x[i + 2]! * scale;
-    acc[i + 3] = acc[i + 3]! + x[i + 3]! * scale;
-  }
-  for (; i < n; i++) acc[i] = acc[i]! + x[i]! * scale;
 }
