@@ -225,19 +225,24 @@ export class WeightedSum {
     this.live();
     const k = this.pending.length;
     if (k === 0) return;
-    const staging = this.staging!;
-    const bases = this.bases!;
     const fold = this.wasm!.folds[k - 1]!;
-    const inPlace = this.pending.every((p) => p.slot);
     for (let j = 0; j < k; j++) this.scales![j] = this.pending[j]!.scale;
-    if (inPlace) {
-      this.flushInPlace(fold);
-      return;
-    }
+    if (this.pending.every((p) => p.slot)) this.foldInPlace(fold);
+    else this.foldStaged(fold);
+    for (const p of this.pending) if (p.slot) p.slot.state = 'free';
+    this.pending.length = 0;
+  }
+
+  /**
+   * Some pending update is ordinary arrays: staged block by block, so that each block's copies are still in cache
+   * when the kernel reads them (updates in slots in the same pass are read where they lie).
+   */
+  private foldStaged(fold: (acc: number, n: number, tbl: number) => void): void {
+    const k = this.pending.length;
+    const bases = this.bases!;
     for (let t = 0; t < this.sizes.length; t++) {
       const n = this.sizes[t]!;
       const accBase = ACC_OFFSET + this.offsets[t]! * 8;
-      // Staged block by block, so that each block's copies are still in cache when the kernel reads them.
       for (let start = 0; start < n; start += BLOCK) {
         const end = Math.min(n, start + BLOCK);
         for (let j = 0; j < k; j++) {
@@ -247,29 +252,26 @@ export class WeightedSum {
             continue;
           }
           const x = p.xs[t]!;
-          if (x instanceof Float32Array) staging.set(x.subarray(start, end), j * BLOCK);
+          if (x instanceof Float32Array) this.staging!.set(x.subarray(start, end), j * BLOCK);
           else copyBytes(this.stagingBytes!, x.subarray(start * 4, end * 4), j * BLOCK * 4);
           bases[j] = STAGING_OFFSET + j * SLOT_BYTES;
         }
         fold(accBase + start * 8, end - start, BASES_OFFSET);
       }
     }
-    for (const p of this.pending) if (p.slot) p.slot.state = 'free';
-    this.pending.length = 0;
   }
 
   /**
    * Every pending update is in a slot: nothing to copy. Slots share the accumulator's layout (value i of every
    * tensor at the same index), so all tensors are one range, cut into one part per thread.
    */
-  private flushInPlace(fold: (acc: number, n: number, tbl: number) => void): void {
+  private foldInPlace(fold: (acc: number, n: number, tbl: number) => void): void {
     const k = this.pending.length;
     const parts: FoldPart[] = [];
     const chunk = Math.ceil(this.total / this.threads / 16) * 16;
     for (let start = 0, t = 0; start < this.total; start += chunk, t++) {
-      const part = { start, n: Math.min(chunk, this.total - start), tbl: BASES_OFFSET + t * TABLE_BYTES };
       for (let j = 0; j < k; j++) this.bases![t * MAX_K + j] = this.pending[j]!.slot!.base + start * 4;
-      parts.push(part);
+      parts.push({ start, n: Math.min(chunk, this.total - start), tbl: BASES_OFFSET + t * TABLE_BYTES });
     }
     if (parts.length > 1) {
       this.lastFoldThreads = foldParts(this.module!, this.wasm!.memory, k, (start) => ACC_OFFSET + start * 8, parts, fold);
@@ -277,8 +279,6 @@ export class WeightedSum {
       fold(ACC_OFFSET, this.total, BASES_OFFSET);
       this.lastFoldThreads = 1;
     }
-    for (const p of this.pending) p.slot!.state = 'free';
-    this.pending.length = 0;
   }
 
   /** The running sums, one float64 array per tensor (views that stay valid for the life of this object). */
