@@ -8,14 +8,11 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
-import { unpackTensors, type AuditEventRecord, type ModelVersionRecord } from '../../src/codec/index.ts';
-import { readToEnd } from '../../src/pipeline/log.ts';
-import { pipelineTopics } from '../../src/pipeline/topics.ts';
-import { PayloadReader, decode } from '../../src/pipeline/wire.ts';
-import type { Transport } from '../../src/transport/types.ts';
+import { unpackTensors, type ModelVersionRecord } from '../../src/codec/index.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
 import { createAggregator } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
+import { readVersions } from '../support/pipeline-log.ts';
 import { deferCleanup, uniqueName } from './helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -78,21 +75,7 @@ export async function expectExit(p: Proc, code: number | string, what: string): 
   if (got !== code) throw new Error(`${what} exited with ${got}, expected ${code}; log tail:\n${p.logTail()}`);
 }
 
-export async function readVersions(t: Transport, m: Manifest): Promise<ModelVersionRecord[]> {
-  const out: ModelVersionRecord[] = [];
-  const reader = new PayloadReader();
-  await readToEnd(t, pipelineTopics(m).models, (msg) => {
-    const got = reader.accept(msg);
-    if (got.payload) out.push(decode('ModelVersion', got.payload.bytes));
-  });
-  return out;
-}
-
-export async function readAudit(t: Transport, m: Manifest): Promise<AuditEventRecord[]> {
-  const out: AuditEventRecord[] = [];
-  await readToEnd(t, pipelineTopics(m).audit, (msg) => { out.push(decode('AuditEvent', msg.value!)); });
-  return out;
-}
+export { readAudit, readVersions } from '../support/pipeline-log.ts';
 
 /** The same pipeline, uninterrupted, in this process on the in-memory transport: the versions every recovery must reproduce. */
 export async function referenceRun(m: Manifest, nodeIds: string[]): Promise<ModelVersionRecord[]> {

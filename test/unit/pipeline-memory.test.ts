@@ -5,10 +5,10 @@ import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory
 import { createAggregator, strategyFor, type Strategy } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
 import { pipelineTopics } from '../../src/pipeline/topics.ts';
-import { PayloadReader, decode, toRecords } from '../../src/pipeline/wire.ts';
+import { toRecords } from '../../src/pipeline/wire.ts';
 import { readToEnd } from '../../src/pipeline/log.ts';
-import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type AuditEventRecord } from '../../src/codec/index.ts';
-import type { Transport } from '../../src/transport/types.ts';
+import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord } from '../../src/codec/index.ts';
+import { readAudit, readVersions } from '../support/pipeline-log.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
@@ -23,22 +23,6 @@ function manifest(over: Record<string, unknown> = {}): Manifest {
     strategy: { rounds: 3, targetUpdates: 3, minUpdates: 2, roundTimeoutMs: 60_000 },
     ...over,
   });
-}
-
-async function versions(t: Transport, m: Manifest): Promise<ModelVersionRecord[]> {
-  const out: ModelVersionRecord[] = [];
-  const reader = new PayloadReader();
-  await readToEnd(t, pipelineTopics(m).models, (msg) => {
-    const got = reader.accept(msg);
-    if (got.payload) out.push(decode('ModelVersion', got.payload.bytes));
-  });
-  return out;
-}
-
-async function audits(t: Transport, m: Manifest): Promise<AuditEventRecord[]> {
-  const out: AuditEventRecord[] = [];
-  await readToEnd(t, pipelineTopics(m).audit, (msg) => { out.push(decode('AuditEvent', msg.value!)); });
-  return out;
 }
 
 describe('a federated pipeline on the in-memory transport', () => {
@@ -61,7 +45,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     await Promise.all(nodes.map((n) => n.done));
     expect(summary.finalVersion).toBe(3);
 
-    const vs = await versions(t, m);
+    const vs = await readVersions(t, m);
     expect(vs.map((v) => v.version)).toEqual([0, 1, 2, 3]);
     for (const v of vs.slice(1)) {
       expect(v.parentVersion).toBe(v.version - 1);
@@ -76,7 +60,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     expect(acc[2]!).toBeGreaterThan(0.6);
     expect(acc[2]!).toBeGreaterThan(acc[0]! - 0.02);
 
-    const a = await audits(t, m);
+    const a = await readAudit(t, m);
     const rejected = a.filter((e) => e.action === 'UPDATE_REJECTED');
     expect(rejected).toHaveLength(1);
     expect(rejected[0]!.details.code).toBe('undecodable');
@@ -117,7 +101,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     await Promise.all(nodes.map((n) => n.done));
     await Promise.all(nodes.map((n) => n.stop()));
     await agg.stop();
-    return { versions: await versions(t, m), audits: await audits(t, m), crashes };
+    return { versions: await readVersions(t, m), audits: await readAudit(t, m), crashes };
   }
 
   function expectSameWeights(a: ModelVersionRecord[], b: ModelVersionRecord[]) {
@@ -158,7 +142,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false });
     await agg.start();
     const topics = pipelineTopics(m);
-    const [v0] = await versions(t, m);
+    const [v0] = await readVersions(t, m);
     const base = unpackTensors(v0!.tensors);
     const forged = (over: Record<string, unknown>, mutate?: (w: typeof base) => void) => {
       const w = base.map((x) => ({ ...x, values: Float32Array.from(x.values) }));
@@ -183,13 +167,13 @@ describe('a federated pipeline on the in-memory transport', () => {
     await p.send(forged({ nodeId: 'node-2', updateId: 'ok-2', numExamples: 30 }, shift(-2)));
     await p.send(forged({ nodeId: 'node-3', updateId: 'ok-3', numExamples: 60 }, shift(5)));
     await agg.done;
-    const a = await audits(t, m);
+    const a = await readAudit(t, m);
     const codes = a.filter((e) => e.action === 'UPDATE_REJECTED').map((e) => e.details.code);
     expect(codes).toEqual(['future_round', 'wrong_base_version', 'non_finite', 'norm_bound', 'duplicate']);
     const dead: string[] = [];
     await readToEnd(t, topics['dead-letter'], (msg) => { dead.push(msg.headers['fedstream-dlq-code']!.toString()); });
     expect(dead).toEqual(codes);
-    const vs = await versions(t, m);
+    const vs = await readVersions(t, m);
     expect(vs.at(-1)!.contributors.map((c) => c.updateId).sort()).toEqual(['dup-1', 'ok-2', 'ok-3']);
     // FedAvg of the three, in float64 in log order, then float32: the bits the version must hold.
     const accepted = [[1, 10], [-2, 30], [5, 60]] as const;
@@ -231,7 +215,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, strategy: spy });
     await agg.start();
     const topics = pipelineTopics(m);
-    const [v0] = await versions(t, m);
+    const [v0] = await readVersions(t, m);
     const update = (j: number) => toRecords(topics.updates, 'ModelUpdate', {
       updateId: `u${j}`, tenant: m.tenant, pipeline: m.name, nodeId: `node-${j}`, round: 1, baseVersion: 0,
       numExamples: 10, tensors: v0!.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
