@@ -19,17 +19,18 @@ export interface TrainRequest {
   backend?: string;
 }
 
+/** What a worker's training job produced. */
+export interface TrainOutcome {
+  weights: Weights;
+  numExamples: number;
+  metrics: Record<string, number>;
+  trainingMs: number;
+  backend: string;
+  steps: number;
+  batchSize: number;
+}
+
 export type TrainReply =
   | { type: 'ready' }
-  | {
-      type: 'result';
-      id: number;
-      weights: Weights;
-      numExamples: number;
-      metrics: Record<string, number>;
-      trainingMs: number;
-      backend: string;
-      steps: number;
-      batchSize: number;
-    }
+  | ({ type: 'result'; id: number } & TrainOutcome)
   | { type: 'error'; id: number; error: { code: ErrorCode; message: string; details: Record<string, unknown>; retriable: boolean } };

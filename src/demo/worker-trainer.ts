@@ -14,7 +14,7 @@ import { FedStreamError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
 import type { LocalTrainer } from '../node/runtime.ts';
-import type { TrainReply, TrainRequest } from './worker-protocol.ts';
+import type { TrainOutcome, TrainReply, TrainRequest } from './worker-protocol.ts';
 
 export interface WorkerPoolOptions {
   /** Whose data the workers load (its `data` section) and which optimizer they use. */
@@ -35,14 +35,7 @@ export interface TrainInput {
   seed: number;
 }
 
-export interface WorkerTrainResult {
-  weights: Weights;
-  numExamples: number;
-  metrics: Record<string, number>;
-  trainingMs: number;
-  backend: string;
-  steps: number;
-  batchSize: number;
+export interface WorkerTrainResult extends TrainOutcome {
   /** Index of the worker thread that ran the job. */
   worker: number;
 }
