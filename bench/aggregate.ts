@@ -10,7 +10,7 @@ import { WeightedSum, foldScaledScalar, type WeightedSumOptions } from '../src/a
 import { WeightedMean } from '../src/aggregator/strategies/fedavg.ts';
 import { packTensors, unpackTensors, type ModelUpdateRecord } from '../src/codec/index.ts';
 import type { Weights } from '../src/codec/types.ts';
-import { codec, decode, decodeView } from '../src/pipeline/wire.ts';
+import { codec, decode, decodeView } from '../src/protocol/wire.ts';
 import { ROOT, median, progress, round, run } from './lib.ts';
 
 export interface AggregateFigures {

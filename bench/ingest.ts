@@ -17,7 +17,7 @@ import path from 'node:path';
 import { applySchema, createAnalyticsClient, Sink, type AnalyticsClient } from '../src/analytics/index.ts';
 import { parseManifest, type Manifest } from '../src/config/manifest.ts';
 import { randomUUID } from 'node:crypto';
-import { topicSpecs } from '../src/pipeline/topics.ts';
+import { topicSpecs } from '../src/protocol/topics.ts';
 import { brokerPid, nextMessage, percentile, procCpuSeconds, progress, round, spawnTsChild } from './lib.ts';
 import { deleteTopics, kafka, quiet } from './sim.ts';
 
@@ -122,7 +122,7 @@ export async function benchIngest(brokers: string, o: { seconds: number; capacit
     apiVersion: 'fedstream/v1', tenant: 'bench', name: `ingest-${randomUUID().slice(0, 8)}`,
     model: { inputShape: [4], layers: [{ type: 'dense', units: 2 }] },
     data: { source: 'mnist', nodes: 100 },
-    strategy: { rounds: 1, targetUpdates: 1, minUpdates: 1 },
+    rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
     topics: { partitions },
   });
   const t = kafka(brokers, 'bench-ingest');

@@ -10,8 +10,8 @@
 import type { TelemetryEventRecord } from '../src/codec/index.ts';
 import { createLogger } from '../src/common/logger.ts';
 import { parseManifest } from '../src/config/manifest.ts';
-import { pipelineTopics } from '../src/pipeline/topics.ts';
-import { toRecords } from '../src/pipeline/wire.ts';
+import { pipelineTopics } from '../src/protocol/topics.ts';
+import { toRecords } from '../src/protocol/wire.ts';
 import { createKafkaTransport } from '../src/transport/kafka.ts';
 import type { ProducerRecord } from '../src/transport/types.ts';
 

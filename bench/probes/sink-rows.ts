@@ -4,13 +4,13 @@
  *
  *   npx tsx bench/probes/sink-rows.ts
  */
-import { Sink } from '../../src/analytics/sink.ts';
+import { Sink } from '../../src/analytics/sink/sink.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
 import { quiet } from '../sim.ts';
 
 const m = parseManifest({
   apiVersion: 'fedstream/v1', tenant: 'bench', name: 'rowprobe', model: { inputShape: [4], layers: [{ type: 'dense', units: 2 }] },
-  data: { source: 'mnist', nodes: 100 }, strategy: { rounds: 1, targetUpdates: 1, minUpdates: 1 },
+  data: { source: 'mnist', nodes: 100 }, rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
 });
 const event = { tenant: 'bench', pipeline: 'rowprobe', nodeId: 'node-001', kind: 'HEARTBEAT', round: 3, eventTime: Date.now(), metrics: { cpu: 0.5, memoryMb: 200, loss: 0.1 }, labels: { backend: 'wasm' }, message: null };
 const source = { topic: 'bench.rowprobe.telemetry', partition: 1, offset: '12345', key: null, bytes: Buffer.alloc(0) };

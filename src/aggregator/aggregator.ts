@@ -6,9 +6,9 @@ import { FedStreamError, isFedStreamError } from '../common/errors.ts';
 import { retry } from '../common/retry.ts';
 import type { Manifest } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
-import { readToEnd } from '../pipeline/log.ts';
-import { ensureTopics, pipelineTopics, type PipelineTopics } from '../pipeline/topics.ts';
-import { PayloadReader, deadLetterRecords, decode, decodeView, toRecords, type Payload } from '../pipeline/wire.ts';
+import { readToEnd } from '../protocol/log.ts';
+import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/topics.ts';
+import { PayloadReader, deadLetterRecords, decode, decodeView, toRecords, type Payload } from '../protocol/wire.ts';
 import type { Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage, Consumer } from '../transport/types.ts';
 import type { Aggregation, Rejection, Strategy } from './strategy.ts';
 import { validateUpdate, type RoundState } from './validate.ts';
@@ -173,7 +173,7 @@ export class Aggregator {
   }
 
   private summary(): AggregatorSummary {
-    return { finalVersion: this.version, rounds: this.m.strategy.rounds, versions: this.version + 1 };
+    return { finalVersion: this.version, rounds: this.m.rounds.count, versions: this.version + 1 };
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -309,7 +309,7 @@ export class Aggregator {
       countedIds: this.counted,
     };
     const candidate = { ...update, round: Number(update.round), baseVersion: Number(update.baseVersion), numExamples: Number(update.numExamples), weights };
-    const rejection = validateUpdate(candidate, state, this.weights, { maxUpdateNorm: this.m.strategy.maxUpdateNorm, maxExamples: 1e12 });
+    const rejection = validateUpdate(candidate, state, this.weights, { maxUpdateNorm: this.m.limits.maxUpdateNorm, maxExamples: 1e12 });
     if (rejection) {
       r.aggregation.release?.(into);
       this.reject(r, rejection, p.bytes, msg);
@@ -366,7 +366,7 @@ export class Aggregator {
     const accepted = r.acceptedIds.size;
     if (accepted >= r.minUpdates) {
       await this.closeRound(`deadline with ${accepted} of ${r.targetUpdates} updates`);
-    } else if (r.extensions < this.m.strategy.maxExtensions) {
+    } else if (r.extensions < this.m.rounds.maxExtensions) {
       await this.extendRound(r);
     } else {
       await this.abandonRound(r);
@@ -383,8 +383,8 @@ export class Aggregator {
       config,
       selectedNodes,
       deadline,
-      minUpdates: Math.min(this.m.strategy.minUpdates, this.m.strategy.targetUpdates),
-      targetUpdates: this.m.strategy.targetUpdates,
+      minUpdates: Math.min(this.m.rounds.minUpdates, this.m.rounds.targetUpdates),
+      targetUpdates: this.m.rounds.targetUpdates,
       createdAt: Date.now(),
     };
   }
@@ -500,11 +500,11 @@ export class Aggregator {
 
   private async extendRound(r: OpenRound): Promise<void> {
     r.extensions++;
-    r.deadline = Date.now() + this.m.strategy.roundTimeoutMs;
+    r.deadline = Date.now() + this.m.rounds.timeoutMs;
     const c = this.controlRecord('EXTEND', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], { extension: String(r.extensions) });
     // No offsets here: the updates accepted so far live only in memory until the round closes.
     await this.transact(`extend round ${r.round}`, [
-      this.audit('ROUND_EXTENDED', { round: r.round, reason: `${r.acceptedIds.size} of ${r.minUpdates} required updates at the deadline; extension ${r.extensions} of ${this.m.strategy.maxExtensions}` }),
+      this.audit('ROUND_EXTENDED', { round: r.round, reason: `${r.acceptedIds.size} of ${r.minUpdates} required updates at the deadline; extension ${r.extensions} of ${this.m.rounds.maxExtensions}` }),
       this.controlOut(c),
     ], false);
     this.log.warn({ round: r.round, accepted: r.acceptedIds.size, minUpdates: r.minUpdates, extension: r.extensions }, 'round below quorum at its deadline; extended');
@@ -533,11 +533,11 @@ export class Aggregator {
    */
   private followUp(decidedRound: number, baseVersion: number): { records: ProducerRecord[]; start?: RoundControlRecord } {
     const round = decidedRound + 1;
-    if (round > this.m.strategy.rounds) {
+    if (round > this.m.rounds.count) {
       return { records: [this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), this.controlOut(this.controlRecord('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
     }
     const plan = this.opts.strategy.configureRound({ round, baseVersion, knownNodes: this.opts.knownNodes ?? [] });
-    const start = this.controlRecord('START', round, baseVersion, Date.now() + this.m.strategy.roundTimeoutMs, plan.selectedNodes, plan.config);
+    const start = this.controlRecord('START', round, baseVersion, Date.now() + this.m.rounds.timeoutMs, plan.selectedNodes, plan.config);
     const audit = this.audit('ROUND_STARTED', { round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
     return { records: [audit, this.controlOut(start)], start };
   }

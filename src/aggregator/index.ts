@@ -3,11 +3,12 @@ import type { Manifest } from '../config/manifest.ts';
 import type { Transport } from '../transport/types.ts';
 import type { ModelVersionRecord } from '../codec/index.ts';
 import { Aggregator, type AggregatorOptions } from './aggregator.ts';
-import { FedAvg } from './strategies/fedavg.ts';
+import { ConfigError } from '../common/errors.ts';
+import { FedAvg, fedavgFraction } from './strategies/fedavg.ts';
 import type { Strategy } from './strategy.ts';
 
 export { Aggregator, type AggregatorOptions, type AggregatorSummary } from './aggregator.ts';
-export { FedAvg, WeightedMean, sampleNodes } from './strategies/fedavg.ts';
+export { FedAvg, WeightedMean, sampleNodes, fedavgFraction } from './strategies/fedavg.ts';
 export { foldScaledScalar } from './kernels/index.ts';
 export type * from './strategy.ts';
 export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
@@ -22,7 +23,9 @@ export function strategyFor(m: Manifest): Strategy {
   };
   switch (m.strategy.name) {
     case 'fedavg':
-      return new FedAvg({ config, fraction: m.strategy.fraction, seed: m.model.seed });
+      return new FedAvg({ config, fraction: fedavgFraction(m), seed: m.model.seed });
+    default:
+      throw new ConfigError('strategy.name', `unknown strategy "${m.strategy.name}"`);
   }
 }
 
@@ -40,10 +43,10 @@ export interface CreateAggregatorOptions {
 
 /** An aggregator for a manifest, with tfjs for the initial weights and the held-out evaluation. */
 export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggregator> {
-  const { initBackend } = await import('../node/backend.ts');
-  const { initialWeights } = await import('../node/model.ts');
-  const { testDataset, nodeIdOf } = await import('../node/data.ts');
-  const { evaluate } = await import('../node/trainer.ts');
+  const { initBackend } = await import('../ml/backend.ts');
+  const { initialWeights } = await import('../ml/model.ts');
+  const { testDataset, nodeIdOf } = await import('../ml/data.ts');
+  const { evaluate } = await import('../ml/trainer.ts');
   await initBackend(undefined, { logger: o.logger });
   const m = o.manifest;
   const test = o.evaluate === false ? undefined : testDataset(m);

@@ -10,7 +10,7 @@ export {
   type AnalyticsClientOptions,
   type AnalyticsHealth,
   type AnalyticsKind,
-} from './client.ts';
+} from './clickhouse/client.ts';
 export {
   applySchema,
   defaultSchemaDir,
@@ -25,7 +25,7 @@ export {
   type SchemaFile,
   type SchemaVariables,
   type Statement,
-} from './ddl.ts';
+} from './clickhouse/ddl.ts';
 export {
   Sink,
   runSink,
@@ -37,7 +37,7 @@ export {
   type SinkOptions,
   type SinkState,
   type SinkTable,
-} from './sink.ts';
+} from './sink/sink.ts';
 export {
   QUERY_NAMES,
   defaultQueryDir,
@@ -61,4 +61,4 @@ export {
   type RetentionEntry,
   type TrainingReport,
   type TrainingReportOptions,
-} from './report.ts';
+} from './reports/report.ts';

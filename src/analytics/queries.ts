@@ -11,9 +11,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedStreamError } from '../common/errors.ts';
-import type { AnalyticsClient } from './client.ts';
-import { toAnalyticsError } from './client.ts';
-import { splitStatements } from './ddl.ts';
+import type { AnalyticsClient } from './clickhouse/client.ts';
+import { toAnalyticsError } from './clickhouse/client.ts';
+import { splitStatements } from './clickhouse/ddl.ts';
 
 export const QUERY_NAMES = [
   'convergence',

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { SinkMetrics } from '../analytics/sink.ts';
+import type { SinkMetrics } from '../analytics/sink/sink.ts';
 import { ConfigError } from '../common/errors.ts';
 import { rootLogger, type Logger } from '../common/logger.ts';
 import type { Manifest } from '../config/manifest.ts';
@@ -66,7 +66,7 @@ export function registerAnalyticsCommands(program: Command): void {
       const progressMs = positiveInt(flags.progressMs, '--progress-ms', 0);
       const logger = rootLogger();
       const { createTransport } = await import('../transport/index.ts');
-      const { Sink } = await import('../analytics/sink.ts');
+      const { Sink } = await import('../analytics/sink/sink.ts');
       if (!m.kafka.brokers) {
         process.stderr.write('fedstream sink: no --kafka (nor kafka.brokers in the manifest): reading the in-process memory log, which only a pipeline in this same process fills\n');
       }
@@ -130,7 +130,7 @@ export function registerAnalyticsCommands(program: Command): void {
         const chosen = flags.version ?? flags.modelVersion;
         const version = chosen === undefined ? undefined : positiveInt(chosen, flags.version !== undefined ? '--version' : '--model-version', 0);
         const logger = rootLogger();
-        const { complianceReport, trainingReport } = await import('../analytics/report.ts');
+        const { complianceReport, trainingReport } = await import('../analytics/reports/report.ts');
         const analytics = await openAnalytics(m, logger);
         // The models topic is read back only from Kafka: a fresh process's in-memory log is empty.
         const transport = name === 'compliance' && m.kafka.brokers

@@ -22,7 +22,7 @@ export function withPipelineOptions(cmd: Command, required = true): Command {
     .option('--clickhouse <url>', 'ClickHouse server URL (env FEDSTREAM_CLICKHOUSE); without it, the embedded engine')
     .option('--clickhouse-path <dir>', 'data directory of the embedded ClickHouse (env FEDSTREAM_CLICKHOUSE_PATH)')
     .option('--tenant <id>', 'override the manifest tenant (env FEDSTREAM_TENANT)')
-    .option('--rounds <n>', 'override strategy.rounds (env FEDSTREAM_ROUNDS)');
+    .option('--rounds <n>', 'override rounds.count (env FEDSTREAM_ROUNDS)');
 }
 
 export function manifestFrom(flags: PipelineFlags): Manifest {
@@ -41,7 +41,7 @@ export function registerCommands(program: Command): void {
     .action((flags: PipelineFlags) => runCommand(async () => {
       const m = manifestFrom(flags);
       const { createTransport } = await import('../transport/index.ts');
-      const { topicSpecs } = await import('../pipeline/topics.ts');
+      const { topicSpecs } = await import('../protocol/topics.ts');
       const transport = createTransport({ kafka: m.kafka.brokers, logger: rootLogger() });
       const admin = transport.admin();
       try {

@@ -145,7 +145,7 @@ export function registerDemoCommands(program: Command): void {
       const plan = planDemo(options);
       if (hasPreviousRun(plan.out)) process.stderr.write(`fedstream demo: clearing the previous run in ${plan.out}\n`);
       const settings = plan.manifest;
-      process.stderr.write(`fedstream demo: ${plan.nodeIds.length} nodes, ${settings.data.source === 'mnist' ? `MNIST ${settings.data.partition === 'iid' ? 'IID' : `non-IID (${settings.data.shardsPerNode} label shards per node)`}` : 'file data'}, ${settings.strategy.rounds} round${settings.strategy.rounds === 1 ? '' : 's'} of FedAvg (E=${settings.training.epochs}, B=${settings.training.batchSize}, lr=${settings.training.learningRate}); `
+      process.stderr.write(`fedstream demo: ${plan.nodeIds.length} nodes, ${settings.data.source === 'mnist' ? `MNIST ${settings.data.partition === 'iid' ? 'IID' : `non-IID (${settings.data.shardsPerNode} label shards per node)`}` : 'file data'}, ${settings.rounds.count} round${settings.rounds.count === 1 ? '' : 's'} of FedAvg (E=${settings.training.epochs}, B=${settings.training.batchSize}, lr=${settings.training.learningRate}); `
         + `${settings.kafka.brokers ? `Kafka ${settings.kafka.brokers}` : 'in-memory transport'}, ${settings.analytics.clickhouse ? `ClickHouse ${settings.analytics.clickhouse}` : `embedded ClickHouse in ${settings.analytics.path}`}\n`);
       onSignal(async () => { process.stderr.write('\nfedstream demo: interrupted\n'); });
       const summary = await runDemo(options, plan);

@@ -60,7 +60,7 @@ export class FedStreamError extends Error {
 
 /** Configuration errors are never retriable: the same input fails the same way. */
 export class ConfigError extends FedStreamError {
-  /** Dotted path of the offending field, e.g. `strategy.minUpdates`. */
+  /** Dotted path of the offending field, e.g. `rounds.minUpdates`. */
   readonly path: string;
   constructor(path: string, message: string, options: Omit<FedStreamErrorOptions, 'retriable'> & { source?: string } = {}) {
     const text = `${options.source ? `${options.source}: ` : ''}${path ? `${path}: ` : ''}${message}`;

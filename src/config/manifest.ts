@@ -77,21 +77,32 @@ export const manifestSchema = z.object({
     learningRate: z.number().positive().default(0.05),
     optimizer: z.enum(['sgd', 'adam']).default('sgd'),
   }).strict().default({ epochs: 1, batchSize: 10, learningRate: 0.05, optimizer: 'sgd' }),
-  strategy: z.object({
-    name: z.enum(['fedavg']).default('fedavg'),
-    rounds: posInt,
+  /**
+   * The round protocol (DESIGN.md "Round protocol"): how many rounds, when a round closes, how long it may wait.
+   * Independent of the strategy, which decides what a closed round's updates become.
+   */
+  rounds: z.object({
+    /** Number of rounds to run; the pipeline finishes after the last one. */
+    count: posInt,
     /** The round closes as soon as this many updates are accepted. */
     targetUpdates: posInt,
     /** At the deadline, the round closes if at least this many arrived; otherwise it is extended or abandoned. */
     minUpdates: posInt,
-    roundTimeoutMs: posInt.default(60_000),
+    /** How long a round waits for its target, in milliseconds. */
+    timeoutMs: posInt.default(60_000),
     /** How many times a round below quorum is extended before it is abandoned. */
     maxExtensions: nonNegInt.default(2),
-    /** Fraction C of nodes selected per round (1 = all). */
-    fraction: z.number().gt(0).max(1).default(1),
+  }).strict().refine((s) => s.minUpdates <= s.targetUpdates, { message: 'minUpdates must not exceed targetUpdates', path: ['minUpdates'] }),
+  /** What an update may contain; anything beyond is rejected before it is folded. */
+  limits: z.object({
     /** Updates whose L2 distance from the base version exceeds this are rejected. */
     maxUpdateNorm: z.number().positive().default(1000),
-  }).strict().refine((s) => s.minUpdates <= s.targetUpdates, { message: 'minUpdates must not exceed targetUpdates', path: ['minUpdates'] }),
+  }).strict().default({ maxUpdateNorm: 1000 }),
+  /**
+   * The strategy and its own options. Only `name` is checked here: each strategy validates its options with its
+   * own schema (aggregator/strategies/registry.ts), which the composition root applies when a manifest is loaded.
+   */
+  strategy: z.object({ name: z.string().min(1).default('fedavg') }).loose().default({ name: 'fedavg' }),
   topics: z.object({
     partitions: posInt.default(1),
     replicationFactor: posInt.default(1),
@@ -121,10 +132,55 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('') || '(root)';
 }
 
+/** Keys that manifests written before the `rounds` and `limits` sections kept under `strategy`, and where they went. */
+export const LEGACY_STRATEGY_KEYS = {
+  rounds: ['rounds', 'count'],
+  targetUpdates: ['rounds', 'targetUpdates'],
+  minUpdates: ['rounds', 'minUpdates'],
+  roundTimeoutMs: ['rounds', 'timeoutMs'],
+  maxExtensions: ['rounds', 'maxExtensions'],
+  maxUpdateNorm: ['limits', 'maxUpdateNorm'],
+} as const;
+
+const notes = new WeakMap<object, string[]>();
+
+/** What loading a manifest had to say without failing (e.g. legacy keys moved); the CLI logs them as warnings. */
+export function manifestNotes(m: Manifest): readonly string[] {
+  return notes.get(m) ?? [];
+}
+
+/**
+ * Moves round-protocol keys that older manifests kept under `strategy` into `rounds` and `limits`, so that those
+ * manifests keep loading. A key given in both places is an error (which one would win is not obvious).
+ */
+function migrateLegacy(raw: unknown, said: string[]): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const r = raw as Record<string, unknown>;
+  const strategy = r.strategy;
+  if (typeof strategy !== 'object' || strategy === null || Array.isArray(strategy)) return raw;
+  const legacy = Object.keys(LEGACY_STRATEGY_KEYS).filter((k) => k in strategy);
+  if (legacy.length === 0) return raw;
+  const out: Record<string, unknown> = { ...r, strategy: { ...strategy } };
+  for (const k of legacy) {
+    const [section, key] = LEGACY_STRATEGY_KEYS[k as keyof typeof LEGACY_STRATEGY_KEYS];
+    const target = { ...((out[section] as Record<string, unknown> | undefined) ?? {}) };
+    if (key in target) throw new ConfigError(`strategy.${k}`, `also given as ${section}.${key}; keep only ${section}.${key}`);
+    target[key] = (strategy as Record<string, unknown>)[k];
+    out[section] = target;
+    delete (out.strategy as Record<string, unknown>)[k];
+    said.push(`strategy.${k} is now ${section}.${key}; the manifest still loads, but move the key`);
+  }
+  return out;
+}
+
 /** Validates an already-parsed manifest object; throws ConfigError naming the first bad field (all issues in `details.issues`). */
 export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
-  const result = manifestSchema.safeParse(raw);
-  if (result.success) return result.data;
+  const said: string[] = [];
+  const result = manifestSchema.safeParse(migrateLegacy(raw, said));
+  if (result.success) {
+    if (said.length) notes.set(result.data, said);
+    return result.data;
+  }
   const issues = result.error.issues.map((issue) => {
     const keys = issue.code === 'unrecognized_keys' ? ` (${(issue as { keys: string[] }).keys.join(', ')})` : '';
     return { path: formatPath(issue.path), message: issue.code === 'unrecognized_keys' ? `unknown key${keys}` : issue.message };
@@ -211,10 +267,10 @@ export function applyOverrides(manifest: Manifest, flags: Overrides = {}, env: N
   set('clickhouse', (v) => { m.analytics = { ...m.analytics, clickhouse: String(v) }; });
   set('clickhousePath', (v) => { m.analytics = { ...m.analytics, path: String(v), clickhouse: undefined }; });
   set('tenant', (v) => { m.tenant = String(v); });
-  set('rounds', (v, w) => { m.strategy.rounds = num(v, w); });
-  set('targetUpdates', (v, w) => { m.strategy.targetUpdates = num(v, w); });
-  set('minUpdates', (v, w) => { m.strategy.minUpdates = num(v, w); });
-  set('roundTimeoutMs', (v, w) => { m.strategy.roundTimeoutMs = num(v, w); });
+  set('rounds', (v, w) => { m.rounds.count = num(v, w); });
+  set('targetUpdates', (v, w) => { m.rounds.targetUpdates = num(v, w); });
+  set('minUpdates', (v, w) => { m.rounds.minUpdates = num(v, w); });
+  set('roundTimeoutMs', (v, w) => { m.rounds.timeoutMs = num(v, w); });
   set('epochs', (v, w) => { m.training.epochs = num(v, w); });
   set('batchSize', (v, w) => { m.training.batchSize = num(v, w); });
   set('learningRate', (v, w) => { m.training.learningRate = num(v, w); });

@@ -11,14 +11,14 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAggregator, type Aggregator } from '../aggregator/index.ts';
+import { createAggregator, fedavgFraction, type Aggregator } from '../aggregator/index.ts';
 import { applySchema, createAnalyticsClient, retentionVariables, runSink, type AnalyticsClient, type Sink } from '../analytics/index.ts';
 import { ConfigError, FedStreamError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { applyOverrides, loadManifest, parseManifest, type Manifest } from '../config/manifest.ts';
 import { DEFAULTS } from '../config/defaults.ts';
-import { backendInfo, initBackend } from '../node/backend.ts';
-import { nodeIdOf } from '../node/data.ts';
+import { backendInfo, initBackend } from '../ml/backend.ts';
+import { nodeIdOf } from '../ml/data.ts';
 import { FedNode, SDK_VERSION } from '../node/runtime.ts';
 import { createMemoryTransport, createTransport, MemoryCluster, type Transport } from '../transport/index.ts';
 import { buildDemoReport } from './report.ts';
@@ -105,12 +105,12 @@ export function planDemo(o: Omit<DemoOptions, 'logger'>): DemoPlan {
     throw new ConfigError(o.iid ? '--iid' : '--train-examples', 'only applies to data.source mnist');
   }
   if (o.seed !== undefined) raw.model.seed = o.seed;
-  const nodeCount = raw.data.source === 'mnist' ? raw.data.nodes : (o.nodes ?? raw.strategy.targetUpdates);
+  const nodeCount = raw.data.source === 'mnist' ? raw.data.nodes : (o.nodes ?? raw.rounds.targetUpdates);
   // A round waits for the selected nodes: C·N of them (all of them at C = 1), never more than there are.
-  const selected = Math.max(1, Math.round(raw.strategy.fraction * nodeCount));
-  if (raw.strategy.targetUpdates !== selected) {
-    raw.strategy.targetUpdates = selected;
-    raw.strategy.minUpdates = Math.min(raw.strategy.minUpdates, selected);
+  const selected = Math.max(1, Math.round(fedavgFraction(raw) * nodeCount));
+  if (raw.rounds.targetUpdates !== selected) {
+    raw.rounds.targetUpdates = selected;
+    raw.rounds.minUpdates = Math.min(raw.rounds.minUpdates, selected);
   }
   // Real services keep what earlier runs wrote: a fresh pipeline name keeps this run's topics and rows apart.
   if (raw.kafka.brokers || raw.analytics.clickhouse) raw.name = `${raw.name}-${Date.now().toString(36)}`.slice(0, 63);
@@ -158,7 +158,7 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
 
   const progress = new ProgressDisplay(
     { stream: o.progressStream ?? process.stderr, ...(o.progress === 'tty' ? { tty: true } : o.progress === 'plain' ? { tty: false } : {}), silent: o.progress === 'none' },
-    { rounds: m.strategy.rounds, expected: m.strategy.targetUpdates },
+    { rounds: m.rounds.count, expected: m.rounds.targetUpdates },
   );
   progress.start();
 
@@ -204,7 +204,7 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
         const loss = v.metrics.eval_loss ?? null;
         perRound.push({ round: info.round, version, accuracy, loss, participants: info.participants, ms: info.ms });
         progress.versionPublished({ round: info.round, version, participants: info.participants, ms: info.ms, ...(accuracy === null ? {} : { accuracy }), ...(loss === null ? {} : { loss }) });
-        if (info.round < m.strategy.rounds) progress.roundStarted(info.round + 1);
+        if (info.round < m.rounds.count) progress.roundStarted(info.round + 1);
       },
     });
     await aggregator.start();
@@ -252,14 +252,14 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
       nodes: nodeIds.length,
       partition: m.data.source === 'mnist' ? m.data.partition : 'file',
       ...(m.data.source === 'mnist' ? { shardsPerNode: m.data.shardsPerNode, testExamples: m.data.testExamples, ...(m.data.trainExamples !== undefined ? { trainExamples: m.data.trainExamples } : {}) } : {}),
-      rounds: m.strategy.rounds,
+      rounds: m.rounds.count,
       epochs: m.training.epochs,
       batchSize: m.training.batchSize,
       learningRate: m.training.learningRate,
       optimizer: m.training.optimizer,
-      fraction: m.strategy.fraction,
-      targetUpdates: m.strategy.targetUpdates,
-      minUpdates: m.strategy.minUpdates,
+      fraction: fedavgFraction(m),
+      targetUpdates: m.rounds.targetUpdates,
+      minUpdates: m.rounds.minUpdates,
       dataSeed: m.data.source === 'mnist' ? m.data.seed : null,
       modelSeed: m.model.seed,
       model: m.model,

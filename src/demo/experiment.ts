@@ -20,10 +20,10 @@ import type { Logger } from '../common/logger.ts';
 import { ConfigError } from '../common/errors.ts';
 import { parseManifest, type Manifest } from '../config/manifest.ts';
 import { strategyFor } from '../aggregator/index.ts';
-import { initBackend } from '../node/backend.ts';
-import { deriveSeed, nodeIdOf, testDataset } from '../node/data.ts';
-import { countParameters, initialWeights } from '../node/model.ts';
-import { evaluate } from '../node/trainer.ts';
+import { initBackend } from '../ml/backend.ts';
+import { deriveSeed, nodeIdOf, testDataset } from '../ml/data.ts';
+import { countParameters, initialWeights } from '../ml/model.ts';
+import { evaluate } from '../ml/trainer.ts';
 import { WorkerPoolTrainer } from './worker-trainer.ts';
 
 export type Algorithm = 'fedsgd' | 'fedavg';
@@ -164,7 +164,8 @@ export function experimentManifest(o: { nodes: number; fraction: number; partiti
       testExamples: o.testExamples, seed: o.seed, ...(o.trainExamples !== undefined ? { trainExamples: o.trainExamples } : {}),
     },
     training: { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' },
-    strategy: { rounds: 1, targetUpdates: perRound, minUpdates: perRound, fraction: o.fraction },
+    rounds: { count: 1, targetUpdates: perRound, minUpdates: perRound },
+    strategy: { name: 'fedavg', fraction: o.fraction },
   }, 'experiment');
 }
 

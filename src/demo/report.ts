@@ -6,9 +6,9 @@
  * schemas/clickhouse/queries/, none of it from the demo's in-memory state.
  */
 import type { AnalyticsClient } from '../analytics/index.ts';
-import { complianceReport, trainingReport } from '../analytics/report.ts';
+import { complianceReport, trainingReport } from '../analytics/reports/report.ts';
 import { runQuery } from '../analytics/queries.ts';
-import { escapeXml } from '../analytics/svg.ts';
+import { escapeXml } from '../analytics/reports/svg.ts';
 import type { Manifest } from '../config/manifest.ts';
 
 export interface DemoReportOptions {

@@ -8,9 +8,9 @@ import type { Weights } from '../codec/types.ts';
 import { toFedStreamError } from '../common/errors.ts';
 import { createLogger } from '../common/logger.ts';
 import type { Manifest } from '../config/manifest.ts';
-import { initBackend, type BackendName } from '../node/backend.ts';
-import { loadMnist, nodeDataset, nodeIndex, partitionMnist, type Dataset } from '../node/data.ts';
-import { Trainer } from '../node/trainer.ts';
+import { initBackend, type BackendName } from '../ml/backend.ts';
+import { loadMnist, nodeDataset, nodeIndex, partitionMnist, type Dataset } from '../ml/data.ts';
+import { Trainer } from '../ml/trainer.ts';
 import type { TrainReply, TrainRequest } from './worker-protocol.ts';
 
 const port = parentPort;

@@ -12,13 +12,13 @@ import type { Logger } from 'pino';
 import type { Manifest } from '../config/manifest.ts';
 import type { Transport } from '../transport/types.ts';
 import { FedNode, type LocalTrainer } from './runtime.ts';
-import type { Dataset } from './data.ts';
+import type { Dataset } from '../ml/data.ts';
 
 export { FedNode, updateIdFor, SDK_VERSION, type LocalTrainer, type NodeOptions } from './runtime.ts';
-export { initBackend, backendInfo, type BackendName } from './backend.ts';
-export { buildModel, getWeights, setWeights, initialWeights, countParameters } from './model.ts';
-export { nodeDataset, testDataset, loadDatasetFile, parseDataset, loadMnist, partitionMnist, labelHistogram, type Dataset } from './data.ts';
-export { Trainer, train, evaluate, type TrainOptions, type TrainResult } from './trainer.ts';
+export { initBackend, backendInfo, type BackendName } from '../ml/backend.ts';
+export { buildModel, getWeights, setWeights, initialWeights, countParameters } from '../ml/model.ts';
+export { nodeDataset, testDataset, loadDatasetFile, parseDataset, loadMnist, partitionMnist, labelHistogram, type Dataset } from '../ml/data.ts';
+export { Trainer, train, evaluate, type TrainOptions, type TrainResult } from '../ml/trainer.ts';
 
 export interface CreateNodeOptions {
   manifest: Manifest;
@@ -37,9 +37,9 @@ export interface CreateNodeOptions {
 
 /** A node with the tfjs trainer over its local data. */
 export async function createNode(o: CreateNodeOptions): Promise<FedNode> {
-  const { initBackend } = await import('./backend.ts');
-  const { nodeDataset, loadDatasetFile, product } = await import('./data.ts');
-  const { train } = await import('./trainer.ts');
+  const { initBackend } = await import('../ml/backend.ts');
+  const { nodeDataset, loadDatasetFile, product } = await import('../ml/data.ts');
+  const { train } = await import('../ml/trainer.ts');
   await initBackend(o.backend, { logger: o.logger });
   const m = o.manifest;
   const numClasses = m.data.source === 'file' ? m.data.numClasses : 10;

@@ -6,8 +6,8 @@ import { FedStreamError } from '../common/errors.ts';
 import { retry } from '../common/retry.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
-import { pipelineTopics, waitForTopics, type PipelineTopics } from '../pipeline/topics.ts';
-import { PayloadReader, decode, toRecords } from '../pipeline/wire.ts';
+import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/topics.ts';
+import { PayloadReader, decode, toRecords } from '../protocol/wire.ts';
 import type { Consumer, Producer, Transport, TransportMessage } from '../transport/types.ts';
 
 export const SDK_VERSION = '0.1.0';

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createAnalyticsClient } from '../../src/analytics/client.ts';
+import { createAnalyticsClient } from '../../src/analytics/clickhouse/client.ts';
 import { runQuery } from '../../src/analytics/queries.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { updateIdFor } from '../../src/node/runtime.ts';

@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createKafkaTransport } from '../../src/transport/kafka.ts';
-import { countParameters } from '../../src/node/model.ts';
+import { countParameters } from '../../src/ml/model.ts';
 import { unpackTensors, weightsSha256 } from '../../src/codec/index.ts';
-import { readToEnd } from '../../src/pipeline/log.ts';
-import { pipelineTopics } from '../../src/pipeline/topics.ts';
+import { readToEnd } from '../../src/protocol/log.ts';
+import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { deferCleanup, kafkaBrokers } from './helpers.ts';
 import { expectExit, fedstream, quietLogger, readAudit, readVersions, smallManifest, writeManifest } from './pipeline-helpers.ts';
 
@@ -18,7 +18,7 @@ describe('large models on the real broker', () => {
       model: { inputShape: [784], seed: 7, layers: [{ type: 'dense', units: 5120, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
       data: { source: 'mnist', nodes: 2, partition: 'iid', testExamples: 200, trainExamples: 200, seed: 11 },
       training: { epochs: 1, batchSize: 50, learningRate: 0.05 },
-      strategy: { rounds: 1, targetUpdates: 2, minUpdates: 2, roundTimeoutMs: 300_000 },
+      rounds: { count: 1, targetUpdates: 2, minUpdates: 2, timeoutMs: 300_000 },
     });
     const params = countParameters(m.model);
     expect(params).toBeGreaterThanOrEqual(4_000_000);

@@ -9,7 +9,7 @@ describe('the federated round on the real broker', () => {
     const brokers = kafkaBrokers();
     const m = smallManifest({
       data: { source: 'mnist', nodes: 5, partition: 'iid', testExamples: 1000, trainExamples: 2500, seed: 3 },
-      strategy: { rounds: 3, targetUpdates: 5, minUpdates: 5, roundTimeoutMs: 120_000 },
+      rounds: { count: 3, targetUpdates: 5, minUpdates: 5, timeoutMs: 120_000 },
     });
     const { file, dir } = writeManifest(m);
     const agg = fedstream(['aggregator', '-p', file, '--kafka', brokers], { dir, name: 'aggregator' });

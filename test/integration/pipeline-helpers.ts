@@ -27,7 +27,7 @@ export function smallManifest(over: Partial<Record<string, unknown>> = {}): Mani
     model: { inputShape: [784], seed: 7, layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
     data: { source: 'mnist', nodes: 3, partition: 'iid', testExamples: 500, trainExamples: 900, seed: 11 },
     training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
-    strategy: { rounds: 3, targetUpdates: 3, minUpdates: 3, roundTimeoutMs: 120_000 },
+    rounds: { count: 3, targetUpdates: 3, minUpdates: 3, timeoutMs: 120_000 },
     ...over,
   });
 }

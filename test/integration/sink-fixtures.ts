@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { packTensors, weightsSha256, type ModelVersionRecord } from '../../src/codec/index.ts';
 import type { Weights } from '../../src/codec/types.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
-import { pipelineTopics } from '../../src/pipeline/topics.ts';
-import { toRecords } from '../../src/pipeline/wire.ts';
+import { pipelineTopics } from '../../src/protocol/topics.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
 import type { Producer, ProducerRecord } from '../../src/transport/types.ts';
 
 export function testManifest(tenant: string, name: string, extra: { partitions?: number } = {}): Manifest {
@@ -18,7 +18,7 @@ export function testManifest(tenant: string, name: string, extra: { partitions?:
     name,
     model: { inputShape: [20], layers: [{ type: 'dense', units: 20 }] },
     data: { source: 'mnist', nodes: 3 },
-    strategy: { rounds: 2, targetUpdates: 3, minUpdates: 1 },
+    rounds: { count: 2, targetUpdates: 3, minUpdates: 1 },
     topics: { partitions: extra.partitions ?? 2, chunkSizeBytes: 1024 },
     retention: { telemetryDays: 14, updatesDays: 90, auditDays: 400 },
   });

@@ -10,7 +10,7 @@ import { applySchema, createAnalyticsClient, runQuery, Sink, type AnalyticsClien
 import { createLogger } from '../../src/common/logger.ts';
 import { waitFor } from '../../src/common/retry.ts';
 import type { Manifest } from '../../src/config/manifest.ts';
-import { pipelineTopics, topicSpecs } from '../../src/pipeline/topics.ts';
+import { pipelineTopics, topicSpecs } from '../../src/protocol/topics.ts';
 import { createKafkaTransport } from '../../src/transport/kafka.ts';
 import type { Transport } from '../../src/transport/types.ts';
 import { connectedProducer, deferCleanup, kafkaBrokers } from './helpers.ts';

@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySchema, createAnalyticsClient, retentionVariables, runQuery, Sink, type AnalyticsClient, type SinkOptions } from '../../src/analytics/index.ts';
-import { withFaults } from '../../src/analytics/fault-connection.ts';
+import { withFaults } from '../support/fault-connection.ts';
 import { waitFor } from '../../src/common/retry.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import type { Manifest } from '../../src/config/manifest.ts';
-import { ensureTopics, pipelineTopics } from '../../src/pipeline/topics.ts';
-import { toRecords } from '../../src/pipeline/wire.ts';
+import { ensureTopics, pipelineTopics } from '../../src/protocol/topics.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
 import type { Transport, TransportMessage } from '../../src/transport/types.ts';
 import { produceHistory, testManifest, type History } from './sink-fixtures.ts';
@@ -87,7 +87,7 @@ async function recordsOn(transport: Transport, m: Manifest): Promise<number> {
 }
 
 async function readAll(transport: Transport, topic: string): Promise<TransportMessage[]> {
-  const { readToEnd } = await import('../../src/pipeline/log.ts');
+  const { readToEnd } = await import('../../src/protocol/log.ts');
   const out: TransportMessage[] = [];
   await readToEnd(transport, topic, (msg) => { out.push(msg); });
   return out;

@@ -4,9 +4,9 @@
  */
 import type { AuditEventRecord, ModelVersionRecord } from '../../src/codec/index.ts';
 import type { Manifest } from '../../src/config/manifest.ts';
-import { readToEnd } from '../../src/pipeline/log.ts';
-import { pipelineTopics } from '../../src/pipeline/topics.ts';
-import { PayloadReader, decode } from '../../src/pipeline/wire.ts';
+import { readToEnd } from '../../src/protocol/log.ts';
+import { pipelineTopics } from '../../src/protocol/topics.ts';
+import { PayloadReader, decode } from '../../src/protocol/wire.ts';
 import type { Transport } from '../../src/transport/types.ts';
 
 export async function readVersions(t: Transport, m: Manifest): Promise<ModelVersionRecord[]> {

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createAnalyticsClient, toAnalyticsError, type AnalyticsClient } from '../../src/analytics/client.ts';
+import { createAnalyticsClient, toAnalyticsError, type AnalyticsClient } from '../../src/analytics/clickhouse/client.ts';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { createLogger } from '../../src/common/logger.ts';
 

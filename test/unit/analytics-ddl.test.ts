@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   defaultSchemaDir, loadSchemaFiles, resolveSchemaVariables, retentionVariables, splitStatements, substituteVariables, SCHEMA_VARIABLE_DEFAULTS,
-} from '../../src/analytics/ddl.ts';
+} from '../../src/analytics/clickhouse/ddl.ts';
 import type { FedStreamError } from '../../src/common/errors.ts';
 
 const temp: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, escapeXml, formatTick, heatmap, lineChart, niceTicks } from '../../src/analytics/svg.ts';
+import { barChart, escapeXml, formatTick, heatmap, lineChart, niceTicks } from '../../src/analytics/reports/svg.ts';
 
 /** Tags balance (every open tag closed, in order) and attributes are quoted: enough to catch broken markup. */
 function wellFormed(svg: string): void {

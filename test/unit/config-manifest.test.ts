@@ -12,7 +12,7 @@ tenant: acme
 name: p1
 model: { inputShape: [4], layers: [{ type: dense, units: 2, activation: softmax }] }
 data: { source: mnist, nodes: 3 }
-strategy: { rounds: 2, targetUpdates: 3, minUpdates: 2 }
+rounds: { count: 2, targetUpdates: 3, minUpdates: 2 }
 `) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- a free-form YAML tree that the tests break on purpose
 
 function errorOf(fn: () => unknown): any { // eslint-disable-line @typescript-eslint/no-explicit-any -- the error's shape is what is under test
@@ -27,7 +27,7 @@ describe('pipeline manifests', () => {
     for (const f of files) {
       const m = loadManifest(join(pipelinesDir, f));
       expect(m.apiVersion).toBe('fedstream/v1');
-      expect(m.strategy.minUpdates).toBeLessThanOrEqual(m.strategy.targetUpdates);
+      expect(m.rounds.minUpdates).toBeLessThanOrEqual(m.rounds.targetUpdates);
     }
   });
 
@@ -40,10 +40,10 @@ describe('pipeline manifests', () => {
 
   it('names the path of an unknown key', () => {
     const raw = base();
-    raw.strategy.rouns = 3;
+    raw.rounds.rouns = 3;
     const e = errorOf(() => parseManifest(raw, 'p.yaml'));
     expect(e.code).toBe('CONFIG_INVALID');
-    expect(e.path).toBe('strategy');
+    expect(e.path).toBe('rounds');
     expect(e.message).toContain('unknown key (rouns)');
     expect(e.message).toContain('p.yaml');
   });
@@ -59,11 +59,11 @@ describe('pipeline manifests', () => {
   it('rejects a bad tenant id and a minUpdates above targetUpdates', () => {
     const raw = base();
     raw.tenant = 'Acme Corp';
-    raw.strategy.minUpdates = 9;
+    raw.rounds.minUpdates = 9;
     const e = errorOf(() => parseManifest(raw));
     const paths = e.details.issues.map((i: { path: string }) => i.path);
     expect(paths).toContain('tenant');
-    expect(paths).toContain('strategy.minUpdates');
+    expect(paths).toContain('rounds.minUpdates');
   });
 
   it('reports YAML syntax errors with line and column', () => {
@@ -82,13 +82,13 @@ describe('pipeline manifests', () => {
   it('lets flags win over environment over manifest, and validates the result', () => {
     const m = parseManifest(base());
     const env = { FEDSTREAM_ROUNDS: '7', FEDSTREAM_KAFKA: 'k:1' };
-    expect(applyOverrides(m, {}, env).strategy.rounds).toBe(7);
-    expect(applyOverrides(m, { rounds: 9 }, env).strategy.rounds).toBe(9);
+    expect(applyOverrides(m, {}, env).rounds.count).toBe(7);
+    expect(applyOverrides(m, { rounds: 9 }, env).rounds.count).toBe(9);
     expect(applyOverrides(m, {}, env).kafka.brokers).toBe('k:1');
     const e = errorOf(() => applyOverrides(m, { rounds: 'many' }, {}));
     expect(e.path).toBe('--rounds');
     const e2 = errorOf(() => applyOverrides(m, {}, { FEDSTREAM_ROUNDS: '0' }));
-    expect(e2.path).toBe('strategy.rounds');
+    expect(e2.path).toBe('rounds.count');
   });
 
   it('parses durations and names topics per tenant', () => {
@@ -96,5 +96,27 @@ describe('pipeline manifests', () => {
     expect(parseDuration('30s')).toBe(30_000);
     expect(parseDuration(5)).toBe(5);
     expect(topicName('acme', 'p1', 'dead-letter')).toBe('acme.p1.dead-letter');
+  });
+});
+
+describe('manifests written before the rounds and limits sections', () => {
+  it('move strategy.rounds, targetUpdates, minUpdates, roundTimeoutMs, maxExtensions and maxUpdateNorm, and say so', async () => {
+    const { manifestNotes } = await import('../../src/config/index.ts');
+    const raw = base();
+    delete raw.rounds;
+    raw.strategy = { name: 'fedavg', rounds: 4, targetUpdates: 3, minUpdates: 2, roundTimeoutMs: 5000, maxExtensions: 1, maxUpdateNorm: 7, fraction: 0.5 };
+    const m = parseManifest(raw);
+    expect(m.rounds).toEqual({ count: 4, targetUpdates: 3, minUpdates: 2, timeoutMs: 5000, maxExtensions: 1 });
+    expect(m.limits).toEqual({ maxUpdateNorm: 7 });
+    expect(m.strategy).toEqual({ name: 'fedavg', fraction: 0.5 });
+    expect(manifestNotes(m)).toContain('strategy.rounds is now rounds.count; the manifest still loads, but move the key');
+  });
+
+  it('refuses a key given in both places, naming the old one', () => {
+    const raw = base();
+    raw.strategy = { name: 'fedavg', rounds: 4 };
+    const e = errorOf(() => parseManifest(raw));
+    expect(e.path).toBe('strategy.rounds');
+    expect(e.message).toContain('also given as rounds.count');
   });
 });

@@ -65,7 +65,7 @@ describe('the FedAvg versus FedSGD table', () => {
     const m = experimentManifest({ nodes: 100, fraction: 0.1, partition: 'non-iid', seed: 1, testExamples: 1000 });
     expect(m.model.layers.map((l) => (l.type === 'dense' ? l.units : 0))).toEqual([200, 200, 10]);
     expect(m.data).toMatchObject({ source: 'mnist', nodes: 100, partition: 'shards', shardsPerNode: 2, testExamples: 1000 });
-    expect(m.strategy).toMatchObject({ fraction: 0.1, targetUpdates: 10 });
+    expect({ ...m.strategy, ...m.rounds }).toMatchObject({ fraction: 0.1, targetUpdates: 10 });
     expect(experimentManifest({ nodes: 100, fraction: 0.1, partition: 'iid', seed: 1, testExamples: 1000 }).data).toMatchObject({ partition: 'iid' });
   });
 

@@ -69,7 +69,7 @@ describe('planning a demo run', () => {
     expect(plan.nodeIds).toEqual(Array.from({ length: 10 }, (_, i) => `node-${i + 1}`));
     const m = plan.manifest;
     expect(m.data).toMatchObject({ source: 'mnist', nodes: 10, partition: 'shards', shardsPerNode: 2 });
-    expect(m.strategy.targetUpdates).toBe(10);
+    expect(m.rounds.targetUpdates).toBe(10);
     expect(m.analytics).toEqual({ path: '/tmp/fedstream-demo-plan/clickhouse', database: 'fedstream' });
     expect(m.kafka.brokers).toBeUndefined();
     expect(m.name).toBe('mnist-fedavg');
@@ -80,7 +80,7 @@ describe('planning a demo run', () => {
     expect(m.data).toMatchObject({ nodes: 3, partition: 'iid', seed: 9, trainExamples: 600, testExamples: 300 });
     expect(m.model.seed).toBe(9);
     expect(m.training).toMatchObject({ epochs: 1, batchSize: 20, learningRate: 0.2 });
-    expect(m.strategy).toMatchObject({ rounds: 2, targetUpdates: 3, minUpdates: 3 });
+    expect(m.rounds).toMatchObject({ count: 2, targetUpdates: 3, minUpdates: 3 });
   });
 
   it('gives runs on real services a pipeline name of their own', () => {

@@ -3,10 +3,10 @@ import type { Weights } from '../../src/codec/types.ts';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
-import { initBackend } from '../../src/node/backend.ts';
-import { nodeDataset } from '../../src/node/data.ts';
-import { initialWeights } from '../../src/node/model.ts';
-import { Trainer } from '../../src/node/trainer.ts';
+import { initBackend } from '../../src/ml/backend.ts';
+import { nodeDataset } from '../../src/ml/data.ts';
+import { initialWeights } from '../../src/ml/model.ts';
+import { Trainer } from '../../src/ml/trainer.ts';
 import { WorkerPoolTrainer } from '../../src/demo/worker-trainer.ts';
 
 const logger = createLogger('silent');
@@ -18,7 +18,7 @@ const manifest: Manifest = parseManifest({
   model: { inputShape: [784], seed: 3, layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dropout', rate: 0.2 }, { type: 'dense', units: 10, activation: 'softmax' }] },
   data: { source: 'mnist', nodes: 4, partition: 'shards', testExamples: 200, trainExamples: 800, seed: 5 },
   training: { epochs: 2, batchSize: 10, learningRate: 0.1 },
-  strategy: { rounds: 1, targetUpdates: 4, minUpdates: 4 },
+  rounds: { count: 1, targetUpdates: 4, minUpdates: 4 },
 });
 
 function maxAbsDiff(a: Weights, b: Weights): number {

@@ -40,10 +40,10 @@ describe('FedStreamError', () => {
   it('takes retriable from the code unless overridden', () => {
     expect(new FedStreamError('TRANSPORT_CONNECTION', 'x').retriable).toBe(true);
     expect(new FedStreamError('TRANSPORT_CONNECTION', 'x', { retriable: false }).retriable).toBe(false);
-    const c = new ConfigError('strategy.rounds', 'expected a positive integer', { source: 'p.yaml' });
+    const c = new ConfigError('rounds.count', 'expected a positive integer', { source: 'p.yaml' });
     expect(c.retriable).toBe(false);
-    expect(c.message).toBe('p.yaml: strategy.rounds: expected a positive integer');
-    expect(c.path).toBe('strategy.rounds');
+    expect(c.message).toBe('p.yaml: rounds.count: expected a positive integer');
+    expect(c.path).toBe('rounds.count');
   });
 
   it('wraps foreign errors keeping the cause', () => {

@@ -1,5 +1,6 @@
 import type { Weights } from '../../codec/types.ts';
-import { FedStreamError } from '../../common/errors.ts';
+import { ConfigError, FedStreamError } from '../../common/errors.ts';
+import type { Manifest } from '../../config/manifest.ts';
 import { WeightedSum, type WeightedSumOptions } from '../kernels/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 
@@ -21,6 +22,13 @@ export interface FedAvgOptions {
   fraction: number;
   /** Seed for the per-round selection of nodes. */
   seed: number;
+}
+
+/** FedAvg's fraction C from a manifest's strategy section (1 when absent). */
+export function fedavgFraction(m: Pick<Manifest, 'strategy'>): number {
+  const f = m.strategy.fraction ?? 1;
+  if (typeof f !== 'number' || !(f > 0 && f <= 1)) throw new ConfigError('strategy.fraction', `expected a number in (0, 1], got ${JSON.stringify(f)}`);
+  return f;
 }
 
 export class FedAvg implements Strategy {

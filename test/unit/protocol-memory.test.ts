@@ -4,9 +4,9 @@ import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
 import { createAggregator, strategyFor, type Strategy } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
-import { pipelineTopics } from '../../src/pipeline/topics.ts';
-import { toRecords } from '../../src/pipeline/wire.ts';
-import { readToEnd } from '../../src/pipeline/log.ts';
+import { pipelineTopics } from '../../src/protocol/topics.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
+import { readToEnd } from '../../src/protocol/log.ts';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord } from '../../src/codec/index.ts';
 import { readAudit, readVersions } from '../support/pipeline-log.ts';
 
@@ -20,7 +20,7 @@ function manifest(over: Record<string, unknown> = {}): Manifest {
     model: { inputShape: [784], seed: 3, layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
     data: { source: 'mnist', nodes: 3, partition: 'iid', testExamples: 500, trainExamples: 1500, seed: 5 },
     training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
-    strategy: { rounds: 3, targetUpdates: 3, minUpdates: 2, roundTimeoutMs: 60_000 },
+    rounds: { count: 3, targetUpdates: 3, minUpdates: 2, timeoutMs: 60_000 },
     ...over,
   });
 }
@@ -124,7 +124,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     { point: 'mid-round' as const, round: 2 },
     { point: 'before-commit' as const, round: 1 },
   ])('recovers from an aggregator crash ($point, round $round) with the versions of an uninterrupted run', async (fault) => {
-    const m = manifest({ strategy: { rounds: 2, targetUpdates: 3, minUpdates: 3, roundTimeoutMs: 60_000 } });
+    const m = manifest({ rounds: { count: 2, targetUpdates: 3, minUpdates: 3, timeoutMs: 60_000 } });
     const reference = await run(m);
     const crashed = await run(m, fault);
     expect(crashed.crashes).toBe(1);
@@ -136,7 +136,7 @@ describe('a federated pipeline on the in-memory transport', () => {
   }, 120_000);
 
   it('rejects forged updates with a reason each, and keeps their bytes', async () => {
-    const m = manifest({ strategy: { rounds: 1, targetUpdates: 3, minUpdates: 3, roundTimeoutMs: 60_000 } });
+    const m = manifest({ rounds: { count: 1, targetUpdates: 3, minUpdates: 3, timeoutMs: 60_000 } });
     const cluster = new MemoryCluster();
     const t = createMemoryTransport({ cluster, logger });
     const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false });
@@ -192,7 +192,7 @@ describe('a federated pipeline on the in-memory transport', () => {
   }, 60_000);
 
   it('folds what the strategy buffered once it has caught up with the updates topic, not before', async () => {
-    const m = manifest({ strategy: { rounds: 1, targetUpdates: 6, minUpdates: 6, roundTimeoutMs: 60_000 } });
+    const m = manifest({ rounds: { count: 1, targetUpdates: 6, minUpdates: 6, timeoutMs: 60_000 } });
     const cluster = new MemoryCluster();
     const t = createMemoryTransport({ cluster, logger });
     const events: string[] = [];

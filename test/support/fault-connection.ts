@@ -7,7 +7,7 @@
  * "ClickHouse is down" happen and then ends it, with the same errors the client would raise.
  */
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
-import { toAnalyticsError, type AnalyticsClient, type AnalyticsHealth } from './client.ts';
+import { toAnalyticsError, type AnalyticsClient, type AnalyticsHealth } from '../../src/analytics/clickhouse/client.ts';
 
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 

@@ -3,8 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Weights } from '../../src/codec/types.ts';
 import { ConfigError, FedStreamError } from '../../src/common/errors.ts';
 import { modelSchema, type ModelSpec } from '../../src/config/manifest.ts';
-import { initBackend, tf } from '../../src/node/backend.ts';
-import { buildModel, countParameters, getWeights, initialWeights, setWeights, summarizeModel, weightSpecs } from '../../src/node/model.ts';
+import { initBackend, tf } from '../../src/ml/backend.ts';
+import { buildModel, countParameters, getWeights, initialWeights, setWeights, summarizeModel, weightSpecs } from '../../src/ml/model.ts';
 
 const spec = (raw: unknown): ModelSpec => modelSchema.parse(raw);
 

@@ -11,17 +11,17 @@
  * scripts, no external resources). Every figure comes from the named queries in
  * `schemas/clickhouse/queries/`, so an analyst can reproduce any table of a report.
  */
-import { unpackTensors, weightsSha256 } from '../codec/index.ts';
-import { ConfigError } from '../common/errors.ts';
-import type { Logger } from '../common/logger.ts';
-import type { Manifest } from '../config/manifest.ts';
-import { readToEnd } from '../pipeline/log.ts';
-import { pipelineTopics, topicSpecs } from '../pipeline/topics.ts';
-import { PayloadReader, decode } from '../pipeline/wire.ts';
-import type { Transport } from '../transport/types.ts';
-import { toAnalyticsError, type AnalyticsClient } from './client.ts';
-import { SCHEMA_VARIABLE_DEFAULTS, retentionVariables } from './ddl.ts';
-import { runQuery, type QueryName } from './queries.ts';
+import { unpackTensors, weightsSha256 } from '../../codec/index.ts';
+import { ConfigError } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { Manifest } from '../../config/manifest.ts';
+import { readToEnd } from '../../protocol/log.ts';
+import { pipelineTopics, topicSpecs } from '../../protocol/topics.ts';
+import { PayloadReader, decode } from '../../protocol/wire.ts';
+import type { Transport } from '../../transport/types.ts';
+import { toAnalyticsError, type AnalyticsClient } from '../clickhouse/client.ts';
+import { SCHEMA_VARIABLE_DEFAULTS, retentionVariables } from '../clickhouse/ddl.ts';
+import { runQuery, type QueryName } from '../queries.ts';
 import { PALETTE, barChart, escapeXml, heatmap, lineChart } from './svg.ts';
 
 type Row = Record<string, unknown>;
@@ -831,7 +831,7 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     subtitle: m.description ?? 'Convergence and participation of a federated learning pipeline.',
     meta: [
       ['Pipeline', `${m.tenant}/${m.name}`],
-      ['Strategy', `${m.strategy.name}, ${m.strategy.rounds} rounds, target ${m.strategy.targetUpdates} updates (at least ${m.strategy.minUpdates})`],
+      ['Strategy', `${m.strategy.name}, ${m.rounds.count} rounds, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})`],
       ['Training', `${m.training.epochs} epoch${m.training.epochs === 1 ? '' : 's'}, batch ${m.training.batchSize}, ${m.training.optimizer} at learning rate ${m.training.learningRate}`],
       ['Source', engine(analytics)],
       ['Generated', stamp(now)],

@@ -2,10 +2,10 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Weights } from '../../src/codec/types.ts';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { modelSchema, type ModelSpec } from '../../src/config/manifest.ts';
-import { backendInfo, conv2dFilterGradient, conv2dInputGradient, initBackend, tf } from '../../src/node/backend.ts';
-import { type Dataset, loadMnist, subsetDataset } from '../../src/node/data.ts';
-import { buildModel, initialWeights } from '../../src/node/model.ts';
-import { forwardSteps, Trainer, type TrainOptions } from '../../src/node/trainer.ts';
+import { backendInfo, conv2dFilterGradient, conv2dInputGradient, initBackend, tf } from '../../src/ml/backend.ts';
+import { type Dataset, loadMnist, subsetDataset } from '../../src/ml/data.ts';
+import { buildModel, initialWeights } from '../../src/ml/model.ts';
+import { forwardSteps, Trainer, type TrainOptions } from '../../src/ml/trainer.ts';
 
 const spec = (raw: unknown): ModelSpec => modelSchema.parse(raw);
 
@@ -62,7 +62,7 @@ describe('backend', () => {
 
   it('rejects an unknown FEDSTREAM_TFJS_BACKEND', async () => {
     vi.resetModules();
-    const fresh = await import('../../src/node/backend.ts');
+    const fresh = await import('../../src/ml/backend.ts');
     // A fresh module graph has its own error classes: match the code, not the class.
     await expect(fresh.initBackend(undefined, { env: { FEDSTREAM_TFJS_BACKEND: 'gpu' } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     await expect(fresh.initBackend(undefined, { env: { FEDSTREAM_TFJS_BACKEND: 'gpu' } })).rejects.toThrow('FEDSTREAM_TFJS_BACKEND: expected one of tensorflow, wasm, cpu or auto, got "gpu"');

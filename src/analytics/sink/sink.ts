@@ -20,17 +20,17 @@
  * Weights are never stored: updates and model versions are decoded for their metadata only.
  */
 import { createHash } from 'node:crypto';
-import type { AuditEventRecord, ModelUpdateRecord, ModelVersionRecord, RoundControlRecord, TelemetryEventRecord, TensorRecord } from '../codec/index.ts';
-import { FedStreamError, isFedStreamError, toFedStreamError } from '../common/errors.ts';
-import type { Logger } from '../common/logger.ts';
-import { retry } from '../common/retry.ts';
-import type { Manifest } from '../config/manifest.ts';
-import { topicPrefix } from '../config/manifest.ts';
-import { pipelineTopics, waitForTopics, type PipelineTopics } from '../pipeline/topics.ts';
-import { readToEnd } from '../pipeline/log.ts';
-import { PayloadReader, deadLetterRecords, decode, type Payload, type PayloadFailure } from '../pipeline/wire.ts';
-import type { Batch, Consumer, EachBatchContext, Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage } from '../transport/types.ts';
-import { toAnalyticsError, type AnalyticsClient } from './client.ts';
+import type { AuditEventRecord, ModelUpdateRecord, ModelVersionRecord, RoundControlRecord, TelemetryEventRecord, TensorRecord } from '../../codec/index.ts';
+import { FedStreamError, isFedStreamError, toFedStreamError } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import { retry } from '../../common/retry.ts';
+import type { Manifest } from '../../config/manifest.ts';
+import { topicPrefix } from '../../config/manifest.ts';
+import { pipelineTopics, waitForTopics, type PipelineTopics } from '../../protocol/topics.ts';
+import { readToEnd } from '../../protocol/log.ts';
+import { PayloadReader, deadLetterRecords, decode, type Payload, type PayloadFailure } from '../../protocol/wire.ts';
+import type { Batch, Consumer, EachBatchContext, Producer, ProducerRecord, TopicPartitionOffset, Transport, TransportMessage } from '../../transport/types.ts';
+import { toAnalyticsError, type AnalyticsClient } from '../clickhouse/client.ts';
 
 /** The tables the sink writes, in the order it writes them. */
 export const SINK_TABLES = ['telemetry_events', 'rounds', 'updates', 'audit_log', 'rejected_updates', 'model_versions', 'contributions'] as const;

@@ -6,12 +6,12 @@ import { ConfigError, FedStreamError } from '../../src/common/errors.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import {
   type Dataset, labelHistogram, loadDatasetFile, loadMnist, mulberry32, nodeDataset, nodeIdOf, nodeIndex, parseDataset, partitionMnist, permutation, testDataset,
-} from '../../src/node/data.ts';
+} from '../../src/ml/data.ts';
 
 const FIXTURES = 'test/fixtures/data';
 
 function manifest(data: Record<string, unknown>, model: Record<string, unknown> = { inputShape: [784], layers: [{ type: 'dense', units: 10, activation: 'softmax' }] }): Manifest {
-  return parseManifest({ apiVersion: 'fedstream/v1', tenant: 't', name: 'p', model, data, strategy: { rounds: 1, targetUpdates: 1, minUpdates: 1 } });
+  return parseManifest({ apiVersion: 'fedstream/v1', tenant: 't', name: 'p', model, data, rounds: { count: 1, targetUpdates: 1, minUpdates: 1 } });
 }
 
 const distinctLabels = (d: Dataset) => labelHistogram(d).filter((c) => c > 0).length;
