@@ -43,10 +43,8 @@ export interface CreateAggregatorOptions {
 
 /** An aggregator for a manifest, with tfjs for the initial weights and the held-out evaluation. */
 export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggregator> {
-  const { initBackend } = await import('../ml/backend.ts');
-  const { initialWeights } = await import('../ml/model.ts');
-  const { testDataset, nodeIdOf } = await import('../ml/data.ts');
-  const { evaluate } = await import('../ml/trainer.ts');
+  const { loadTfRuntime, testDataset, nodeIdOf } = await import('../ml/index.ts');
+  const { initBackend, initialWeights, evaluate } = await loadTfRuntime();
   await initBackend(undefined, { logger: o.logger });
   const m = o.manifest;
   const test = o.evaluate === false ? undefined : testDataset(m);

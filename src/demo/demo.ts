@@ -18,7 +18,7 @@ import type { Logger } from '../common/logger.ts';
 import { applyOverrides, loadManifest, parseManifest, type Manifest } from '../config/manifest.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { backendInfo, initBackend } from '../ml/backend.ts';
-import { nodeIdOf } from '../ml/data.ts';
+import { nodeIdOf } from '../ml/index.ts';
 import { FedNode, SDK_VERSION } from '../node/runtime.ts';
 import { createMemoryTransport, createTransport, MemoryCluster, type Transport } from '../transport/index.ts';
 import { buildDemoReport } from './report.ts';

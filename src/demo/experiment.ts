@@ -21,7 +21,7 @@ import { ConfigError } from '../common/errors.ts';
 import { parseManifest, type Manifest } from '../config/manifest.ts';
 import { strategyFor } from '../aggregator/index.ts';
 import { initBackend } from '../ml/backend.ts';
-import { deriveSeed, nodeIdOf, testDataset } from '../ml/data.ts';
+import { deriveSeed, nodeIdOf, testDataset } from '../ml/index.ts';
 import { countParameters, initialWeights } from '../ml/model.ts';
 import { evaluate } from '../ml/trainer.ts';
 import { WorkerPoolTrainer } from './worker-trainer.ts';
@@ -276,7 +276,7 @@ export async function runSetting(setting: ExperimentSetting, c: SettingContext):
     const selected = plan.selectedNodes.length > 0 ? plan.selectedNodes : knownNodes;
     const base = weights;
     const updates = await Promise.all(selected.map((nodeId) => c.pool.train(nodeId, {
-      spec: m.model, weights: base, epochs: setting.epochs, batchSize: setting.batchSize, learningRate: setting.learningRate, seed: clientSeed(round, nodeId, c.seed),
+      spec: m.model, weights: base, config: { epochs: setting.epochs, batchSize: setting.batchSize, learningRate: setting.learningRate, optimizer: m.training.optimizer }, seed: clientSeed(round, nodeId, c.seed),
     }, m)));
     stepsPerRound = updates.reduce((s, u) => s + u.steps, 0) / updates.length;
     // Folded in selection order, whatever order the workers finished in: the result does not depend on timing.

@@ -8,14 +8,14 @@ import type { Weights } from '../codec/types.ts';
 import { toFedStreamError } from '../common/errors.ts';
 import { createLogger } from '../common/logger.ts';
 import type { Manifest } from '../config/manifest.ts';
-import { initBackend, type BackendName } from '../ml/backend.ts';
-import { loadMnist, nodeDataset, nodeIndex, partitionMnist, type Dataset } from '../ml/data.ts';
-import { Trainer } from '../ml/trainer.ts';
+import { loadMnist, loadTfRuntime, nodeDataset, nodeIndex, partitionMnist, type BackendName, type Dataset } from '../ml/index.ts';
+import { trainOptionsOf } from '../node/index.ts';
 import type { TrainReply, TrainRequest } from './worker-protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('train-worker-impl.ts runs in a worker thread (see worker-trainer.ts)');
 
+const { initBackend, Trainer } = await loadTfRuntime();
 const logger = createLogger(process.env.FEDSTREAM_LOG_LEVEL ?? 'warn');
 // The worker trains one job at a time; nothing else shares its event loop, so it never needs to yield.
 const trainer = new Trainer({ yieldEveryMs: 60_000 });
@@ -64,10 +64,7 @@ async function handle(req: TrainRequest): Promise<void> {
       spec: req.spec,
       weights: req.weights,
       data,
-      epochs: req.epochs,
-      batchSize: req.batchSize,
-      learningRate: req.learningRate,
-      optimizer: req.optimizer,
+      ...trainOptionsOf(req.config),
       seed: req.seed,
     });
     const { weights, buffers } = transferable(r.weights);

@@ -2,6 +2,7 @@
 import type { Weights } from '../codec/types.ts';
 import type { ErrorCode } from '../common/errors.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
+import type { RoundConfig } from '../node/index.ts';
 
 export interface TrainRequest {
   id: number;
@@ -10,10 +11,8 @@ export interface TrainRequest {
   nodeId: string;
   spec: ModelSpec;
   weights: Weights;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  optimizer: 'sgd' | 'adam';
+  /** The round's training configuration (epochs, batch size, learning rate, optimizer, …), honoured key by key. */
+  config: RoundConfig;
   seed: number;
   /** The tfjs backend to ask for (default: the usual order). */
   backend?: string;

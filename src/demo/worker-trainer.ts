@@ -9,15 +9,14 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Weights } from '../codec/types.ts';
 import { FedStreamError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
-import type { Manifest, ModelSpec } from '../config/manifest.ts';
-import type { LocalTrainer } from '../node/runtime.ts';
+import type { Manifest } from '../config/manifest.ts';
+import type { LocalTrainer, LocalTrainInput } from '../node/index.ts';
 import type { TrainOutcome, TrainReply, TrainRequest } from './worker-protocol.ts';
 
 export interface WorkerPoolOptions {
-  /** Whose data the workers load (its `data` section) and which optimizer they use. */
+  /** Whose data the workers load (its `data` section). */
   manifest: Manifest;
   logger: Logger;
   /** Worker threads; default one per core (`os.availableParallelism()`). */
@@ -26,14 +25,8 @@ export interface WorkerPoolOptions {
   backend?: string;
 }
 
-export interface TrainInput {
-  spec: ModelSpec;
-  weights: Weights;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  seed: number;
-}
+/** A job: the node's round, as the {@link LocalTrainer} port gives it (the round config included). */
+export type TrainInput = LocalTrainInput;
 
 export interface WorkerTrainResult extends TrainOutcome {
   /** Index of the worker thread that ran the job. */
@@ -103,10 +96,7 @@ export class WorkerPoolTrainer {
           nodeId,
           spec: input.spec,
           weights: input.weights,
-          epochs: input.epochs,
-          batchSize: input.batchSize,
-          learningRate: input.learningRate,
-          optimizer: manifest.training.optimizer,
+          config: input.config,
           seed: input.seed,
           ...(this.opts.backend ? { backend: this.opts.backend } : {}),
         },

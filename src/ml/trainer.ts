@@ -2,7 +2,9 @@ import type { Weights } from '../codec/types.ts';
 import { ConfigError, FedStreamError, toFedStreamError } from '../common/errors.ts';
 import type { LayerSpec, ModelSpec } from '../config/manifest.ts';
 import { initBackend, tf } from './backend.ts';
-import { type Dataset, deriveSeed, mulberry32, permutation, product } from './data.ts';
+import { type Dataset, product } from './datasets/dataset.ts';
+import { deriveSeed, mulberry32, permutation } from './random.ts';
+import { layerDefinition, type Step } from './layers.ts';
 import { buildModel, getWeights, layerName, setWeights } from './model.ts';
 
 /**
@@ -43,7 +45,20 @@ export interface TrainOptions {
   onProgress?: (progress: TrainProgress) => void;
   /** Stops training between two steps; the promise rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /** A term added to each step's loss before the gradients are taken (see {@link ExtraLoss}); default none. */
+  extraLoss?: ExtraLoss;
 }
+
+/**
+ * An extra loss term, added to the mean cross-entropy of every batch inside `optimizer.minimize`, so that its
+ * gradient reaches the weights: FedProx's proximal term `μ/2 · Σ‖w − w_base‖²` is
+ * `(trainable, base) => tf.mul(μ / 2, tf.addN(trainable.map((w, i) => tf.sum(tf.squaredDifference(w, base[i]!)))))`.
+ *
+ * `trainable` are the model's trainable variables in model order; `base[i]` holds the value `trainable[i]` had when
+ * training started (the base version's weights), and does not change during training. Called once per step inside
+ * a tidy scope: intermediate tensors are disposed by the trainer. Must return a scalar; the reported loss includes it.
+ */
+export type ExtraLoss = (trainable: readonly tf.Variable[], base: readonly tf.Tensor[]) => tf.Scalar;
 
 export interface TrainResult {
   weights: Weights;
@@ -82,9 +97,6 @@ export interface TrainerOptions {
 }
 
 type LossKind = 'probabilities' | 'logits';
-
-/** One layer of the forward pass; `stepSeed` is defined in training only. */
-type Step = (h: tf.Tensor, stepSeed: number | undefined) => tf.Tensor;
 
 interface CachedModel {
   model: tf.Sequential;
@@ -191,6 +203,9 @@ export class Trainer {
     const { model, lossKind, steps: layers } = this.model(o.spec, data.numClasses);
     setWeights(model, o.weights);
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    // The starting values, for terms that pull towards them. A clone keeps the old values when the optimizer
+    // assigns new ones to the variables; made only when asked for, so a run without the hook is unchanged.
+    const base = o.extraLoss ? variables.map((v) => tf.clone(v)) : [];
     const optimizer = o.optimizer === 'adam' ? tf.train.adam(o.learningRate) : tf.train.sgd(o.learningRate);
     const n = data.n;
     const B = o.batchSize === 0 || o.batchSize >= n ? n : o.batchSize;
@@ -222,7 +237,8 @@ export class Trainer {
               const out = forward(layers, x, stepSeed);
               // Kept: minimize() disposes everything else made in here.
               hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), labels), 'int32')));
-              return tf.mean(exampleLosses(lossKind, y, out)) as tf.Scalar;
+              const dataLoss = tf.mean(exampleLosses(lossKind, y, out)) as tf.Scalar;
+              return o.extraLoss ? tf.add(dataLoss, o.extraLoss(variables, base)) as tf.Scalar : dataLoss;
             }, true, variables);
             batchLoss = cost!.dataSync()[0]!;
             batchCorrect = hits!.dataSync()[0]!;
@@ -268,6 +284,7 @@ export class Trainer {
       throw toFedStreamError(err, 'TRAINING_FAILED', 'training failed');
     } finally {
       optimizer.dispose();
+      for (const t of base) t.dispose();
     }
   }
 
@@ -304,62 +321,26 @@ function buildCheck(spec: ModelSpec, numClasses: number, cached: CachedModel): v
   }
 }
 
-const ACTIVATIONS: Record<string, (x: tf.Tensor) => tf.Tensor> = {
-  linear: (x) => x,
-  relu: (x) => tf.relu(x),
-  softmax: (x) => tf.softmax(x),
-  sigmoid: (x) => tf.sigmoid(x),
-  tanh: (x) => tf.tanh(x),
-  elu: (x) => tf.elu(x),
-  selu: (x) => tf.selu(x),
-};
-
 /**
- * The forward pass as plain ops on the model's own variables, one step per layer; the same maths as the
- * tfjs layers (a test holds it to `model.predict`). Training goes through it rather than `model.apply` because
- * the layers pick fused kernels whose built-in gradients need Conv2DBackpropFilter, which the wasm backend lacks
- * (see backend.ts), and because tfjs' Dropout layer either reuses one seed (the same mask every step) or draws
- * from Math.random; here each step and layer gets a mask seeded from the step seed.
+ * The forward pass as plain ops on the model's own variables, one step per layer (each layer's `forward` in the
+ * registry, layers.ts); the same maths as the tfjs layers (a test holds it to `model.predict`). Training goes
+ * through it rather than `model.apply` because the layers pick fused kernels whose built-in gradients need
+ * Conv2DBackpropFilter, which the wasm backend lacks (see backend.ts), and because tfjs' Dropout layer either
+ * reuses one seed (the same mask every step) or draws from Math.random; here each step and layer gets a mask
+ * seeded from the step seed.
  */
 export function forwardSteps(spec: ModelSpec, model: tf.LayersModel): Step[] {
   const byName = new Map(model.layers.map((l) => [l.name, l]));
-  const variable = (name: string, index: number) => {
-    const v = byName.get(name)?.weights[index];
-    if (!v) throw new FedStreamError('INTERNAL', `model has no weight ${index} in layer ${name}`);
-    return () => v.read();
-  };
   const steps: Step[] = [];
   if (spec.inputShape.length > 1) steps.push((h) => tf.reshape(h, [-1, ...spec.inputShape]));
-  spec.layers.forEach((l, i) => {
-    const name = layerName(i, l);
-    switch (l.type) {
-      case 'dense': {
-        const [kernel, bias, act] = [variable(name, 0), variable(name, 1), ACTIVATIONS[l.activation]!];
-        steps.push((h) => {
-          const flat = h.rank === 2 ? h : tf.reshape(h, [-1, h.shape[h.rank - 1]!]);
-          let y = tf.add(tf.matMul(flat, kernel()), bias());
-          if (h.rank !== 2) y = tf.reshape(y, [...h.shape.slice(0, -1), l.units]);
-          return act(y);
-        });
-        break;
-      }
-      case 'conv2d': {
-        const [kernel, bias, act] = [variable(name, 0), variable(name, 1), ACTIVATIONS[l.activation]!];
-        steps.push((h) => act(tf.add(tf.conv2d(h as tf.Tensor4D, kernel() as tf.Tensor4D, l.strides, l.padding), bias())));
-        break;
-      }
-      case 'maxPooling2d': {
-        const s = l.strides ?? l.poolSize;
-        steps.push((h) => tf.maxPool(h as tf.Tensor4D, l.poolSize, s, 'valid'));
-        break;
-      }
-      case 'flatten':
-        steps.push((h) => tf.reshape(h, [h.shape[0]!, -1]));
-        break;
-      case 'dropout':
-        steps.push((h, stepSeed) => (stepSeed === undefined || l.rate === 0 ? h : tf.dropout(h, l.rate, undefined, deriveSeed(stepSeed, 'dropout', i))));
-        break;
-    }
+  spec.layers.forEach((l, index) => {
+    const name = layerName(index, l);
+    const weight = (i: number) => {
+      const v = byName.get(name)?.weights[i];
+      if (!v) throw new FedStreamError('INTERNAL', `model has no weight ${i} in layer ${name}`);
+      return () => v.read();
+    };
+    steps.push(layerDefinition(l).forward(tf, l, { index, weight }));
   });
   return steps;
 }

@@ -1,5 +1,5 @@
 /**
- * The node SDK: use it to run a FedStream node inside another program.
+ * The node SDK (`fedstream/node`): use it to run a FedStream node inside another program.
  *
  * ```ts
  * import { createNode } from 'fedstream/node';
@@ -7,18 +7,24 @@
  * await node.start();
  * await node.done;   // resolves when the pipeline finishes
  * ```
+ *
+ * Importing this module does not load TensorFlow.js: `createNode` loads it (through ml's `loadTfRuntime`) when it
+ * builds the trainer, and a node with its own {@link LocalTrainer} (`new FedNode({ trainer, ... })`) never does.
  */
 import type { Logger } from 'pino';
 import type { Manifest } from '../config/manifest.ts';
+import { loadDatasetFile, loadTfRuntime, nodeDataset, product, type BackendName, type Dataset } from '../ml/index.ts';
 import type { Transport } from '../transport/types.ts';
-import { FedNode, type LocalTrainer } from './runtime.ts';
-import type { Dataset } from '../ml/data.ts';
+import { FedNode, type NodeOptions } from './runtime.ts';
+import { tfjsLocalTrainer } from './trainer.ts';
 
-export { FedNode, updateIdFor, SDK_VERSION, type LocalTrainer, type NodeOptions } from './runtime.ts';
-export { initBackend, backendInfo, type BackendName } from '../ml/backend.ts';
-export { buildModel, getWeights, setWeights, initialWeights, countParameters } from '../ml/model.ts';
-export { nodeDataset, testDataset, loadDatasetFile, parseDataset, loadMnist, partitionMnist, labelHistogram, type Dataset } from '../ml/data.ts';
-export { Trainer, train, evaluate, type TrainOptions, type TrainResult } from '../ml/trainer.ts';
+export { FedNode, updateIdFor, SDK_VERSION, type NodeOptions } from './runtime.ts';
+export { tfjsLocalTrainer, trainOptionsOf, type LocalTrainer, type LocalTrainInput, type LocalTrainResult, type RoundTrainOptions } from './trainer.ts';
+export { decodeRoundConfig, encodeRoundConfig, type RoundConfig } from '../protocol/round-config.ts';
+export {
+  countParameters, labelHistogram, loadDatasetFile, loadMnist, loadTfRuntime, nodeDataset, parseDataset, partitionMnist, testDataset,
+  type BackendName, type Dataset, type TfRuntime, type TrainOptions, type TrainResult,
+} from '../ml/index.ts';
 
 export interface CreateNodeOptions {
   manifest: Manifest;
@@ -29,23 +35,25 @@ export interface CreateNodeOptions {
   data?: Dataset;
   /** A data file (CSV, JSON, JSON Lines; docs/node-data.md) instead of the manifest's source. */
   dataPath?: string;
-  backend?: 'tensorflow' | 'wasm' | 'cpu';
+  backend?: BackendName;
   heartbeatMs?: number;
   fault?: string;
-  onUpdate?: ConstructorParameters<typeof FedNode>[0]['onUpdate'];
+  onUpdate?: NodeOptions['onUpdate'];
 }
 
-/** A node with the tfjs trainer over its local data. */
+/**
+ * A node with the tfjs trainer over its local data. Loads TensorFlow.js and initialises its backend (`backend`, else
+ * FEDSTREAM_TFJS_BACKEND, else the fastest available); throws a ConfigError or DATA_INVALID error when the data
+ * cannot be loaded.
+ */
 export async function createNode(o: CreateNodeOptions): Promise<FedNode> {
-  const { initBackend } = await import('../ml/backend.ts');
-  const { nodeDataset, loadDatasetFile, product } = await import('../ml/data.ts');
-  const { train } = await import('../ml/trainer.ts');
-  await initBackend(o.backend, { logger: o.logger });
+  const tf = await loadTfRuntime();
+  await tf.initBackend(o.backend, { logger: o.logger });
   const m = o.manifest;
   const numClasses = m.data.source === 'file' ? m.data.numClasses : 10;
   const data = o.data ?? (o.dataPath ? loadDatasetFile(o.dataPath, { numClasses, features: product(m.model.inputShape) }) : nodeDataset(m, o.nodeId));
-  const trainer: LocalTrainer = {
-    train: (input) => train({ ...input, data, optimizer: m.training.optimizer }),
-  };
-  return new FedNode({ manifest: m, transport: o.transport, nodeId: o.nodeId, trainer, logger: o.logger, heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate });
+  return new FedNode({
+    manifest: m, transport: o.transport, nodeId: o.nodeId, trainer: tfjsLocalTrainer(tf, data), logger: o.logger,
+    heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate,
+  });
 }

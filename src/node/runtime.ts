@@ -1,27 +1,18 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
-import type { Weights } from '../codec/types.ts';
-import { FedStreamError } from '../common/errors.ts';
+import { ConfigError, FedStreamError } from '../common/errors.ts';
 import { retry } from '../common/retry.ts';
 import type { Manifest, ModelSpec } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
+import { decodeRoundConfig, type RoundConfig } from '../protocol/round-config.ts';
 import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/topics.ts';
 import { PayloadReader, decode, toRecords } from '../protocol/wire.ts';
+import type { ServiceHealth, Service } from '../service/service.ts';
 import type { Consumer, Producer, Transport, TransportMessage } from '../transport/types.ts';
+import type { LocalTrainer } from './trainer.ts';
 
 export const SDK_VERSION = '0.1.0';
-
-/** What a node needs from a trainer: local training from given weights. Implemented with tfjs in trainer.ts. */
-export interface LocalTrainer {
-  train(input: { spec: ModelSpec; weights: Weights; epochs: number; batchSize: number; learningRate: number; seed: number }): Promise<{
-    weights: Weights;
-    numExamples: number;
-    metrics: Record<string, number>;
-    trainingMs: number;
-    backend: string;
-  }>;
-}
 
 export interface NodeOptions {
   manifest: Manifest;
@@ -46,8 +37,12 @@ export function updateIdFor(m: Pick<Manifest, 'tenant' | 'name'>, nodeId: string
 /**
  * A federated node: follows the control and models topics, trains each round it is selected for,
  * and publishes its update and telemetry. Its data never leaves it; only weights do.
+ *
+ * Each START record's config is decoded into a typed RoundConfig (protocol/round-config.ts), the manifest's
+ * `training` section filling the keys it lacks. A config the node cannot honour (an unknown key, a bad value) skips
+ * that round: the node logs the error, publishes an ERROR telemetry event naming the key, and waits for the next.
  */
-export class FedNode {
+export class FedNode implements Service<void> {
   private readonly m: Manifest;
   private readonly topics: PipelineTopics;
   private readonly log: Logger;
@@ -62,6 +57,10 @@ export class FedNode {
   private heartbeat: NodeJS.Timeout | undefined;
   private state: 'starting' | 'idle' | 'training' | 'finished' = 'starting';
   private roundsTrained = 0;
+  private roundsRefused = 0;
+  private lastError: string | undefined;
+  /** START configs by round: an EXTEND record carries only its protocol key, and a node joining late trains with its round's START config. */
+  private readonly startConfigs = new Map<number, Readonly<Record<string, string>>>();
   private backend = 'unknown';
   private readonly startedAt = Date.now();
   private versionWaiters: Array<() => void> = [];
@@ -80,6 +79,20 @@ export class FedNode {
 
   get nodeId(): string {
     return this.opts.nodeId;
+  }
+
+  get name(): string {
+    return `node ${this.opts.nodeId}`;
+  }
+
+  /** Health as a value: `starting`, `idle`, `training`, `finished` or `stopped`, with the rounds trained and refused. */
+  health(): ServiceHealth {
+    const state = this.stopped && this.state !== 'finished' ? 'stopped' : this.state;
+    const figures: Record<string, number | string> = { roundsTrained: this.roundsTrained, roundsRefused: this.roundsRefused, backend: this.backend };
+    const healthy = !this.stopped && this.state !== 'starting' && this.state !== 'finished';
+    const detail = state === 'training' ? 'training a round'
+      : `${this.roundsTrained} round${this.roundsTrained === 1 ? '' : 's'} trained${this.roundsRefused > 0 ? `, ${this.roundsRefused} refused (last: ${this.lastError})` : ''}`;
+    return { healthy, state, detail, figures };
   }
 
   async start(): Promise<void> {
@@ -160,7 +173,12 @@ export class FedNode {
       return;
     }
     try {
-      this.control = decode('RoundControl', msg.value ?? Buffer.alloc(0));
+      const c = decode('RoundControl', msg.value ?? Buffer.alloc(0));
+      if (c.kind === 'START') {
+        this.startConfigs.set(Number(c.round), c.config);
+        for (const k of [...this.startConfigs.keys()].sort((a, b) => a - b).slice(0, -3)) this.startConfigs.delete(k);
+      }
+      this.control = c;
     } catch (err) {
       this.log.warn({ err, offset: msg.offset }, 'unreadable round control; skipped');
     }
@@ -180,12 +198,40 @@ export class FedNode {
     if (c.selectedNodes.length > 0 && !c.selectedNodes.includes(this.opts.nodeId)) return;
     if (Date.now() > Number(c.deadline)) return;
     this.trained.add(round);
-    this.training = this.trainRound(c)
+    let config: RoundConfig;
+    try {
+      config = this.roundConfig(c);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.refuse(round, err);
+      return;
+    }
+    this.training = this.trainRound(c, config)
       .catch((err) => this.log.error({ err, round }, 'training round failed'))
       .finally(() => {
         this.training = undefined;
         this.consider();
       });
+  }
+
+  /**
+   * The typed config of a START or EXTEND record's round. An EXTEND record carries only its `extension` count (a
+   * round-protocol key): its round trains with that round's START config, or the manifest's when the node never saw it.
+   */
+  private roundConfig(c: RoundControlRecord): RoundConfig {
+    const round = Number(c.round);
+    const map = c.kind === 'EXTEND' ? (this.startConfigs.get(round) ?? {}) : c.config;
+    const { epochs, batchSize, learningRate, optimizer } = this.m.training;
+    return decodeRoundConfig(map, { epochs, batchSize, learningRate, optimizer }, `round ${round} config`);
+  }
+
+  /** A round whose config this node cannot honour: not trained, and said so in the log and on the telemetry topic. */
+  private refuse(round: number, err: ConfigError): void {
+    this.roundsRefused++;
+    this.lastError = err.message;
+    this.log.error({ err, round, key: err.path }, `round ${round} refused: ${err.message}`);
+    void this.sendTelemetry('ERROR', round, {}, { errorCode: err.code, key: err.path, action: 'round-skipped' }, `round ${round} not trained: ${err.message}`)
+      .catch((e) => this.log.warn({ err: e, round }, 'error event not sent'));
   }
 
   private finish(): void {
@@ -203,7 +249,7 @@ export class FedNode {
     }
   }
 
-  private async trainRound(c: RoundControlRecord): Promise<void> {
+  private async trainRound(c: RoundControlRecord, config: RoundConfig): Promise<void> {
     const round = Number(c.round);
     const baseVersion = Number(c.baseVersion);
     this.state = 'training';
@@ -213,16 +259,12 @@ export class FedNode {
       throw new FedStreamError('CODEC_CHECKSUM_MISMATCH', `model version ${baseVersion} does not match its sha256; not training on it`);
     }
     const spec = JSON.parse(version.modelSpec) as ModelSpec;
-    const cfg = c.config;
-    const epochs = Number(cfg.epochs ?? this.m.training.epochs);
-    const batchSize = Number(cfg.batchSize ?? this.m.training.batchSize);
-    const learningRate = Number(cfg.learningRate ?? this.m.training.learningRate);
-    this.log.info({ round, baseVersion, epochs, batchSize, learningRate }, 'training');
+    this.log.info({ round, baseVersion, ...config }, 'training');
     if (this.opts.fault === `kill:mid-train:${round}`) {
       this.log.warn({ round }, 'fault injection: SIGKILL while training');
       process.kill(process.pid, 'SIGKILL');
     }
-    const result = await this.opts.trainer.train({ spec, weights: base, epochs, batchSize, learningRate, seed: round * 7919 + hashSeed(this.opts.nodeId) });
+    const result = await this.opts.trainer.train({ spec, weights: base, config, seed: round * 7919 + hashSeed(this.opts.nodeId) });
     this.backend = result.backend;
     const updateId = updateIdFor(this.m, this.opts.nodeId, round, baseVersion);
     const update: ModelUpdateRecord = {
@@ -263,7 +305,7 @@ export class FedNode {
       .catch((err) => this.log.warn({ err }, 'heartbeat not sent'));
   }
 
-  private async sendTelemetry(kind: TelemetryEventRecord['kind'], round: number | null, metrics: Record<string, number>, labels: Record<string, string>): Promise<void> {
+  private async sendTelemetry(kind: TelemetryEventRecord['kind'], round: number | null, metrics: Record<string, number>, labels: Record<string, string>, message: string | null = null): Promise<void> {
     const e: TelemetryEventRecord = {
       tenant: this.m.tenant,
       pipeline: this.m.name,
@@ -273,7 +315,7 @@ export class FedNode {
       eventTime: Date.now(),
       metrics,
       labels,
-      message: null,
+      message,
     };
     await this.producer.send(toRecords(this.topics.telemetry, 'TelemetryEvent', e, this.opts.nodeId, this.m.topics.chunkSizeBytes));
   }

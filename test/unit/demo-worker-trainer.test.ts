@@ -4,7 +4,7 @@ import { FedStreamError } from '../../src/common/errors.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { initBackend } from '../../src/ml/backend.ts';
-import { nodeDataset } from '../../src/ml/data.ts';
+import { nodeDataset } from '../../src/ml/datasets/index.ts';
 import { initialWeights } from '../../src/ml/model.ts';
 import { Trainer } from '../../src/ml/trainer.ts';
 import { WorkerPoolTrainer } from '../../src/demo/worker-trainer.ts';
@@ -47,8 +47,8 @@ afterAll(async () => {
 
 describe('the worker-thread training pool', () => {
   it('trains like the in-process trainer: same seed, same data, same weights', async () => {
-    const input = { spec: manifest.model, weights: w0, epochs: 2, batchSize: 10, learningRate: 0.1, seed: 1234 };
-    const inProcess = await new Trainer().train({ ...input, data: nodeDataset(manifest, 'node-2'), optimizer: 'sgd' });
+    const input = { spec: manifest.model, weights: w0, config: { epochs: 2, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' as const }, seed: 1234 };
+    const inProcess = await new Trainer().train({ spec: input.spec, weights: input.weights, seed: input.seed, ...input.config, data: nodeDataset(manifest, 'node-2') });
     const inWorker = await pool.train('node-2', input);
     expect(inWorker.numExamples).toBe(inProcess.numExamples);
     expect(inWorker.numExamples).toBe(200);
@@ -64,34 +64,34 @@ describe('the worker-thread training pool', () => {
   it('spreads concurrent jobs over its workers and keeps each node on its own data', async () => {
     const before = pool.stats().jobs.reduce((a, b) => a + b, 0);
     const nodes = ['node-1', 'node-2', 'node-3', 'node-4', 'node-1', 'node-3'];
-    const results = await Promise.all(nodes.map((nodeId, i) => pool.trainerFor(nodeId).train({ spec: manifest.model, weights: w0, epochs: 1, batchSize: 20, learningRate: 0.1, seed: i })));
+    const results = await Promise.all(nodes.map((nodeId, i) => pool.trainerFor(nodeId).train({ spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 20, learningRate: 0.1, optimizer: 'sgd' as const }, seed: i })));
     expect(results.map((r) => r.numExamples)).toEqual(nodes.map(() => 200));
     const stats = pool.stats();
     expect(stats.size).toBe(2);
     expect(stats.jobs.reduce((a, b) => a + b, 0) - before).toBe(nodes.length);
     expect(stats.jobs.every((n) => n > 0)).toBe(true);
     // Same node, same seed: same weights whichever worker ran it.
-    const again = await pool.train('node-4', { spec: manifest.model, weights: w0, epochs: 1, batchSize: 20, learningRate: 0.1, seed: 3 });
+    const again = await pool.train('node-4', { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 20, learningRate: 0.1, optimizer: 'sgd' as const }, seed: 3 });
     expect(maxAbsDiff(again.weights, results[3]!.weights)).toBe(0);
   }, 60_000);
 
   it('rejects a failed job with the trainer\'s FedStreamError and keeps working', async () => {
-    const bad = pool.train('node-1', { spec: manifest.model, weights: w0, epochs: 1, batchSize: 10, learningRate: -1, seed: 1 });
+    const bad = pool.train('node-1', { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 10, learningRate: -1, optimizer: 'sgd' as const }, seed: 1 });
     await expect(bad).rejects.toBeInstanceOf(FedStreamError);
     await expect(bad).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('training.learningRate') });
-    const unknown = pool.train('node-9', { spec: manifest.model, weights: w0, epochs: 1, batchSize: 10, learningRate: 0.1, seed: 1 });
+    const unknown = pool.train('node-9', { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' as const }, seed: 1 });
     await expect(unknown).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('node-4') });
-    const ok = await pool.train('node-1', { spec: manifest.model, weights: w0, epochs: 1, batchSize: 50, learningRate: 0.1, seed: 1 });
+    const ok = await pool.train('node-1', { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 50, learningRate: 0.1, optimizer: 'sgd' as const }, seed: 1 });
     expect(ok.numExamples).toBe(200);
   }, 60_000);
 
   it('rejects queued jobs when closed', async () => {
     const p = new WorkerPoolTrainer({ manifest, logger, size: 1 });
     await p.ready();
-    const jobs = [1, 2, 3].map((seed) => p.train('node-1', { spec: manifest.model, weights: w0, epochs: 1, batchSize: 10, learningRate: 0.1, seed }));
+    const jobs = [1, 2, 3].map((seed) => p.train('node-1', { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' as const }, seed }));
     const settled = Promise.allSettled(jobs);
     await p.close();
     for (const r of await settled) expect(r).toMatchObject({ status: 'rejected', reason: { code: 'TRANSPORT_CLOSED' } });
-    await expect(p.train('node-1', { spec: manifest.model, weights: w0, epochs: 1, batchSize: 10, learningRate: 0.1, seed: 1 })).rejects.toMatchObject({ code: 'TRANSPORT_CLOSED' });
+    await expect(p.train('node-1', { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' as const }, seed: 1 })).rejects.toMatchObject({ code: 'TRANSPORT_CLOSED' });
   }, 60_000);
 });

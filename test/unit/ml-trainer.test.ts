@@ -3,7 +3,8 @@ import type { Weights } from '../../src/codec/types.ts';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { modelSchema, type ModelSpec } from '../../src/config/manifest.ts';
 import { backendInfo, conv2dFilterGradient, conv2dInputGradient, initBackend, tf } from '../../src/ml/backend.ts';
-import { type Dataset, loadMnist, subsetDataset } from '../../src/ml/data.ts';
+import { type Dataset, subsetDataset } from '../../src/ml/datasets/dataset.ts';
+import { loadMnist } from '../../src/ml/datasets/mnist.ts';
 import { buildModel, initialWeights } from '../../src/ml/model.ts';
 import { forwardSteps, Trainer, type TrainOptions } from '../../src/ml/trainer.ts';
 
