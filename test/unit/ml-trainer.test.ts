@@ -236,3 +236,89 @@ describe('Trainer', () => {
     trainer.dispose();
   });
 });
+
+describe('extraLoss: a term added to the loss inside optimizer.minimize', () => {
+  // A linear softmax classifier, 2 features → 2 classes, two examples, full batch: small enough to train by hand.
+  const TINY = spec({ inputShape: [2], seed: 9, layers: [{ type: 'dense', units: 2, activation: 'linear' }] });
+  const X = [[1, 2], [-1, 0.5]];
+  const Y = [0, 1];
+  const data: Dataset = { xs: Float32Array.from(X.flat()), labels: Uint8Array.from(Y), n: 2, features: 2, numClasses: 2 };
+  const lr = 0.5;
+  const tiny = (weights: Weights, over: Partial<TrainOptions> = {}): TrainOptions =>
+    ({ spec: TINY, weights, data, epochs: 1, batchSize: 0, learningRate: lr, optimizer: 'sgd', seed: 1, ...over });
+
+  /** Mean cross-entropy of softmax(xW + b) and its gradient, in float64. W is [in][out] row-major, as tfjs keeps it. */
+  function byHand(W: number[], b: number[]): { loss: number; gW: number[]; gb: number[] } {
+    const gW = [0, 0, 0, 0];
+    const gb = [0, 0];
+    let loss = 0;
+    X.forEach((x, i) => {
+      const z = [0, 1].map((j) => x[0]! * W[j]! + x[1]! * W[2 + j]! + b[j]!);
+      const zmax = Math.max(...z);
+      const e = z.map((v) => Math.exp(v - zmax));
+      const p = e.map((v) => v / (e[0]! + e[1]!));
+      loss -= Math.log(p[Y[i]!]!) / X.length;
+      for (let j = 0; j < 2; j++) {
+        const d = (p[j]! - (Y[i] === j ? 1 : 0)) / X.length;
+        gW[j] = gW[j]! + x[0]! * d;
+        gW[2 + j] = gW[2 + j]! + x[1]! * d;
+        gb[j] = gb[j]! + d;
+      }
+    });
+    return { loss, gW, gb };
+  }
+
+  const values = (w: Weights) => w.map((t) => Array.from(t.values));
+
+  it('a zero term gives the same bits as no term', async () => {
+    const w0 = await initialWeights(TINY);
+    const trainer = new Trainer();
+    const plain = await trainer.train(tiny(w0, { epochs: 3 }));
+    const zero = await trainer.train(tiny(w0, { epochs: 3, extraLoss: () => tf.scalar(0) }));
+    expect(bytes(zero.weights).equals(bytes(plain.weights))).toBe(true);
+    expect(zero.metrics).toEqual(plain.metrics);
+    trainer.dispose();
+  });
+
+  it('without a term, one full-batch SGD step is w − η∇CE, as worked out by hand', async () => {
+    const w0 = await initialWeights(TINY);
+    const [W, b] = values(w0) as [number[], number[]];
+    const g = byHand(W, b);
+    const r = await new Trainer().train(tiny(w0));
+    expect(r.metrics.loss).toBeCloseTo(g.loss, 5);
+    const [W1, b1] = values(r.weights) as [number[], number[]];
+    W1.forEach((v, k) => expect(v).toBeCloseTo(W[k]! - lr * g.gW[k]!, 6));
+    b1.forEach((v, k) => expect(v).toBeCloseTo(b[k]! - lr * g.gb[k]!, 6));
+  });
+
+  it('a proximal term μ/2·Σ‖w − w_base‖² pulls the second step back towards the base weights, as by hand', async () => {
+    const mu = 0.8;
+    const w0 = await initialWeights(TINY);
+    const seen: number[][][] = [];
+    const proximal = (trainable: readonly tf.Variable[], base: readonly tf.Tensor[]): tf.Scalar => {
+      seen.push(base.map((t) => Array.from(t.dataSync())));
+      return tf.mul(mu / 2, tf.addN(trainable.map((w, i) => tf.sum(tf.squaredDifference(w, base[i]!))))) as tf.Scalar;
+    };
+    const r = await new Trainer().train(tiny(w0, { epochs: 2, extraLoss: proximal }));
+    // By hand: step 1 is plain SGD (the term and its gradient are zero at the base); step 2 adds μ(w1 − w0).
+    const [W0, b0] = values(w0) as [number[], number[]];
+    const g0 = byHand(W0, b0);
+    const W1 = W0.map((v, k) => v - lr * g0.gW[k]!);
+    const b1 = b0.map((v, k) => v - lr * g0.gb[k]!);
+    const g1 = byHand(W1, b1);
+    const W2 = W1.map((v, k) => v - lr * (g1.gW[k]! + mu * (v - W0[k]!)));
+    const b2 = b1.map((v, k) => v - lr * (g1.gb[k]! + mu * (v - b0[k]!)));
+    const [gotW, gotB] = values(r.weights) as [number[], number[]];
+    gotW.forEach((v, k) => expect(v).toBeCloseTo(W2[k]!, 6));
+    gotB.forEach((v, k) => expect(v).toBeCloseTo(b2[k]!, 6));
+    // The reported loss includes the term: the last epoch's loss is CE(w1) + μ/2‖w1 − w0‖².
+    const drift = W1.reduce((s, v, k) => s + (v - W0[k]!) ** 2, 0) + b1.reduce((s, v, k) => s + (v - b0[k]!) ** 2, 0);
+    expect(r.metrics.loss).toBeCloseTo(g1.loss + (mu / 2) * drift, 5);
+    // The base handed to the term is the starting weights at every step, not the moving ones.
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    for (const base of seen) expect(base).toEqual(values(w0));
+    // And it differs from training without the term.
+    const plain = await new Trainer().train(tiny(w0, { epochs: 2 }));
+    expect(bytes(plain.weights).equals(bytes(r.weights))).toBe(false);
+  });
+});
