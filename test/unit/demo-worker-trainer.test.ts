@@ -61,6 +61,15 @@ describe('the worker-thread training pool', () => {
     expect(w0[0]!.values.length).toBeGreaterThan(0);
   }, 60_000);
 
+  it('passes the round config through to the worker: adam there is adam in process', async () => {
+    const input = { spec: manifest.model, weights: w0, config: { epochs: 1, batchSize: 20, learningRate: 0.01, optimizer: 'adam' as const }, seed: 77 };
+    const inProcess = await new Trainer().train({ spec: input.spec, weights: input.weights, seed: input.seed, ...input.config, data: nodeDataset(manifest, 'node-3') });
+    const adam = await pool.train('node-3', input);
+    expect(maxAbsDiff(adam.weights, inProcess.weights)).toBe(0);
+    const sgd = await pool.train('node-3', { ...input, config: { ...input.config, optimizer: 'sgd' } });
+    expect(maxAbsDiff(sgd.weights, adam.weights)).toBeGreaterThan(0);
+  }, 60_000);
+
   it('spreads concurrent jobs over its workers and keeps each node on its own data', async () => {
     const before = pool.stats().jobs.reduce((a, b) => a + b, 0);
     const nodes = ['node-1', 'node-2', 'node-3', 'node-4', 'node-1', 'node-3'];

@@ -5,6 +5,7 @@ import { ConfigError, FedStreamError } from '../../src/common/errors.ts';
 import { modelSchema, type ModelSpec } from '../../src/config/manifest.ts';
 import { initBackend, tf } from '../../src/ml/backend.ts';
 import { buildModel, countParameters, getWeights, initialWeights, setWeights, summarizeModel, weightSpecs } from '../../src/ml/model.ts';
+import { LAYERS } from '../../src/ml/layers.ts';
 
 const spec = (raw: unknown): ModelSpec => modelSchema.parse(raw);
 
@@ -172,5 +173,12 @@ describe('model definitions that cannot work', () => {
     expect(() => buildModel(MLP, 3)).toThrow('model.layers[2]: the model ends with 10 outputs but the data has 3 classes');
     const open = spec({ inputShape: [28, 28, 1], layers: [{ type: 'conv2d', filters: 4, kernelSize: 3 }] });
     expect(() => countParameters(open)).toThrow(/output shape is \[28, 28, 4\]: add a flatten and a dense layer/);
+  });
+});
+
+describe('the layer registry', () => {
+  it('has one entry for every layer type the manifest accepts, and nothing else', () => {
+    const layerTypes = (modelSchema.shape.layers.element.options as Array<{ shape: { type: { value: string } } }>).map((o) => o.shape.type.value);
+    expect(Object.keys(LAYERS).sort()).toEqual([...layerTypes].sort());
   });
 });
