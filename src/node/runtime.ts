@@ -202,8 +202,8 @@ export class FedNode implements Service<void> {
     try {
       config = this.roundConfig(c);
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      this.refuse(round, err);
+      // Never thrown out of here: this runs in the consumer's batch handler, and a bad config must not stop the node.
+      this.refuse(round, err instanceof ConfigError ? err : new ConfigError(`round ${round} config`, String(err), { cause: err }));
       return;
     }
     this.training = this.trainRound(c, config)
@@ -222,15 +222,18 @@ export class FedNode implements Service<void> {
     const round = Number(c.round);
     const map = c.kind === 'EXTEND' ? (this.startConfigs.get(round) ?? {}) : c.config;
     const { epochs, batchSize, learningRate, optimizer } = this.m.training;
-    return decodeRoundConfig(map, { epochs, batchSize, learningRate, optimizer }, `round ${round} config`);
+    return decodeRoundConfig(map, { epochs, batchSize, learningRate, optimizer }, roundConfigPath(round));
   }
 
   /** A round whose config this node cannot honour: not trained, and said so in the log and on the telemetry topic. */
   private refuse(round: number, err: ConfigError): void {
     this.roundsRefused++;
     this.lastError = err.message;
-    this.log.error({ err, round, key: err.path }, `round ${round} refused: ${err.message}`);
-    void this.sendTelemetry('ERROR', round, {}, { errorCode: err.code, key: err.path, action: 'round-skipped' }, `round ${round} not trained: ${err.message}`)
+    const prefix = `${roundConfigPath(round)}.`;
+    const key = err.path.startsWith(prefix) ? err.path.slice(prefix.length) : err.path;
+    this.log.error({ err, round, key }, `round ${round} refused: ${err.message}`);
+    const labels = { errorCode: err.code, key, path: err.path, action: 'round-skipped' };
+    void this.sendTelemetry('ERROR', round, {}, labels, `round ${round} not trained: ${err.message}`)
       .catch((e) => this.log.warn({ err: e, round }, 'error event not sent'));
   }
 
@@ -319,6 +322,11 @@ export class FedNode implements Service<void> {
     };
     await this.producer.send(toRecords(this.topics.telemetry, 'TelemetryEvent', e, this.opts.nodeId, this.m.topics.chunkSizeBytes));
   }
+}
+
+/** Where a round config's errors point: `round 3 config.optimizer`. */
+function roundConfigPath(round: number): string {
+  return `round ${round} config`;
 }
 
 function hashSeed(s: string): number {

@@ -135,9 +135,9 @@ describe('FedNode and the round config', () => {
     let errors: TelemetryEventRecord[] = [];
     for (let i = 0; i < 100 && errors.length < 2; i++) errors = await telemetry(h, 'ERROR');
     expect(errors.map((e) => e.round)).toEqual([1, 2]);
-    expect(errors[0]!.labels).toMatchObject({ errorCode: 'CONFIG_INVALID', key: 'round 1 config.proximalMu', action: 'round-skipped' });
+    expect(errors[0]!.labels).toMatchObject({ errorCode: 'CONFIG_INVALID', key: 'proximalMu', path: 'round 1 config.proximalMu', action: 'round-skipped' });
     expect(errors[0]!.message).toMatch(/^round 1 not trained: round 1 config\.proximalMu: unknown training key proximalMu: this node honours epochs, batchSize, learningRate, optimizer/);
-    expect(errors[1]!.labels.key).toBe('round 2 config.optimizer');
+    expect(errors[1]!.labels.key).toBe('optimizer');
     expect(errors[1]!.message).toContain('"rmsprop"');
 
     await control(h, 3, 'FINISH', {});
