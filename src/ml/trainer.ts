@@ -8,12 +8,13 @@ import { layerDefinition, type Step } from './layers.ts';
 import { buildModel, getWeights, layerName, setWeights } from './model.ts';
 
 /**
- * Local training and evaluation with TensorFlow.js: the `Trainer` port of the node SDK.
+ * Local training and evaluation with TensorFlow.js: what the node's `LocalTrainer` port (node/trainer.ts) and the
+ * aggregator's held-out evaluation run.
  *
  * Batches are drawn by a seeded shuffle (tfjs' `fit` shuffles with Math.random) and dropout masks are
  * seeded per step, so the same weights, data and seed give the same run on the same backend.
- * Loss: softmax cross-entropy. A final `softmax` layer is read as probabilities; any other final
- * activation as logits.
+ * Loss: softmax cross-entropy (a final `softmax` layer is read as probabilities, any other final activation as
+ * logits), plus an optional extra term ({@link ExtraLoss}) such as FedProx's proximal term.
  */
 
 export interface TrainProgress {
