@@ -1,27 +1,22 @@
 /**
- * Probe behind docs/performance.md (ingest): the sink's per-row cost of building a telemetry_events row, with the
- * object spreads of src/analytics/sink.ts (`{ ...this.base(), …, ...this.coords(s) }`) and without them.
+ * Probe behind docs/performance.md (ingest): the sink's per-row cost of building a telemetry_events row, through
+ * src/analytics/sink/rows.ts (`telemetryRow`, added to a sink batch), and the same row written inline.
  *
  *   npx tsx bench/probes/sink-rows.ts
  */
-import { Sink } from '../../src/analytics/sink/sink.ts';
+import { PendingBatch } from '../../src/analytics/sink/batch.ts';
+import { telemetryRow } from '../../src/analytics/sink/rows.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
-import { quiet } from '../sim.ts';
 
 const m = parseManifest({
   apiVersion: 'fedstream/v1', tenant: 'bench', name: 'rowprobe', model: { inputShape: [4], layers: [{ type: 'dense', units: 2 }] },
   data: { source: 'mnist', nodes: 100 }, rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
 });
-const event = { tenant: 'bench', pipeline: 'rowprobe', nodeId: 'node-001', kind: 'HEARTBEAT', round: 3, eventTime: Date.now(), metrics: { cpu: 0.5, memoryMb: 200, loss: 0.1 }, labels: { backend: 'wasm' }, message: null };
+const event = { tenant: 'bench', pipeline: 'rowprobe', nodeId: 'node-001', kind: 'HEARTBEAT' as const, round: 3, eventTime: Date.now(), metrics: { cpu: 0.5, memoryMb: 200, loss: 0.1 }, labels: { backend: 'wasm' }, message: null };
 const source = { topic: 'bench.rowprobe.telemetry', partition: 1, offset: '12345', key: null, bytes: Buffer.alloc(0) };
 
-interface SinkInternals {
-  telemetry(e: unknown, s: unknown): void;
-  cut(trigger: string): void;
-  ready: unknown[];
-}
-// The private method the sink runs for every telemetry record (reached through a cast: a probe, not an API).
-const sink = new Sink({ manifest: m, transport: {} as never, analytics: {} as never, logger: quiet }) as unknown as SinkInternals;
+// What the sink runs for every telemetry record: the pure row mapping, then the batch.
+const scope = { tenant: m.tenant, pipeline: m.name };
 
 function float(v: number): number | string {
   if (Number.isFinite(v)) return v;
@@ -40,13 +35,12 @@ function rowWithoutSpreads(e: typeof event, s: typeof source): Record<string, un
 const N = 100_000;
 for (let rep = 0; rep < 3; rep++) {
   let t0 = performance.now();
-  for (let i = 0; i < N; i++) sink.telemetry(event, source);
+  const batch = new PendingBatch();
+  for (let i = 0; i < N; i++) batch.add('telemetry_events', telemetryRow(scope, event, source), source);
   const sinkNs = ((performance.now() - t0) * 1e6) / N;
-  sink.cut('probe');
-  sink.ready.length = 0;
   const keep: unknown[] = [];
   t0 = performance.now();
   for (let i = 0; i < N; i++) keep.push({ row: rowWithoutSpreads(event, source), source });
   const plainNs = ((performance.now() - t0) * 1e6) / N;
-  process.stdout.write(`rep ${rep + 1}: Sink.telemetry ${sinkNs.toFixed(0)} ns/row; the same row without object spreads ${plainNs.toFixed(0)} ns/row\n`);
+  process.stdout.write(`rep ${rep + 1}: telemetryRow ${sinkNs.toFixed(0)} ns/row; the same row without object spreads ${plainNs.toFixed(0)} ns/row\n`);
 }

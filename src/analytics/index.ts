@@ -26,18 +26,31 @@ export {
   type SchemaVariables,
   type Statement,
 } from './clickhouse/ddl.ts';
+export { Sink, runSink } from './sink/sink.ts';
+export type { FlushInfo, SinkHealth, SinkMetrics, SinkOptions, SinkState } from './sink/types.ts';
+export { SINK_TOPIC_KINDS } from './sink/intake.ts';
 export {
-  Sink,
-  runSink,
   SINK_TABLES,
-  SINK_TOPIC_KINDS,
-  type FlushInfo,
-  type SinkHealth,
-  type SinkMetrics,
-  type SinkOptions,
-  type SinkState,
+  STATUS_NEUTRAL_CODES,
+  auditRow,
+  contributionRows,
+  countParams,
+  decidedUpdateId,
+  float,
+  floatMap,
+  modelVersionRow,
+  rejectedUpdateRow,
+  roundRow,
+  statusRow,
+  telemetryRow,
+  unreadableRow,
+  updateRow,
+  type Row,
+  type RowScope,
+  type RowSource,
   type SinkTable,
-} from './sink/sink.ts';
+  type Unreadable,
+} from './sink/rows.ts';
 export {
   QUERY_NAMES,
   defaultQueryDir,

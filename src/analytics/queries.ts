@@ -28,6 +28,7 @@ export const QUERY_NAMES = [
   'version_chain',
   'audit_trail',
   'round_summary',
+  'update_status',
 ] as const;
 export type QueryName = (typeof QUERY_NAMES)[number];
 
@@ -110,7 +111,9 @@ export function listQueryNames(dir: string = defaultQueryDir()): string[] {
   return readdirSync(dir).filter((f) => f.endsWith('.sql')).map((f) => f.slice(0, -4)).sort();
 }
 
-export type QueryParams = { tenant: string; pipeline: string } & Record<string, string | number | bigint | boolean>;
+/** A value for a placeholder: a scalar, or an array for an `Array(...)` placeholder. */
+export type QueryParamValue = string | number | bigint | boolean | readonly string[] | readonly number[];
+export type QueryParams = { tenant: string; pipeline: string } & Record<string, QueryParamValue>;
 
 /**
  * Runs a named query and returns its rows (JSONEachRow: 64-bit integers come back as strings,

@@ -1,0 +1,139 @@
+/**
+ * The sink's intake: one Kafka record in, rows (or a dead-letter record) out, into the batch being filled.
+ * Records are reassembled from their chunks, decoded for their metadata only, and mapped to rows by the
+ * pure functions of rows.ts. A record that cannot be read is dead-lettered with its reason, counted and
+ * logged; it never throws.
+ */
+import type { AuditEventRecord, ModelVersionRecord } from '../../codec/index.ts';
+import { isFedStreamError, toFedStreamError, type FedStreamError } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { PipelineTopics } from '../../protocol/topics.ts';
+import { PayloadReader, deadLetterRecords, decode, type PayloadFailure } from '../../protocol/wire.ts';
+import type { ProducerRecord, TransportMessage } from '../../transport/types.ts';
+import type { PendingBatch, Source } from './batch.ts';
+import {
+  auditRow, contributionRows, decidedUpdateId, modelVersionRow, rejectedUpdateRow, roundRow, telemetryRow, unreadableRow, updateRow,
+  type RowScope,
+} from './rows.ts';
+
+/** The topic kinds the sink reads (the dead-letter topic it only writes). */
+export const SINK_TOPIC_KINDS = ['telemetry', 'audit', 'control', 'updates', 'models'] as const;
+export type SinkTopicKind = (typeof SINK_TOPIC_KINDS)[number];
+
+export interface IntakeOptions {
+  scope: RowScope;
+  topics: PipelineTopics;
+  /** Chunk size of dead-letter records. */
+  chunkSizeBytes: number;
+  /** Also dead-letter unreadable records of the updates topic (see SinkOptions.deadLetterUpdates). */
+  deadLetterUpdates: boolean;
+  log: Logger;
+  /** Called once per record that could not be read or stored. */
+  onUnreadable: () => void;
+}
+
+type ChunkError = Error & { messages?: readonly { offset?: string; partition?: number }[] };
+
+export class Intake {
+  private readonly o: IntakeOptions;
+  private readonly reader = new PayloadReader();
+  private readonly topicKinds = new Map<string, SinkTopicKind>();
+
+  constructor(options: IntakeOptions) {
+    this.o = options;
+    for (const kind of SINK_TOPIC_KINDS) this.topicKinds.set(options.topics[kind], kind);
+  }
+
+  /** The offset below which a partition holds the first chunk of a payload still incomplete, if any. */
+  pendingLowWatermark(topic: string, partition: number): bigint | undefined {
+    return this.reader.pendingLowWatermark(topic, partition);
+  }
+
+  /** Turns one Kafka record into rows (or a dead-letter record) in `b`. */
+  accept(msg: TransportMessage, b: PendingBatch): void {
+    b.note(msg);
+    const kind = this.topicKinds.get(msg.topic);
+    if (!kind) return;
+    const { payload, failures } = this.reader.accept(msg);
+    for (const f of failures) this.unreadable(b, kind, f, msg);
+    if (!payload) return;
+    const source: Source = { topic: msg.topic, partition: msg.partition, offset: payload.firstOffset, key: msg.key, bytes: payload.bytes };
+    const scope = this.o.scope;
+    try {
+      switch (kind) {
+        case 'telemetry':
+          b.add('telemetry_events', telemetryRow(scope, decode('TelemetryEvent', payload.bytes), source), source);
+          break;
+        case 'control': {
+          const c = decode('RoundControl', payload.bytes);
+          b.add('rounds', roundRow(scope, c, source), source);
+          if (c.kind === 'FINISH') b.finish = true;
+          break;
+        }
+        case 'updates': {
+          const u = decode('ModelUpdate', payload.bytes);
+          b.add('updates', updateRow(scope, u, payload.bytes.length, source), source);
+          b.statusIds.add(u.updateId);
+          break;
+        }
+        case 'audit': this.audit(b, decode('AuditEvent', payload.bytes), source); break;
+        case 'models': this.modelVersion(b, decode('ModelVersion', payload.bytes), source); break;
+      }
+    } catch (err) {
+      this.unreadable(b, kind, { error: err as Error, bytes: payload.bytes }, msg, source);
+    }
+  }
+
+  private audit(b: PendingBatch, e: AuditEventRecord, s: Source): void {
+    b.add('audit_log', auditRow(this.o.scope, e, s), s);
+    const rejected = rejectedUpdateRow(this.o.scope, e, s);
+    if (rejected) b.add('rejected_updates', rejected, s);
+    const decided = decidedUpdateId(e);
+    if (decided) b.statusIds.add(decided);
+  }
+
+  private modelVersion(b: PendingBatch, v: ModelVersionRecord, s: Source): void {
+    b.add('model_versions', modelVersionRow(this.o.scope, v, s), s);
+    for (const row of contributionRows(this.o.scope, v, s)) b.add('contributions', row, s);
+  }
+
+  /** Dead-letters the chunked payloads with no new chunk for `maxAgeMs`, into `b`. */
+  expire(b: PendingBatch, maxAgeMs: number): void {
+    for (const f of this.reader.expire(maxAgeMs)) {
+      const m = (f.error as ChunkError).messages?.[0];
+      const topic = this.topicOfChunkFailure(f);
+      const kind = this.topicKinds.get(topic) ?? 'telemetry';
+      this.unreadable(b, kind, f, { topic, partition: m?.partition ?? 0, offset: m?.offset ?? '0', key: null, value: null, headers: {}, timestamp: Date.now() });
+    }
+  }
+
+  private topicOfChunkFailure(f: PayloadFailure): string {
+    // The reassemblers are per topic-partition but the error does not name the topic: models is the one
+    // with payloads large enough to be chunked and slow enough to expire.
+    const details = (f.error as FedStreamError).details ?? {};
+    return typeof details.topic === 'string' ? details.topic : this.o.topics.models;
+  }
+
+  /** A record that cannot be read: dead-lettered (raw bytes, reason headers), counted, logged; never thrown. */
+  private unreadable(b: PendingBatch, kind: SinkTopicKind, f: PayloadFailure, msg: TransportMessage, source?: Source): void {
+    this.o.onUnreadable();
+    const err = isFedStreamError(f.error) ? f.error : toFedStreamError(f.error, 'CODEC_INVALID');
+    const first = (f.error as ChunkError).messages?.[0];
+    const partition = first?.partition ?? msg.partition;
+    const offset = first?.offset ?? source?.offset ?? msg.offset;
+    const where = `${msg.topic}/${partition}/${offset}`;
+    const owned = kind !== 'updates' || this.o.deadLetterUpdates;
+    // One line per record, shaped like an audit event, so that it can be found next to the audit trail.
+    this.o.log.warn({ audit: 'MESSAGE_DEAD_LETTERED', actor: 'sink', code: err.code, source: where, bytes: f.bytes.length, deadLettered: owned },
+      `unreadable record at ${where}: ${err.message}${owned ? '' : ' (left to the aggregator, which dead-letters updates)'}`);
+    if (!owned) return;
+    b.deadLetters.push(...this.deadLetterRecords(f.bytes, msg.key, err.code, err.message, where));
+    const row = unreadableRow(this.o.scope, { topic: msg.topic, partition, offset, code: err.code, message: err.message, rawSize: f.bytes.length, eventTime: msg.timestamp });
+    b.add('rejected_updates', row, { topic: msg.topic, partition, offset, key: msg.key, bytes: f.bytes });
+  }
+
+  /** The dead-letter records of raw bytes, with the reason headers (chunked like any payload). */
+  deadLetterRecords(bytes: Buffer, key: Buffer | null, code: string, reason: string, where: string): ProducerRecord[] {
+    return deadLetterRecords({ topic: this.o.topics['dead-letter'], bytes, key, code, reason, source: where, actor: 'sink', chunkSize: this.o.chunkSizeBytes });
+  }
+}

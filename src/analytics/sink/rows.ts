@@ -1,0 +1,267 @@
+/**
+ * Record → row: what the sink inserts for each record it reads, as pure functions (no ClickHouse, no Kafka).
+ * Each row carries the pipeline's tenant and name, the record's fields in the table's column names, and the
+ * Kafka coordinates of the record it came from (the tables' deduplication key: docs/clickhouse.md).
+ *
+ * Rows are JSONEachRow values: 64-bit integers as numbers, times as epoch milliseconds, non-finite floats as
+ * the strings ClickHouse reads (`nan`, `inf`, `-inf`). Weights are never part of a row: only their count.
+ * Fields a record has and a table does not (a ModelVersion's `strategyState`, say) are left out.
+ */
+import type { AuditEventRecord, ModelUpdateRecord, ModelVersionRecord, RoundControlRecord, TelemetryEventRecord, TensorRecord } from '../../codec/index.ts';
+
+/** One row of a sink table, in its column names. */
+export type Row = Record<string, unknown>;
+
+/** The tables the sink writes, in the order it writes them. */
+export const SINK_TABLES = ['telemetry_events', 'rounds', 'updates', 'audit_log', 'rejected_updates', 'model_versions', 'contributions'] as const;
+export type SinkTable = (typeof SINK_TABLES)[number];
+
+/** Whose rows: every row names its tenant and pipeline. */
+export interface RowScope {
+  tenant: string;
+  pipeline: string;
+}
+
+/** Where a record was read: its topic, partition and offset (of its first chunk, for a chunked payload). */
+export interface RowSource {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/** Reason codes of rejections that say nothing about the update's own fate (a second copy of an accepted update). */
+export const STATUS_NEUTRAL_CODES: ReadonlySet<string> = new Set(['duplicate']);
+
+/** Float64 for JSONEachRow: JSON has no NaN or infinity, ClickHouse reads them as these strings. */
+export function float(v: number): number | string {
+  if (Number.isFinite(v)) return v;
+  if (Number.isNaN(v)) return 'nan';
+  return v > 0 ? 'inf' : '-inf';
+}
+
+/** A metrics map with every value through {@link float}. */
+export function floatMap(m: Record<string, number> | undefined): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const [k, v] of Object.entries(m ?? {})) out[k] = float(Number(v));
+  return out;
+}
+
+/** Number of parameters in a set of tensors (the product of each shape, summed). */
+export function countParams(tensors: readonly TensorRecord[]): number {
+  let n = 0;
+  for (const t of tensors) n += t.shape.reduce((a, b) => a * Number(b), 1);
+  return n;
+}
+
+function optionalNumber(v: number | bigint | null): number | null {
+  return v === null ? null : Number(v);
+}
+
+/** `telemetry_events` row of a TelemetryEvent. */
+export function telemetryRow(scope: RowScope, e: TelemetryEventRecord, s: RowSource): Row {
+  // The hot path of ingest: fields written one by one, no object spreads (docs/performance.md, "Telemetry ingest").
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    node_id: e.nodeId,
+    kind: e.kind,
+    round: e.round === null ? null : Number(e.round),
+    event_time: Number(e.eventTime),
+    metrics: floatMap(e.metrics),
+    labels: e.labels ?? {},
+    message: e.message ?? '',
+    kafka_topic: s.topic,
+    kafka_partition: s.partition,
+    kafka_offset: Number(s.offset),
+  };
+}
+
+/** `rounds` row of a RoundControl (START, CLOSE, EXTEND, ABANDON, FINISH alike). */
+export function roundRow(scope: RowScope, c: RoundControlRecord, s: RowSource): Row {
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    round: Number(c.round),
+    base_version: Number(c.baseVersion),
+    kind: c.kind,
+    deadline: Number(c.deadline),
+    min_updates: Number(c.minUpdates),
+    target_updates: Number(c.targetUpdates),
+    event_time: Number(c.createdAt),
+    config: c.config ?? {},
+    kafka_topic: s.topic,
+    kafka_partition: s.partition,
+    kafka_offset: Number(s.offset),
+  };
+}
+
+/** `updates` row of a ModelUpdate as received (status `received`); `payloadBytes` is the record's encoded size. */
+export function updateRow(scope: RowScope, u: ModelUpdateRecord, payloadBytes: number, s: RowSource): Row {
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    update_id: u.updateId,
+    node_id: u.nodeId,
+    round: Number(u.round),
+    base_version: Number(u.baseVersion),
+    num_examples: Number(u.numExamples),
+    num_params: countParams(u.tensors),
+    payload_bytes: payloadBytes,
+    metrics: floatMap(u.metrics),
+    training_ms: Number(u.trainingMs),
+    created_at: Number(u.createdAt),
+    status: 'received',
+    kafka_topic: s.topic,
+    kafka_partition: s.partition,
+    kafka_offset: Number(s.offset),
+  };
+}
+
+/** `audit_log` row of an AuditEvent. */
+export function auditRow(scope: RowScope, e: AuditEventRecord, s: RowSource): Row {
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    event_id: e.eventId,
+    event_time: Number(e.eventTime),
+    actor: e.actor,
+    action: e.action,
+    round: optionalNumber(e.round),
+    version: optionalNumber(e.version),
+    node_id: e.nodeId ?? '',
+    update_id: e.updateId ?? '',
+    reason: e.reason ?? '',
+    details: e.details ?? {},
+    kafka_topic: s.topic,
+    kafka_partition: s.partition,
+    kafka_offset: Number(s.offset),
+  };
+}
+
+/**
+ * `rejected_updates` row of an UPDATE_REJECTED audit event (undefined for any other action). Keyed by the
+ * rejected record's coordinates when the aggregator names them; otherwise (a round abandoned with its
+ * updates) by the audit record's own, which are just as unique and stable.
+ */
+export function rejectedUpdateRow(scope: RowScope, e: AuditEventRecord, s: RowSource): Row | undefined {
+  if (e.action !== 'UPDATE_REJECTED') return undefined;
+  const details = e.details ?? {};
+  const hasSource = details.sourceTopic !== undefined && details.sourcePartition !== undefined && details.sourceOffset !== undefined;
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    update_id: e.updateId ?? '',
+    node_id: e.nodeId ?? '',
+    round: optionalNumber(e.round),
+    reason: e.reason ?? '',
+    reason_code: details.code || 'unknown',
+    raw_size: Number(details.bytes ?? 0) || 0,
+    event_time: Number(e.eventTime),
+    ...(hasSource
+      ? { kafka_topic: details.sourceTopic, kafka_partition: Number(details.sourcePartition), kafka_offset: Number(details.sourceOffset) }
+      : { kafka_topic: s.topic, kafka_partition: s.partition, kafka_offset: Number(s.offset) }),
+  };
+}
+
+/**
+ * The update whose status an audit event decides, if any: UPDATE_ACCEPTED, or UPDATE_REJECTED with a code
+ * that is not status-neutral ({@link STATUS_NEUTRAL_CODES}).
+ */
+export function decidedUpdateId(e: AuditEventRecord): string | undefined {
+  const code = e.details?.code ?? '';
+  const decides = e.action === 'UPDATE_ACCEPTED' || (e.action === 'UPDATE_REJECTED' && !STATUS_NEUTRAL_CODES.has(code));
+  return decides && e.updateId ? e.updateId : undefined;
+}
+
+/** `model_versions` row of a ModelVersion (parent -1, the initial model's, becomes NULL). */
+export function modelVersionRow(scope: RowScope, v: ModelVersionRecord, s: RowSource): Row {
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    version: Number(v.version),
+    parent_version: Number(v.parentVersion) < 0 ? null : Number(v.parentVersion),
+    round: Number(v.round),
+    strategy: v.strategy,
+    weights_sha256: v.weightsSha256,
+    total_examples: Number(v.totalExamples),
+    num_contributors: v.contributors.length,
+    rejected_count: Number(v.rejectedCount),
+    metrics: floatMap(v.metrics),
+    created_at: Number(v.createdAt),
+    kafka_topic: s.topic,
+    kafka_partition: s.partition,
+    kafka_offset: Number(s.offset),
+  };
+}
+
+/** `contributions` rows of a ModelVersion: one per contributor, in the record's order. */
+export function contributionRows(scope: RowScope, v: ModelVersionRecord, s: RowSource): Row[] {
+  const version = Number(v.version);
+  return v.contributors.map((c) => ({
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    version,
+    update_id: c.updateId,
+    node_id: c.nodeId,
+    round: Number(v.round),
+    num_examples: Number(c.numExamples),
+    weight: float(Number(c.weight)),
+    created_at: Number(v.createdAt),
+    kafka_topic: s.topic,
+    kafka_partition: s.partition,
+    kafka_offset: Number(s.offset),
+  }));
+}
+
+/** What the sink knows of a record it could not read. */
+export interface Unreadable extends RowSource {
+  /** The error code (e.g. `CODEC_INVALID`). */
+  code: string;
+  message: string;
+  /** Size of the raw bytes. */
+  rawSize: number;
+  /** The Kafka record's timestamp (epoch ms). */
+  eventTime: number;
+}
+
+/** `rejected_updates` row of an unreadable record the sink dead-letters (round NULL, the record's coordinates). */
+export function unreadableRow(scope: RowScope, u: Unreadable): Row {
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    round: null,
+    reason: `unreadable record on ${u.topic}: ${u.message}`.slice(0, 2000),
+    reason_code: u.code,
+    raw_size: u.rawSize,
+    event_time: u.eventTime,
+    kafka_topic: u.topic,
+    kafka_partition: u.partition,
+    kafka_offset: Number(u.offset),
+  };
+}
+
+/**
+ * `updates` status row from a row of the `update_status` query (the update read back, with its decided
+ * status): the same row as received, with `status` accepted or rejected. NULL metrics (ClickHouse's JSON
+ * for NaN) go back as `nan`.
+ */
+export function statusRow(scope: RowScope, r: Row): Row {
+  return {
+    tenant: scope.tenant,
+    pipeline: scope.pipeline,
+    update_id: r.update_id,
+    node_id: r.node_id,
+    round: Number(r.round),
+    base_version: Number(r.base_version),
+    num_examples: Number(r.num_examples),
+    num_params: Number(r.num_params),
+    payload_bytes: Number(r.payload_bytes),
+    metrics: Object.fromEntries(Object.entries((r.metrics ?? {}) as Record<string, number | null>).map(([k, v]) => [k, v === null ? 'nan' : v])),
+    training_ms: Number(r.training_ms),
+    created_at: Number(r.created_at),
+    status: r.status,
+    kafka_topic: r.kafka_topic,
+    kafka_partition: Number(r.kafka_partition),
+    kafka_offset: Number(r.kafka_offset),
+  };
+}
