@@ -1,6 +1,8 @@
 /**
- * The analytics module's public face: the ClickHouse client (server over HTTP or embedded chdb),
- * error mapping, and the schema applier. See docs/clickhouse.md.
+ * The analytics folder's public face (docs/analytics.md, docs/clickhouse.md): the ClickHouse client (server
+ * over HTTP or embedded chdb), error mapping and the schema applier (`clickhouse/`); the sink and its pure
+ * record → row mapping (`sink/`); the named queries (`queries.ts`); the reports, their document model and
+ * its renderers (`reports/`).
  */
 export {
   createAnalyticsClient,
@@ -63,15 +65,23 @@ export {
   type QueryParameter,
   type QueryParams,
 } from './queries.ts';
+export { complianceReport, type ChainEntry, type ChainStatus, type ComplianceReport, type ComplianceReportOptions, type RetentionEntry } from './reports/compliance.ts';
+export { trainingReport, type TrainingReport, type TrainingReportOptions } from './reports/training.ts';
 export {
-  complianceReport,
-  trainingReport,
-  type ChainEntry,
-  type ChainStatus,
-  type ComplianceReport,
-  type ComplianceReportOptions,
+  findSection,
+  withSections,
+  type Align,
+  type Block,
+  type Document,
+  type KeyValue,
+  type ListBlock,
+  type ParagraphBlock,
+  type PlotBlock,
   type Report,
-  type RetentionEntry,
-  type TrainingReport,
-  type TrainingReportOptions,
-} from './reports/report.ts';
+  type Section,
+  type TableBlock,
+  type VerdictBlock,
+} from './reports/document.ts';
+export { renderMarkdown } from './reports/markdown.ts';
+export { renderHtml } from './reports/html.ts';
+export { PALETTE, barChart, escapeXml, heatmap, lineChart } from './reports/svg.ts';

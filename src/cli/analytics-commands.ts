@@ -130,7 +130,7 @@ export function registerAnalyticsCommands(program: Command): void {
         const chosen = flags.version ?? flags.modelVersion;
         const version = chosen === undefined ? undefined : positiveInt(chosen, flags.version !== undefined ? '--version' : '--model-version', 0);
         const logger = rootLogger();
-        const { complianceReport, trainingReport } = await import('../analytics/reports/report.ts');
+        const { complianceReport, trainingReport } = await import('../analytics/index.ts');
         const analytics = await openAnalytics(m, logger);
         // The models topic is read back only from Kafka: a fresh process's in-memory log is empty.
         const transport = name === 'compliance' && m.kafka.brokers
