@@ -4,9 +4,9 @@
  * record → row mapping (`sink/`); the named queries (`queries.ts`); the reports, their document model and
  * its renderers (`reports/`).
  */
+export { toAnalyticsError } from './clickhouse/errors.ts';
 export {
   createAnalyticsClient,
-  toAnalyticsError,
   assertDatabaseName,
   type AnalyticsClient,
   type AnalyticsClientOptions,

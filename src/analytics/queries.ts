@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FedStreamError } from '../common/errors.ts';
 import type { AnalyticsClient } from './clickhouse/client.ts';
-import { toAnalyticsError } from './clickhouse/client.ts';
+import { toAnalyticsError } from './clickhouse/errors.ts';
 import { splitStatements } from './clickhouse/ddl.ts';
 
 export const QUERY_NAMES = [

@@ -10,7 +10,7 @@ import type { Logger } from '../../common/logger.ts';
 import type { PipelineTopics } from '../../protocol/topics.ts';
 import { PayloadReader, deadLetterRecords, decode, type PayloadFailure } from '../../protocol/wire.ts';
 import type { ProducerRecord, TransportMessage } from '../../transport/types.ts';
-import type { PendingBatch, Source } from './batch.ts';
+import type { Entry, PendingBatch, Source } from './batch.ts';
 import {
   auditRow, contributionRows, decidedUpdateId, modelVersionRow, rejectedUpdateRow, roundRow, telemetryRow, unreadableRow, updateRow,
   type RowScope,
@@ -135,5 +135,19 @@ export class Intake {
   /** The dead-letter records of raw bytes, with the reason headers (chunked like any payload). */
   deadLetterRecords(bytes: Buffer, key: Buffer | null, code: string, reason: string, where: string): ProducerRecord[] {
     return deadLetterRecords({ topic: this.o.topics['dead-letter'], bytes, key, code, reason, source: where, actor: 'sink', chunkSize: this.o.chunkSizeBytes });
+  }
+
+  /** The dead-letter records of rows ClickHouse refused: one per source record (several rows may share one), each counted. */
+  poisonRecords(entries: readonly Entry[]): ProducerRecord[] {
+    const seen = new Set<string>();
+    const records: ProducerRecord[] = [];
+    for (const e of entries) {
+      const where = `${e.source.topic}/${e.source.partition}/${e.source.offset}`;
+      if (seen.has(where)) continue;
+      seen.add(where);
+      this.o.onUnreadable();
+      records.push(...this.deadLetterRecords(e.source.bytes, e.source.key, 'ANALYTICS_QUERY', 'ClickHouse refused the row made from this record', where));
+    }
+    return records;
   }
 }

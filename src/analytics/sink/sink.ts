@@ -18,6 +18,11 @@
  * dead-letter topic with their reason and are counted; nothing crashes the sink.
  *
  * Weights are never stored: updates and model versions are decoded for their metadata only.
+ *
+ * This file is the service: its state machine (lifecycle, pause reasons, retry state, the flush loop), kept
+ * whole (a little over 400 lines) because its transitions read best side by side. What has no state of its
+ * own is beside it: rows.ts (record → row), intake.ts (record → batch), batch.ts and write.ts (batches and
+ * their inserts), status.ts (status of updates), finish.ts (lag and finish detection), health.ts.
  */
 import { FedStreamError, toFedStreamError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -26,7 +31,7 @@ import type { Manifest } from '../../config/manifest.ts';
 import { topicPrefix } from '../../config/manifest.ts';
 import { pipelineTopics, waitForTopics, type PipelineTopics } from '../../protocol/topics.ts';
 import type { Service } from '../../service/service.ts';
-import type { Batch, Consumer, EachBatchContext, Producer, ProducerRecord, TopicPartitionOffset } from '../../transport/types.ts';
+import type { Batch, Consumer, EachBatchContext, Producer, TopicPartitionOffset } from '../../transport/types.ts';
 import { PendingBatch, type Entry } from './batch.ts';
 import { FinishWatch, Positions } from './finish.ts';
 import { sinkHealth } from './health.ts';
@@ -375,15 +380,7 @@ export class Sink implements Service<SinkMetrics> {
   }
 
   private async deadLetterPoison(entries: Entry[]): Promise<number> {
-    const seen = new Set<string>();
-    const records: ProducerRecord[] = [];
-    for (const e of entries) {
-      const where = `${e.source.topic}/${e.source.partition}/${e.source.offset}`;
-      if (seen.has(where)) continue;
-      seen.add(where);
-      this.counts.unreadable++;
-      records.push(...this.intake.deadLetterRecords(e.source.bytes, e.source.key, 'ANALYTICS_QUERY', 'ClickHouse refused the row made from this record', where));
-    }
+    const records = this.intake.poisonRecords(entries);
     if (records.length > 0) await this.producer!.send(records);
     return records.length;
   }

@@ -5,7 +5,8 @@
  * batch, the named query `update_status` finds the updates of the batch that now have a decision, and
  * whichever of the two was written second finds the other.
  */
-import { toAnalyticsError, type AnalyticsClient } from '../clickhouse/client.ts';
+import type { AnalyticsClient } from '../clickhouse/client.ts';
+import { toAnalyticsError } from '../clickhouse/errors.ts';
 import { runQuery } from '../queries.ts';
 import { insertWithToken } from './batch.ts';
 import { statusRow, type Row, type RowScope } from './rows.ts';

@@ -6,7 +6,8 @@
 import type { FedStreamError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Producer } from '../../transport/types.ts';
-import { toAnalyticsError, type AnalyticsClient } from '../clickhouse/client.ts';
+import type { AnalyticsClient } from '../clickhouse/client.ts';
+import { toAnalyticsError } from '../clickhouse/errors.ts';
 import { emptyRowCounts, insertWithToken, type Entry, type PendingBatch } from './batch.ts';
 import { SINK_TABLES, type RowScope, type SinkTable } from './rows.ts';
 import { writeStatus } from './status.ts';
