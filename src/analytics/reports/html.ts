@@ -6,7 +6,7 @@ import type { Document } from './document.ts';
 import { escapeXml } from './svg.ts';
 
 /** Plain text with `**bold**` and `code` spans: the only markup the report's prose uses. */
-export function inlineHtml(text: string): string {
+function inlineHtml(text: string): string {
   return escapeXml(text)
     .replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>')
     .replace(/`([^`]+)`/g, '<code>$1</code>');
