@@ -40,6 +40,7 @@ import { SINK_TABLES, type RowScope } from './rows.ts';
 import type { FlushInfo, SinkHealth, SinkMetrics, SinkOptions, SinkState } from './types.ts';
 import { BatchWrite } from './write.ts';
 
+// Also here for callers that import the sink by its file (src/cli); the folder's face is ../index.ts.
 export type { FlushInfo, SinkHealth, SinkMetrics, SinkOptions, SinkState } from './types.ts';
 export { SINK_TABLES, type SinkTable } from './rows.ts';
 export { SINK_TOPIC_KINDS } from './intake.ts';
