@@ -72,6 +72,11 @@ export interface ModelVersionRecord {
   metrics: Record<string, number>;
   rejectedCount: number;
   modelSpec: string;
+  /**
+   * The strategy's state after this version (`Strategy.state()`), opaque bytes in the strategy's own encoding; null
+   * (or absent, when writing) for a stateless strategy. Versions written with schema v0 read as null.
+   */
+  strategyState?: Buffer | null;
 }
 
 export const ROUND_CONTROL_KINDS = ['START', 'EXTEND', 'CLOSE', 'ABANDON', 'FINISH'] as const;

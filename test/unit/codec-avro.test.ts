@@ -288,6 +288,27 @@ describe('AvroCodec.encode validates values and names the field', () => {
   });
 });
 
+describe('schema evolution: ModelVersion v0 (history) read with the current schema', () => {
+  const { strategyState: _st, ...v0Value } = samples().ModelVersion;
+  const v0VersionBytes = (value: Record<string, unknown>): Buffer => {
+    const v0 = readSchema('history/ModelVersion.v0.avsc');
+    const type = avsc.Type.forSchema(v0 as avsc.Schema, { wrapUnions: false, registry: {} });
+    return Buffer.concat([Buffer.from([0xc3, 0x01]), fingerprintToBytes(schemaFingerprint(v0)), type.toBuffer(value)]);
+  };
+
+  it('resolves v0 bytes into the current shape, with strategyState null', () => {
+    const back = codec.decode('ModelVersion', v0VersionBytes(v0Value));
+    expect(back).toEqual({ ...v0Value, strategyState: null });
+    expect(codec.decodeAny(v0VersionBytes(v0Value))).toMatchObject({ kind: 'ModelVersion', writer: 'v0' });
+  });
+
+  it('the current schema carries a strategy state as bytes, and writes null when it is left out', () => {
+    const state = Buffer.from('{"rounds":3}');
+    expect(codec.decode('ModelVersion', codec.encode('ModelVersion', { ...v0Value, strategyState: state })).strategyState?.equals(state)).toBe(true);
+    expect(codec.decode('ModelVersion', codec.encode('ModelVersion', v0Value)).strategyState).toBeNull();
+  });
+});
+
 describe('schema evolution: ModelUpdate v0 (history) read with the current schema', () => {
   const { sdkVersion: _s, backend: _b, ...v0Value } = samples().ModelUpdate;
 
