@@ -13,8 +13,8 @@
  * the transaction's sends, sendOffsets and commit.
  */
 import { readFileSync } from 'node:fs';
-import { Aggregator } from '../src/aggregator/aggregator.ts';
-import { FedAvg } from '../src/aggregator/strategies/fedavg.ts';
+import { Aggregator } from '../src/aggregator/index.ts';
+import { FedAvg, trainingConfig } from '../src/aggregator/index.ts';
 import type { AcceptedUpdate, Aggregation, Rejection, RoundContext, Strategy } from '../src/aggregator/strategy.ts';
 import type { Weights } from '../src/codec/types.ts';
 import { createLogger } from '../src/common/logger.ts';
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   const manifest = parseManifest(config.manifest);
   const logger = createLogger(process.env.BENCH_LOG_LEVEL ?? 'warn');
   const transport = timedTransport(createKafkaTransport({ brokers: config.brokers.split(','), clientId: 'bench-aggregator', logger }));
-  const strategy = new TimedStrategy(new FedAvg({ config: {}, fraction: 1, seed: 1 }));
+  const strategy = new TimedStrategy(new FedAvg({ config: trainingConfig(manifest), fraction: 1, seed: 1 }));
   const agg = new Aggregator({
     manifest,
     transport,

@@ -2,32 +2,22 @@ import type { Logger } from 'pino';
 import type { Manifest } from '../config/manifest.ts';
 import type { Transport } from '../transport/types.ts';
 import type { ModelVersionRecord } from '../codec/index.ts';
-import { Aggregator, type AggregatorOptions } from './aggregator.ts';
-import { ConfigError } from '../common/errors.ts';
-import { FedAvg, fedavgFraction } from './strategies/fedavg.ts';
+import { Aggregator } from './service.ts';
+import type { AggregatorOptions } from './options.ts';
+import { strategyFor } from './strategies/registry.ts';
 import type { Strategy } from './strategy.ts';
 
-export { Aggregator, type AggregatorOptions, type AggregatorSummary } from './aggregator.ts';
-export { FedAvg, WeightedMean, sampleNodes, fedavgFraction } from './strategies/fedavg.ts';
+export { Aggregator } from './service.ts';
+export type { AggregatorOptions, AggregatorSummary } from './options.ts';
+export { FedAvg, WeightedMean, sampleNodes, fedavgOptions, type FedAvgOptions, type FedAvgSection } from './strategies/fedavg.ts';
+export {
+  STRATEGIES, STRATEGY_NAMES, parseStrategySection, strategyFor, strategySectionSchema, trainingConfig,
+  type StrategyContext, type StrategyDefinition, type StrategyName, type StrategySection,
+} from './strategies/registry.ts';
+export { decide, next, roundPolicy, stateOf, ROUND_STATES, type NextStep, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy, type RoundStateName } from './rounds.ts';
 export { foldScaledScalar } from './kernels/index.ts';
 export type * from './strategy.ts';
 export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
-
-/** The strategy a manifest names. One file per algorithm under strategies/. */
-export function strategyFor(m: Manifest): Strategy {
-  const config = {
-    epochs: String(m.training.epochs),
-    batchSize: String(m.training.batchSize),
-    learningRate: String(m.training.learningRate),
-    optimizer: m.training.optimizer,
-  };
-  switch (m.strategy.name) {
-    case 'fedavg':
-      return new FedAvg({ config, fraction: fedavgFraction(m), seed: m.model.seed });
-    default:
-      throw new ConfigError('strategy.name', `unknown strategy "${m.strategy.name}"`);
-  }
-}
 
 export interface CreateAggregatorOptions {
   manifest: Manifest;

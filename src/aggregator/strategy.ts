@@ -1,4 +1,5 @@
 import type { Weights } from '../codec/types.ts';
+import type { RoundConfig } from '../protocol/round-config.ts';
 
 /** An update that passed validation, in memory. */
 export interface AcceptedUpdate {
@@ -31,8 +32,11 @@ export interface RoundContext {
 export interface RoundPlan {
   /** Nodes asked to train this round; empty means every node. */
   selectedNodes: string[];
-  /** Training configuration sent to the nodes (epochs, batchSize, learningRate, ...). */
-  config: Record<string, string>;
+  /**
+   * Training configuration sent to the nodes, typed (protocol/round-config.ts: epochs, batchSize, learningRate,
+   * optimizer); the aggregator puts it on the wire with `encodeRoundConfig`.
+   */
+  config: RoundConfig;
 }
 
 export interface AggregateResult {
@@ -75,10 +79,21 @@ export interface Aggregation {
 
 /**
  * One interface per extension point, after Flower's `Strategy`: configure a round, then aggregate
- * its accepted updates. The round loop lives once, in the aggregator.
+ * its accepted updates. The round loop lives once, in the aggregator (its policy: rounds.ts).
+ *
+ * Server-side state that must outlive a round (FedAdam's moments, a privacy accountant; Flower's `fedopt.py` keeps
+ * `m_t`, `v_t` on the strategy) is the strategy's own: the aggregator stores `state()` in each ModelVersion it
+ * publishes (the record's `strategyState`, opaque bytes) and, when it restarts, calls `restore` with the bytes of
+ * the latest version before it begins a round. So change the state only in `Aggregation.finish` (a version follows
+ * it), never in `configureRound` or `begin`: what an abandoned round did would otherwise survive in memory but not
+ * in the log. A stateless strategy (FedAvg) has neither method.
  */
 export interface Strategy {
   readonly name: string;
   configureRound(ctx: RoundContext): RoundPlan;
   begin(base: Weights, ctx: RoundContext): Aggregation;
+  /** Optional: the state after the last `finish`, as bytes in the strategy's own encoding (JSON text is fine); undefined when there is none. */
+  state?(): Uint8Array | undefined;
+  /** Optional: takes back what `state()` returned (from the latest ModelVersion); throws FedStreamError when the bytes are not its own. */
+  restore?(state: Uint8Array): void;
 }

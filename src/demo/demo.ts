@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAggregator, fedavgFraction, type Aggregator } from '../aggregator/index.ts';
+import { createAggregator, parseStrategySection, type Aggregator } from '../aggregator/index.ts';
 import { applySchema, createAnalyticsClient, retentionVariables, runSink, type AnalyticsClient, type Sink } from '../analytics/index.ts';
 import { ConfigError, FedStreamError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
@@ -107,7 +107,7 @@ export function planDemo(o: Omit<DemoOptions, 'logger'>): DemoPlan {
   if (o.seed !== undefined) raw.model.seed = o.seed;
   const nodeCount = raw.data.source === 'mnist' ? raw.data.nodes : (o.nodes ?? raw.rounds.targetUpdates);
   // A round waits for the selected nodes: C·N of them (all of them at C = 1), never more than there are.
-  const selected = Math.max(1, Math.round(fedavgFraction(raw) * nodeCount));
+  const selected = Math.max(1, Math.round(parseStrategySection(raw.strategy).fraction * nodeCount));
   if (raw.rounds.targetUpdates !== selected) {
     raw.rounds.targetUpdates = selected;
     raw.rounds.minUpdates = Math.min(raw.rounds.minUpdates, selected);
@@ -257,7 +257,7 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
       batchSize: m.training.batchSize,
       learningRate: m.training.learningRate,
       optimizer: m.training.optimizer,
-      fraction: fedavgFraction(m),
+      fraction: parseStrategySection(m.strategy).fraction,
       targetUpdates: m.rounds.targetUpdates,
       minUpdates: m.rounds.minUpdates,
       dataSeed: m.data.source === 'mnist' ? m.data.seed : null,

@@ -46,11 +46,12 @@ describe('FedAvg', () => {
 
   it('selects a deterministic fraction of nodes per round', () => {
     const nodes = Array.from({ length: 10 }, (_, i) => `node-${i + 1}`);
-    const s = new FedAvg({ config: {}, fraction: 0.3, seed: 7 });
+    const config = { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' } as const;
+    const s = new FedAvg({ config, fraction: 0.3, seed: 7 });
     const r1 = s.configureRound({ round: 1, baseVersion: 0, knownNodes: nodes });
     expect(r1.selectedNodes).toHaveLength(3);
     expect(s.configureRound({ round: 1, baseVersion: 0, knownNodes: nodes })).toEqual(r1);
-    expect(new FedAvg({ config: {}, fraction: 1, seed: 7 }).configureRound({ round: 1, baseVersion: 0, knownNodes: nodes }).selectedNodes).toEqual([]);
+    expect(new FedAvg({ config, fraction: 1, seed: 7 }).configureRound({ round: 1, baseVersion: 0, knownNodes: nodes }).selectedNodes).toEqual([]);
     expect(new Set(sampleNodes(nodes, 10, 1)).size).toBe(10);
   });
 });

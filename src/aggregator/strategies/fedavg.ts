@@ -1,6 +1,7 @@
+import { z } from 'zod';
 import type { Weights } from '../../codec/types.ts';
-import { ConfigError, FedStreamError } from '../../common/errors.ts';
-import type { Manifest } from '../../config/manifest.ts';
+import { FedStreamError } from '../../common/errors.ts';
+import type { RoundConfig } from '../../protocol/round-config.ts';
 import { WeightedSum, type WeightedSumOptions } from '../kernels/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 
@@ -17,19 +18,23 @@ import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundCont
  */
 export interface FedAvgOptions {
   /** Training config sent to nodes. */
-  config: Record<string, string>;
+  config: RoundConfig;
   /** Fraction C of known nodes selected per round (1 = all). */
   fraction: number;
   /** Seed for the per-round selection of nodes. */
   seed: number;
 }
 
-/** FedAvg's fraction C from a manifest's strategy section (1 when absent). */
-export function fedavgFraction(m: Pick<Manifest, 'strategy'>): number {
-  const f = m.strategy.fraction ?? 1;
-  if (typeof f !== 'number' || !(f > 0 && f <= 1)) throw new ConfigError('strategy.fraction', `expected a number in (0, 1], got ${JSON.stringify(f)}`);
-  return f;
-}
+/**
+ * FedAvg's section of a manifest: `strategy: { name: fedavg, fraction: C }`. `fraction` is C, the fraction of the
+ * known nodes selected per round, in (0, 1] (default 1: every node). Registered in registry.ts.
+ */
+export const fedavgOptions = z.object({
+  name: z.literal('fedavg'),
+  fraction: z.number().gt(0, 'expected a number in (0, 1]').lte(1, 'expected a number in (0, 1]').default(1),
+}).strict();
+
+export type FedAvgSection = z.infer<typeof fedavgOptions>;
 
 export class FedAvg implements Strategy {
   readonly name = 'fedavg';

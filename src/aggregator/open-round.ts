@@ -1,0 +1,70 @@
+/**
+ * The in-memory state of the open round: what the policy (rounds.ts) and validation (validate.ts) are asked about,
+ * the strategy's running aggregation, and the records that go out with the round's deciding transaction.
+ */
+import type { RoundControlRecord } from '../codec/index.ts';
+import type { Manifest } from '../config/manifest.ts';
+import type { ProducerRecord } from '../transport/types.ts';
+import type { OpenRoundState } from './rounds.ts';
+import type { Aggregation, Rejection } from './strategy.ts';
+import type { RoundState } from './validate.ts';
+
+export interface OpenRound {
+  round: number;
+  baseVersion: number;
+  /** ms since the epoch. */
+  deadline: number;
+  minUpdates: number;
+  targetUpdates: number;
+  selectedNodes: Set<string>;
+  extensions: number;
+  /** ms since the epoch. */
+  startedAt: number;
+  aggregation: Aggregation;
+  acceptedIds: Set<string>;
+  contributors: Map<string, { nodeId: string; numExamples: number }>;
+  contributedNodes: Set<string>;
+  rejections: Rejection[];
+  /** Records published with the round's deciding transaction (audit, dead-letter). */
+  pending: ProducerRecord[];
+}
+
+/** The round a START (or, on recovery, the last control record) opens, with `extensions` so far, at `now`. */
+export function openRound(c: RoundControlRecord, extensions: number, aggregation: Aggregation, now: number): OpenRound {
+  return {
+    round: Number(c.round),
+    baseVersion: Number(c.baseVersion),
+    deadline: Number(c.deadline),
+    minUpdates: c.minUpdates,
+    targetUpdates: c.targetUpdates,
+    selectedNodes: new Set(c.selectedNodes),
+    extensions,
+    startedAt: now,
+    aggregation,
+    acceptedIds: new Set(),
+    contributors: new Map(),
+    contributedNodes: new Set(),
+    rejections: [],
+    pending: [],
+  };
+}
+
+/** What the round policy sees of the round. */
+export function policyState(r: OpenRound, catchingUp: boolean): OpenRoundState {
+  return { round: r.round, accepted: r.acceptedIds.size, minUpdates: r.minUpdates, targetUpdates: r.targetUpdates, extensions: r.extensions, deadline: r.deadline, catchingUp };
+}
+
+/** What validation sees of the round; `counted`: update ids already counted by published versions. */
+export function validationState(m: Manifest, r: OpenRound, counted: ReadonlyMap<string, number>): RoundState {
+  return {
+    tenant: m.tenant,
+    pipeline: m.name,
+    round: r.round,
+    baseVersion: r.baseVersion,
+    open: true,
+    selectedNodes: r.selectedNodes,
+    acceptedIds: r.acceptedIds,
+    contributedNodes: r.contributedNodes,
+    countedIds: counted,
+  };
+}

@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+import type { ModelVersionRecord } from '../codec/index.ts';
+import type { Weights } from '../codec/types.ts';
+import type { Manifest } from '../config/manifest.ts';
+import type { Transport } from '../transport/types.ts';
+import type { Strategy } from './strategy.ts';
+import type { FaultPoint } from './transaction.ts';
+
+export interface AggregatorOptions {
+  manifest: Manifest;
+  transport: Transport;
+  strategy: Strategy;
+  logger: Logger;
+  /** Weights of version 0, built from the manifest's model (deterministic for its seed). */
+  initialWeights: () => Promise<Weights>;
+  /** Evaluates a new version on held-out data; its metrics are published with the version. */
+  evaluate?: (weights: Weights) => Promise<Record<string, number>>;
+  /** Nodes known to the pipeline, for selection (empty: every node that shows up). */
+  knownNodes?: string[];
+  /**
+   * Fault injection for the recovery tests: `kill:<point>:<round>` sends SIGKILL to this process at
+   * that point of that round. Points: `mid-round` (after the first accepted update), `before-commit`
+   * (transaction sent, not committed). Read from FEDSTREAM_FAULT by the CLI.
+   */
+  fault?: string | ((point: FaultPoint, round: number) => void);
+  /** Called after every published version (for progress displays and tests). */
+  onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
+}
+
+export interface AggregatorSummary {
+  finalVersion: number;
+  rounds: number;
+  versions: number;
+}

@@ -1,0 +1,117 @@
+/**
+ * Builders for the records the aggregator writes: RoundControl, AuditEvent and ModelVersion (schemas/avro/), and
+ * the Kafka records that carry them. Pure functions of the manifest and the values given: the clock reading and
+ * the event ids are inputs, so that the I/O shell (service.ts) is the only place that reads either.
+ */
+import { packTensors, weightsSha256, type AuditEventRecord, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
+import type { Weights } from '../codec/types.ts';
+import type { Manifest } from '../config/manifest.ts';
+import type { PipelineTopics } from '../protocol/topics.ts';
+import { toRecords } from '../protocol/wire.ts';
+import type { ProducerRecord } from '../transport/types.ts';
+
+/** The `actor` of the aggregator's audit events. */
+export const AGGREGATOR_ACTOR = 'aggregator';
+
+/** What the records of one pipeline share. */
+export interface RecordScope {
+  manifest: Manifest;
+  topics: PipelineTopics;
+}
+
+/**
+ * A RoundControl record. `deadline` and `now` are ms since the epoch; `config` is the round config's wire map
+ * (protocol/round-config.ts, empty for anything but START and EXTEND's `extension`).
+ */
+export function controlRecord(
+  m: Manifest,
+  c: { kind: RoundControlRecord['kind']; round: number; baseVersion: number; deadline: number; selectedNodes: string[]; config: Record<string, string> },
+  now: number,
+): RoundControlRecord {
+  return {
+    tenant: m.tenant,
+    pipeline: m.name,
+    round: c.round,
+    baseVersion: c.baseVersion,
+    kind: c.kind,
+    config: c.config,
+    selectedNodes: c.selectedNodes,
+    deadline: c.deadline,
+    minUpdates: Math.min(m.rounds.minUpdates, m.rounds.targetUpdates),
+    targetUpdates: m.rounds.targetUpdates,
+    createdAt: now,
+  };
+}
+
+/** The fields of an audit event a caller chooses; the rest come from the manifest. */
+export type AuditFields = Partial<Pick<AuditEventRecord, 'round' | 'version' | 'nodeId' | 'updateId' | 'reason' | 'details'>>;
+
+/** An AuditEvent by the aggregator, with id `eventId` at `now` (ms since the epoch). */
+export function auditEvent(m: Manifest, action: AuditEventRecord['action'], a: AuditFields, now: number, eventId: string): AuditEventRecord {
+  return {
+    tenant: m.tenant,
+    pipeline: m.name,
+    eventId,
+    eventTime: now,
+    actor: AGGREGATOR_ACTOR,
+    action,
+    round: a.round ?? null,
+    version: a.version ?? null,
+    nodeId: a.nodeId ?? null,
+    updateId: a.updateId ?? null,
+    reason: a.reason ?? null,
+    details: a.details ?? {},
+  };
+}
+
+export interface VersionValues {
+  version: number;
+  /** -1 for the initial version. */
+  parent: number;
+  /** 0 for the initial version. */
+  round: number;
+  /** The strategy's name, or how the initial weights were made (`initial`). */
+  strategy: string;
+  weights: Weights;
+  contributors: ModelVersionRecord['contributors'];
+  metrics: Record<string, number>;
+  rejected: number;
+  /** The strategy's state after this version (Strategy.state()), or undefined for a stateless strategy. */
+  strategyState?: Uint8Array;
+}
+
+/** A ModelVersion: the weights packed as float32 with their sha256, and the lineage. `now`: ms since the epoch. */
+export function versionRecord(m: Manifest, v: VersionValues, now: number): ModelVersionRecord {
+  return {
+    tenant: m.tenant,
+    pipeline: m.name,
+    version: v.version,
+    parentVersion: v.parent,
+    round: v.round,
+    strategy: v.strategy,
+    createdAt: now,
+    tensors: packTensors(v.weights, { dtype: 'float32' }),
+    weightsSha256: weightsSha256(v.weights),
+    contributors: v.contributors,
+    totalExamples: v.contributors.reduce((s, c) => s + Number(c.numExamples), 0),
+    metrics: v.metrics,
+    rejectedCount: v.rejected,
+    modelSpec: JSON.stringify(m.model),
+    strategyState: v.strategyState === undefined ? null : Buffer.from(v.strategyState.buffer, v.strategyState.byteOffset, v.strategyState.byteLength),
+  };
+}
+
+/** The Kafka record of a control record: small and never chunked; key = round, one partition, total order. */
+export function controlOut(s: RecordScope, c: RoundControlRecord): ProducerRecord {
+  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes)[0]!;
+}
+
+/** The Kafka record of an audit event, keyed by its node (or its action). */
+export function auditOut(s: RecordScope, e: AuditEventRecord): ProducerRecord {
+  return toRecords(s.topics.audit, 'AuditEvent', e, e.nodeId ?? e.action, s.manifest.topics.chunkSizeBytes)[0]!;
+}
+
+/** The Kafka records of a version (chunked when large), keyed `v<version>`. */
+export function versionOut(s: RecordScope, v: ModelVersionRecord): ProducerRecord[] {
+  return toRecords(s.topics.models, 'ModelVersion', v, `v${v.version}`, s.manifest.topics.chunkSizeBytes);
+}

@@ -1,0 +1,97 @@
+/**
+ * What the aggregator knows after a restart, rebuilt from the log alone (DESIGN.md invariant 1): the update ids each
+ * published version counts, the latest version (weights checked against their sha256, and the strategy state it
+ * carries), and the last control record with the number of extensions its round had. Then `recoveryPlan` says what
+ * to do with it: publish the initial version, resume an open round, start the round after the latest version, or
+ * nothing (the pipeline has finished).
+ */
+import type { Logger } from 'pino';
+import { unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
+import type { Weights } from '../codec/types.ts';
+import { FedStreamError } from '../common/errors.ts';
+import type { Manifest } from '../config/manifest.ts';
+import { readToEnd } from '../protocol/log.ts';
+import type { PipelineTopics } from '../protocol/topics.ts';
+import { PayloadReader, decode } from '../protocol/wire.ts';
+import type { Transport } from '../transport/types.ts';
+
+/** The latest published version, as recovery needs it. */
+export interface RecoveredVersion {
+  version: number;
+  round: number;
+  weights: Weights;
+  /** The strategy's state stored with the version (ModelVersion.strategyState), if any. */
+  strategyState?: Uint8Array;
+}
+
+export interface RecoveredLog {
+  /** updateId → the version that counts it. */
+  counted: Map<string, number>;
+  latest?: RecoveredVersion;
+  /** The last control record of this pipeline, and how many EXTENDs its round had. */
+  control?: RoundControlRecord;
+  extensions: number;
+}
+
+/** Reads the models and control topics to their ends. Unreadable records are logged and skipped. */
+export async function readPipelineLog(t: Transport, m: Manifest, topics: PipelineTopics, log: Logger): Promise<RecoveredLog> {
+  const counted = new Map<string, number>();
+  let latest: ModelVersionRecord | undefined;
+  const models = new PayloadReader();
+  await readToEnd(t, topics.models, (msg) => {
+    const got = models.accept(msg);
+    if (!got.payload) return;
+    try {
+      const v = decode('ModelVersion', got.payload.bytes);
+      if (v.tenant !== m.tenant || v.pipeline !== m.name) return;
+      for (const c of v.contributors) counted.set(c.updateId, v.version);
+      if (!latest || v.version > latest.version) latest = v;
+    } catch (err) {
+      log.warn({ err, offset: msg.offset }, 'unreadable message in the models topic; ignored during recovery');
+    }
+  });
+  let control: RoundControlRecord | undefined;
+  let extensions = 0;
+  await readToEnd(t, topics.control, (msg) => {
+    try {
+      const c = decode('RoundControl', msg.value ?? Buffer.alloc(0));
+      if (!control || c.round !== control.round) extensions = 0;
+      if (c.kind === 'EXTEND') extensions++;
+      control = c;
+    } catch (err) {
+      log.warn({ err, offset: msg.offset }, 'unreadable message in the control topic; ignored during recovery');
+    }
+  });
+  if (!latest) return { counted, control, extensions };
+  const weights = unpackTensors(latest.tensors);
+  const sha = weightsSha256(weights);
+  if (sha !== latest.weightsSha256) {
+    throw new FedStreamError('CODEC_CHECKSUM_MISMATCH', `model version ${latest.version} in ${topics.models} has weights sha256 ${sha}, its record says ${latest.weightsSha256}`);
+  }
+  const state = latest.strategyState;
+  return {
+    counted,
+    latest: { version: latest.version, round: Number(latest.round), weights, ...(state ? { strategyState: new Uint8Array(state) } : {}) },
+    control,
+    extensions,
+  };
+}
+
+/** What to do after reading the log. */
+export type RecoveryPlan =
+  /** Nothing published yet: publish version 0 and start round 1. */
+  | { type: 'initial' }
+  /** The last control record is FINISH. */
+  | { type: 'finished' }
+  /** A version without a round after it: start the round after `round`. */
+  | { type: 'start-after'; round: number }
+  /** Reopen the round of the last control record, with its extensions so far. */
+  | { type: 'resume'; control: RoundControlRecord; extensions: number };
+
+/** The plan for a recovered log. Pure. */
+export function recoveryPlan(r: RecoveredLog): RecoveryPlan {
+  if (!r.latest) return { type: 'initial' };
+  if (!r.control) return { type: 'start-after', round: r.latest.round };
+  if (r.control.kind === 'FINISH') return { type: 'finished' };
+  return { type: 'resume', control: r.control, extensions: r.extensions };
+}

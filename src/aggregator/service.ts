@@ -1,0 +1,423 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { encodeRoundConfig } from '../protocol/round-config.ts';
+import { unpackTensors, type AuditEventRecord, type RoundControlRecord } from '../codec/index.ts';
+import type { Weights } from '../codec/types.ts';
+import { retry } from '../common/retry.ts';
+import type { Manifest } from '../config/manifest.ts';
+import { topicPrefix } from '../config/manifest.ts';
+import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/topics.ts';
+import { deadLetterRecords, decodeView, type Payload } from '../protocol/wire.ts';
+import type { Service, ServiceHealth } from '../service/service.ts';
+import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/types.ts';
+import { auditEvent, auditOut, controlOut, controlRecord, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
+import { readPipelineLog, recoveryPlan } from './recovery.ts';
+import { decide, next, roundPolicy, stateOf, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
+import type { Rejection } from './strategy.ts';
+import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
+import type { AggregatorOptions, AggregatorSummary } from './options.ts';
+import { openRound, policyState, validationState, type OpenRound } from './open-round.ts';
+import { UpdatesLog } from './updates-log.ts';
+import { validateUpdate } from './validate.ts';
+
+/**
+ * The aggregator service: the I/O shell around the round policy (rounds.ts). It consumes the updates topic,
+ * decodes and validates each update (validate.ts), asks the policy what to do, folds accepted updates into the
+ * strategy's aggregation, and publishes each decision in one Kafka transaction (records.ts builds the records).
+ * Exactly-once comes from Kafka: the consumed offsets of the updates topic are committed in the same transaction as
+ * the version they fed, so after a crash the aggregator re-reads exactly the updates that no published version
+ * counts yet (recovery.ts), and rebuilds the same running sum.
+ */
+export class Aggregator implements Service<AggregatorSummary> {
+  readonly name = 'aggregator';
+  private readonly m: Manifest;
+  private readonly t: Transport;
+  private readonly log: Logger;
+  private readonly topics: PipelineTopics;
+  private readonly scope: RecordScope;
+  private readonly policy: RoundPolicy;
+  private readonly groupId: string;
+  private readonly transactionalId: string;
+  private readonly chunkSize: number;
+  private readonly updates: UpdatesLog;
+  private readonly slot: ProducerSlot = { producer: undefined as unknown as Producer };
+  private version = -1;
+  private weights: Weights = [];
+  private round: OpenRound | undefined;
+  private finished = false;
+  private phase: 'idle' | 'starting' | 'running' | 'finished' | 'stopped' | 'failed' = 'idle';
+  private failure: unknown;
+  private readonly counted = new Map<string, number>();
+  private lock: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private resolveDone!: (s: AggregatorSummary) => void;
+  private rejectDone!: (e: unknown) => void;
+  readonly done: Promise<AggregatorSummary>;
+
+  constructor(private readonly opts: AggregatorOptions) {
+    this.m = opts.manifest;
+    this.t = opts.transport;
+    this.topics = pipelineTopics(this.m);
+    this.scope = { manifest: this.m, topics: this.topics };
+    this.updates = new UpdatesLog(this.t, this.topics.updates);
+    this.policy = roundPolicy(this.m);
+    this.groupId = `${topicPrefix(this.m)}.aggregator`;
+    this.transactionalId = `${topicPrefix(this.m)}.aggregator`;
+    this.chunkSize = this.m.topics.chunkSizeBytes;
+    this.log = opts.logger.child({ component: 'aggregator', pipeline: topicPrefix(this.m) });
+    this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
+    this.done.catch(() => undefined);
+  }
+
+  /** Recovers state from the log, then follows the updates topic until the last round is decided. */
+  async start(): Promise<void> {
+    this.phase = 'starting';
+    // Topic creation is idempotent; a broker that just started may not host the new partitions at once.
+    await retry(async () => {
+      const admin = this.t.admin();
+      try {
+        const created = await ensureTopics(admin, this.m);
+        if (created.length) this.log.info({ topics: created }, 'created topics');
+      } finally {
+        await admin.close();
+      }
+    }, { retries: 10, initialDelayMs: 500, onRetry: (err, attempt) => this.log.warn({ err, attempt }, 'creating topics failed; retrying') });
+    this.slot.producer = this.t.producer({ transactionalId: this.transactionalId, idempotent: true });
+    // Initialising the transactional producer aborts whatever a previous incarnation left open.
+    await this.slot.producer.connect();
+    await this.recover();
+    if (this.finished) {
+      this.log.info({ version: this.version }, 'pipeline already finished');
+      this.phase = 'finished';
+      this.resolveDone(this.summary());
+      return;
+    }
+    // Until the updates that no version counts yet are read again, a deadline must not fire: the
+    // round would close on fewer updates than the run that crashed had seen (rounds.ts, RECOVERING).
+    await this.updates.follow({
+      groupId: this.groupId,
+      stopped: () => this.finished,
+      onMessage: (msg) => this.exclusive(() => this.onMessage(msg)),
+      // Caught up with a partition: nothing more to fold right now, so fold what the strategy buffered while
+      // idle (under a backlog it keeps batching). The round's close then has only the last update to fold.
+      onCaughtUp: () => this.exclusive(async () => this.round?.aggregation.flush?.()),
+    });
+    if (!this.finished) this.phase = 'running';
+    this.armDeadline();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.phase !== 'finished' && this.phase !== 'failed') this.phase = 'stopped';
+    await this.updates.close();
+    await this.slot.producer?.disconnect().catch(() => undefined);
+  }
+
+  /** The phase (`starting`, `recovering` while re-reading the log after a restart, `running`, `finished`, `stopped`, `failed`) and the open round. */
+  health(): ServiceHealth {
+    const r = this.round;
+    const figures: Record<string, number | string> = { version: this.version };
+    if (r) Object.assign(figures, { round: r.round, accepted: r.acceptedIds.size, extensions: r.extensions, deadline: r.deadline });
+    const state = this.phase === 'running' && r && stateOf(this.roundState(r)) === 'RECOVERING' ? 'recovering' : this.phase;
+    const detail = this.phase === 'failed'
+      ? `stopped on an error: ${this.failure instanceof Error ? this.failure.message : String(this.failure)}`
+      : r ? `round ${r.round}: ${r.acceptedIds.size} of ${r.targetUpdates} updates, version ${this.version}` : `version ${this.version}`;
+    return { healthy: this.phase === 'starting' || this.phase === 'running' || this.phase === 'finished', state, detail, figures };
+  }
+
+  private summary(): AggregatorSummary {
+    return { finalVersion: this.version, rounds: this.m.rounds.count, versions: this.version + 1 };
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.then(() => undefined, () => undefined);
+    return run.catch((err) => {
+      this.fail(err);
+      throw err;
+    });
+  }
+
+  private fail(err: unknown): void {
+    this.log.error({ err }, 'aggregator stopped on an error it cannot recover from');
+    this.finished = true;
+    this.phase = 'failed';
+    this.failure = err;
+    if (this.timer) clearTimeout(this.timer);
+    this.rejectDone(err);
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private async recover(): Promise<void> {
+    const got = await readPipelineLog(this.t, this.m, this.topics, this.log);
+    for (const [id, v] of got.counted) this.counted.set(id, v);
+    if (got.latest) {
+      this.version = got.latest.version;
+      this.weights = got.latest.weights;
+      if (got.latest.strategyState) {
+        if (this.opts.strategy.restore) this.opts.strategy.restore(got.latest.strategyState);
+        else this.log.warn({ version: this.version, strategy: this.opts.strategy.name }, 'the latest version carries a strategy state that this strategy cannot restore; ignored');
+      }
+    }
+    const plan = recoveryPlan(got);
+    switch (plan.type) {
+      case 'initial':
+        this.weights = await this.opts.initialWeights();
+        this.version = -1;
+        await this.publishInitial();
+        return;
+      case 'finished':
+        this.finished = true;
+        return;
+      case 'start-after':
+        // A version without a round to follow it: start the next one.
+        await this.startAfter(plan.round);
+        return;
+      case 'resume':
+        this.openRound(plan.control, plan.extensions);
+        this.log.info({ version: this.version, round: plan.control.round, kind: plan.control.kind, extensions: plan.extensions }, 'recovered state from the log');
+    }
+  }
+
+  private openRound(c: RoundControlRecord, extensions: number): void {
+    const aggregation = this.opts.strategy.begin(this.weights, { round: Number(c.round), baseVersion: Number(c.baseVersion), knownNodes: this.opts.knownNodes ?? [] });
+    this.round = openRound(c, extensions, aggregation, Date.now());
+  }
+
+  private roundState(r: OpenRound): OpenRoundState {
+    return policyState(r, this.updates.catchingUp);
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  private async onMessage(msg: TransportMessage): Promise<void> {
+    this.updates.consumedMessage(msg);
+    const r = this.round;
+    if (!r || this.finished) return;
+    const got = this.updates.reader.accept(msg);
+    for (const f of got.failures) {
+      this.reject(r, { updateId: null, nodeId: msg.key?.toString('utf8') ?? null, round: null, code: 'undecodable', reason: `${f.error.message} (${msg.topic}[${msg.partition}]@${msg.offset})` }, f.bytes, msg);
+    }
+    if (got.payload) await this.onPayload(r, got.payload, msg);
+  }
+
+  private async onPayload(r: OpenRound, p: Payload, msg: TransportMessage): Promise<void> {
+    let update;
+    let weights: Weights;
+    // Decoded straight into the aggregation's memory where it offers some (the fold kernel's slots): one copy of
+    // the tensor bytes fewer. Given back below unless the update is folded.
+    const into = r.aggregation.reserve?.();
+    try {
+      // Tensor bytes as views into the payload, copied once, by unpackTensors, into the slot.
+      update = decodeView('ModelUpdate', p.bytes);
+      weights = unpackTensors(update.tensors, into);
+    } catch (err) {
+      r.aggregation.release?.(into);
+      const e = err as Error;
+      this.reject(r, { updateId: null, nodeId: p.key, round: null, code: 'undecodable', reason: `${e.message} (${p.topic}[${p.partition}]@${p.firstOffset})` }, p.bytes, msg);
+      return;
+    }
+    const state = validationState(this.m, r, this.counted);
+    const candidate = { ...update, round: Number(update.round), baseVersion: Number(update.baseVersion), numExamples: Number(update.numExamples), weights };
+    const rejection = validateUpdate(candidate, state, this.weights, { maxUpdateNorm: this.m.limits.maxUpdateNorm, maxExamples: 1e12 });
+    const verdict = decide(this.policy, this.roundState(r), rejection ? { type: 'validated', rejection } : { type: 'validated' });
+    if (verdict.type === 'reject') {
+      r.aggregation.release?.(into);
+      this.reject(r, verdict.rejection, p.bytes, msg);
+      return;
+    }
+    r.aggregation.fold({ updateId: update.updateId, nodeId: update.nodeId, round: r.round, numExamples: candidate.numExamples, weights, metrics: update.metrics });
+    r.acceptedIds.add(update.updateId);
+    r.contributedNodes.add(update.nodeId);
+    r.contributors.set(update.updateId, { nodeId: update.nodeId, numExamples: candidate.numExamples });
+    r.pending.push(this.audit('UPDATE_ACCEPTED', { round: r.round, nodeId: update.nodeId, updateId: update.updateId, details: { numExamples: String(candidate.numExamples), offset: p.firstOffset, partition: String(p.partition) } }));
+    this.log.debug({ round: r.round, nodeId: update.nodeId, updateId: update.updateId, accepted: r.acceptedIds.size }, 'update accepted');
+    this.maybeFault('mid-round', r.round);
+    const then = decide(this.policy, this.roundState(r), { type: 'accepted' });
+    if (then.type === 'close') await this.closeRound(then.why);
+  }
+
+  private reject(r: OpenRound, rejection: Rejection, bytes: Buffer, msg: TransportMessage): void {
+    r.rejections.push(rejection);
+    this.log.info({ round: r.round, nodeId: rejection.nodeId, updateId: rejection.updateId, code: rejection.code, reason: rejection.reason }, 'update rejected');
+    r.pending.push(this.audit('UPDATE_REJECTED', {
+      round: rejection.round ?? r.round,
+      nodeId: rejection.nodeId,
+      updateId: rejection.updateId,
+      reason: rejection.reason,
+      details: { code: rejection.code, sourceTopic: msg.topic, sourcePartition: String(msg.partition), sourceOffset: msg.offset, bytes: String(bytes.length) },
+    }));
+    // The raw bytes, for a person to inspect; a large rejected payload is chunked like any other.
+    r.pending.push(...deadLetterRecords({
+      topic: this.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
+      source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: this.chunkSize,
+    }));
+  }
+
+  // ---------------------------------------------------------------- rounds
+
+  private armDeadline(): void {
+    const r = this.round;
+    if (!r) {
+      if (this.timer) clearTimeout(this.timer);
+      return;
+    }
+    this.armAt(r.round, r.deadline);
+  }
+
+  private armAt(round: number, at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.round || this.finished) return;
+    this.timer = setTimeout(() => {
+      void this.exclusive(() => this.onDeadline(round)).catch(() => undefined);
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private async onDeadline(round: number): Promise<void> {
+    const r = this.round;
+    if (!r || r.round !== round || this.finished) return;
+    const d: RoundDecision = decide(this.policy, this.roundState(r), { type: 'deadline', now: Date.now() });
+    switch (d.type) {
+      case 'wait':
+        // Not yet (a timer that fired early), or still re-reading the log after a restart: ask again then.
+        return this.armAt(round, d.until ?? r.deadline);
+      case 'close':
+        return this.closeRound(d.why);
+      case 'extend':
+        return this.extendRound(r, d);
+      case 'abandon':
+        return this.abandonRound(r, d.why);
+      default:
+        return undefined;
+    }
+  }
+
+  private control(kind: RoundControlRecord['kind'], round: number, baseVersion: number, deadline: number, selectedNodes: string[], config: Record<string, string>): RoundControlRecord {
+    return controlRecord(this.m, { kind, round, baseVersion, deadline, selectedNodes, config }, Date.now());
+  }
+
+  private audit(action: AuditEventRecord['action'], a: AuditFields): ProducerRecord {
+    return auditOut(this.scope, auditEvent(this.m, action, a, Date.now(), randomUUID()));
+  }
+
+  private async publishInitial(): Promise<void> {
+    const metrics = this.opts.evaluate ? await this.opts.evaluate(this.weights) : {};
+    const v = versionRecord(this.m, { version: 0, parent: -1, round: 0, strategy: 'initial', weights: this.weights, contributors: [], metrics, rejected: 0, strategyState: this.opts.strategy.state?.() }, Date.now());
+    const { records, start } = this.followUp(0, 0);
+    await this.transact('publish initial version', [
+      ...versionOut(this.scope, v),
+      this.audit('VERSION_PUBLISHED', { version: 0, round: 0, details: { weightsSha256: v.weightsSha256, strategy: 'initial' } }),
+      ...records,
+    ], false);
+    this.version = 0;
+    this.opts.onVersion?.(v, { round: 0, ms: 0, participants: 0, rejected: 0 });
+    this.openRound(start!, 0);
+    this.log.info({ version: 0, round: 1 }, 'published the initial version and started round 1');
+  }
+
+  private async closeRound(why: string): Promise<void> {
+    const r = this.round!;
+    const t0 = Date.now();
+    const result = r.aggregation.finish(r.rejections);
+    const metrics: Record<string, number> = { ...result.metrics, roundMs: t0 - r.startedAt };
+    if (this.opts.evaluate) Object.assign(metrics, await this.opts.evaluate(result.weights));
+    const nextVersion = this.version + 1;
+    const contributors = [...r.contributors].map(([updateId, c]) => ({ updateId, nodeId: c.nodeId, numExamples: c.numExamples, weight: result.contributionWeights.get(updateId) ?? 0 }));
+    const v = versionRecord(this.m, {
+      version: nextVersion, parent: this.version, round: r.round, strategy: this.opts.strategy.name, weights: result.weights, contributors, metrics,
+      rejected: r.rejections.length, strategyState: this.opts.strategy.state?.(),
+    }, Date.now());
+    const out: ProducerRecord[] = [
+      ...versionOut(this.scope, v),
+      ...r.pending,
+      this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: { accepted: String(contributors.length), rejected: String(r.rejections.length) } }),
+      this.audit('VERSION_PUBLISHED', { round: r.round, version: nextVersion, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
+      controlOut(this.scope, this.control('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
+    ];
+    const { records, start } = this.followUp(r.round, nextVersion);
+    out.push(...records);
+    await this.transact(`close round ${r.round}`, out, true, r.round);
+    for (const c of contributors) this.counted.set(c.updateId, nextVersion);
+    this.version = nextVersion;
+    this.weights = result.weights;
+    const info = { round: r.round, ms: Date.now() - r.startedAt, participants: contributors.length, rejected: r.rejections.length };
+    this.log.info({ version: nextVersion, ...info, why, evalAccuracy: metrics.eval_accuracy }, 'published version');
+    this.opts.onVersion?.(v, info);
+    this.afterDecision(start);
+  }
+
+  private afterDecision(start: RoundControlRecord | undefined): void {
+    if (start) {
+      this.openRound(start, 0);
+      this.armDeadline();
+    } else {
+      this.round = undefined;
+      this.finished = true;
+      this.phase = 'finished';
+      if (this.timer) clearTimeout(this.timer);
+      this.log.info({ version: this.version }, 'last round decided; pipeline finished');
+      this.resolveDone(this.summary());
+    }
+  }
+
+  private async extendRound(r: OpenRound, d: Extract<RoundDecision, { type: 'extend' }>): Promise<void> {
+    r.extensions = d.extensions;
+    r.deadline = d.deadline;
+    const c = this.control('EXTEND', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], { extension: String(r.extensions) });
+    // No offsets here: the updates accepted so far live only in memory until the round closes.
+    await this.transact(`extend round ${r.round}`, [this.audit('ROUND_EXTENDED', { round: r.round, reason: d.why }), controlOut(this.scope, c)], false);
+    this.log.warn({ round: r.round, accepted: r.acceptedIds.size, minUpdates: r.minUpdates, extension: r.extensions }, 'round below quorum at its deadline; extended');
+    this.armDeadline();
+  }
+
+  private async abandonRound(r: OpenRound, reason: string): Promise<void> {
+    const out: ProducerRecord[] = [...r.pending];
+    for (const [updateId, c] of r.contributors) {
+      out.push(this.audit('UPDATE_REJECTED', { round: r.round, nodeId: c.nodeId, updateId, reason: `round ${r.round} abandoned: ${reason}`, details: { code: 'round_abandoned' } }));
+    }
+    out.push(this.audit('ROUND_ABANDONED', { round: r.round, version: this.version, reason }));
+    out.push(controlOut(this.scope, this.control('ABANDON', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})));
+    const { records, start } = this.followUp(r.round, this.version);
+    out.push(...records);
+    await this.transact(`abandon round ${r.round}`, out, true, r.round);
+    r.aggregation.dispose?.();
+    this.log.warn({ round: r.round, reason }, 'round abandoned');
+    this.afterDecision(start);
+  }
+
+  /**
+   * What follows a decided round (or the initial version, round 0), as rounds.ts `next` says: the START of the next
+   * round from `baseVersion`, or FINISH after the manifest's last round, each with its audit event.
+   */
+  private followUp(decidedRound: number, baseVersion: number): { records: ProducerRecord[]; start?: RoundControlRecord } {
+    const step = next(this.policy, decidedRound, Date.now());
+    if (step.type === 'finish') {
+      return { records: [this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), controlOut(this.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
+    }
+    const plan = this.opts.strategy.configureRound({ round: step.round, baseVersion, knownNodes: this.opts.knownNodes ?? [] });
+    const start = this.control('START', step.round, baseVersion, step.deadline, plan.selectedNodes, encodeRoundConfig(plan.config));
+    const audit = this.audit('ROUND_STARTED', { round: step.round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
+    return { records: [audit, controlOut(this.scope, start)], start };
+  }
+
+  /** Starts the round after `decidedRound` outside a close (recovery found a version with no round after it). */
+  private async startAfter(decidedRound: number): Promise<void> {
+    const { records, start } = this.followUp(decidedRound, this.version);
+    await this.transact(start ? `start round ${start.round}` : 'finish', records, false);
+    if (start) this.openRound(start, 0);
+    else this.finished = true;
+  }
+
+  /** One transaction (transaction.ts), with the consumed offsets when `withOffsets`. */
+  private async transact(what: string, records: ProducerRecord[], withOffsets: boolean, round?: number): Promise<void> {
+    await transact({
+      transport: this.t, slot: this.slot, transactionalId: this.transactionalId, groupId: this.groupId, log: this.log, what, records,
+      offsets: withOffsets ? this.updates.offsetsToCommit() : [], beforeCommit: round !== undefined ? () => this.maybeFault('before-commit', round) : undefined,
+    });
+  }
+
+  private maybeFault(point: FaultPoint, round: number): void {
+    faultAt(this.opts.fault, point, round, this.log);
+  }
+}

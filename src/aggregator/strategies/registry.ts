@@ -1,0 +1,89 @@
+/**
+ * Strategies by name: each entry is the strategy's own option schema (defined in its own file, with `name` as a
+ * literal) and a factory. The manifest's `strategy` section is the discriminated union of those schemas
+ * (`strategySectionSchema`); config/ only checks that `strategy.name` is a string, because it sits on a lower floor
+ * and must not know the strategies.
+ *
+ * Adding a strategy: a file under strategies/ exporting its option schema and class, and one entry below.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../../common/errors.ts';
+import type { Manifest } from '../../config/manifest.ts';
+import type { RoundConfig } from '../../protocol/round-config.ts';
+import type { Strategy } from '../strategy.ts';
+import { FedAvg, fedavgOptions } from './fedavg.ts';
+
+/** What a strategy's factory gets besides its own options. */
+export interface StrategyContext {
+  /** The round config sent to the nodes, from the manifest's `training` section. */
+  config: RoundConfig;
+  /** The manifest's model seed: seeds the per-round selection of nodes. */
+  seed: number;
+}
+
+/** One registered strategy: its option schema (with `name: z.literal(<name>)`, strict) and its factory. */
+export interface StrategyDefinition<S extends z.ZodObject = z.ZodObject> {
+  options: S;
+  create(options: z.infer<S>, context: StrategyContext): Strategy;
+}
+
+function define<S extends z.ZodObject>(d: StrategyDefinition<S>): StrategyDefinition<S> {
+  return d;
+}
+
+/** The strategies a manifest may name. */
+export const STRATEGIES = {
+  /** Federated averaging (McMahan et al. 2017). */
+  fedavg: define({
+    options: fedavgOptions,
+    create: (o, c) => new FedAvg({ config: c.config, fraction: o.fraction, seed: c.seed }),
+  }),
+} as const;
+
+export type StrategyName = keyof typeof STRATEGIES;
+
+/** The parsed `strategy` section of a manifest: one strategy's options, discriminated by `name`. */
+export type StrategySection = { [K in StrategyName]: z.infer<(typeof STRATEGIES)[K]['options']> }[StrategyName];
+
+/** The names a manifest may use, in registry order. */
+export const STRATEGY_NAMES = Object.keys(STRATEGIES) as StrategyName[];
+
+/** The schema of a manifest's `strategy` section: the discriminated union (on `name`) of the registered option schemas. */
+export function strategySectionSchema() {
+  const [first, ...rest] = Object.values(STRATEGIES).map((d) => d.options);
+  return z.discriminatedUnion('name', [first!, ...rest]);
+}
+
+/**
+ * Validates a manifest's `strategy` section with the named strategy's own schema. Returns its typed options (defaults
+ * filled in); throws ConfigError with path `strategy.<field>` (`strategy.name`, listing the known names, when the
+ * strategy is unknown).
+ */
+export function parseStrategySection(raw: unknown): StrategySection {
+  const name = typeof raw === 'object' && raw !== null ? (raw as { name?: unknown }).name : undefined;
+  if (typeof name !== 'string' || !Object.hasOwn(STRATEGIES, name)) {
+    throw new ConfigError('strategy.name', `unknown strategy ${JSON.stringify(name)}; known strategies: ${STRATEGY_NAMES.join(', ')}`);
+  }
+  const result = strategySectionSchema().safeParse(raw);
+  if (result.success) return result.data as StrategySection;
+  const issue = result.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    throw new ConfigError(`strategy.${keys[0]}`, `unknown option${keys.length > 1 ? 's' : ''} ${keys.join(', ')} of strategy ${name}`);
+  }
+  const field = issue.path.map(String).join('.');
+  const got = field ? (raw as Record<string, unknown>)[String(issue.path[0])] : raw;
+  throw new ConfigError(`strategy${field ? `.${field}` : ''}`, `${issue.message}, got ${JSON.stringify(got)}`);
+}
+
+/** The round config a manifest's `training` section asks of the nodes (same keys, in the same order, as on the wire). */
+export function trainingConfig(m: Pick<Manifest, 'training'>): RoundConfig {
+  return { epochs: m.training.epochs, batchSize: m.training.batchSize, learningRate: m.training.learningRate, optimizer: m.training.optimizer };
+}
+
+/** The strategy a manifest names, with its options checked by its own schema (ConfigError otherwise). */
+export function strategyFor(m: Pick<Manifest, 'strategy' | 'training' | 'model'>): Strategy {
+  const options = parseStrategySection(m.strategy);
+  const definition = STRATEGIES[options.name] as StrategyDefinition;
+  return definition.create(options, { config: trainingConfig(m), seed: m.model.seed });
+}
