@@ -7,8 +7,9 @@ import { packTensors, weightsSha256, type AuditEventRecord, type ModelVersionRec
 import type { Weights } from '../codec/types.ts';
 import type { Manifest } from '../config/manifest.ts';
 import type { PipelineTopics } from '../protocol/topics.ts';
-import { toRecords } from '../protocol/wire.ts';
-import type { ProducerRecord } from '../transport/types.ts';
+import { deadLetterRecords, toRecords } from '../protocol/wire.ts';
+import type { ProducerRecord, TransportMessage } from '../transport/types.ts';
+import type { Rejection } from './strategy.ts';
 
 /** The `actor` of the aggregator's audit events. */
 export const AGGREGATOR_ACTOR = 'aggregator';
@@ -114,4 +115,22 @@ export function auditOut(s: RecordScope, e: AuditEventRecord): ProducerRecord {
 /** The Kafka records of a version (chunked when large), keyed `v<version>`. */
 export function versionOut(s: RecordScope, v: ModelVersionRecord): ProducerRecord[] {
   return toRecords(s.topics.models, 'ModelVersion', v, `v${v.version}`, s.manifest.topics.chunkSizeBytes);
+}
+
+/**
+ * What a rejected update leaves behind: an UPDATE_REJECTED audit event with its reason and source, and its raw bytes
+ * in the dead-letter topic for a person to inspect (chunked when large, like any payload).
+ */
+export function rejectionOut(s: RecordScope, round: number, rejection: Rejection, bytes: Buffer, msg: TransportMessage, now: number, eventId: string): ProducerRecord[] {
+  const audit = auditEvent(s.manifest, 'UPDATE_REJECTED', {
+    round: rejection.round ?? round,
+    nodeId: rejection.nodeId,
+    updateId: rejection.updateId,
+    reason: rejection.reason,
+    details: { code: rejection.code, sourceTopic: msg.topic, sourcePartition: String(msg.partition), sourceOffset: msg.offset, bytes: String(bytes.length) },
+  }, now, eventId);
+  return [auditOut(s, audit), ...deadLetterRecords({
+    topic: s.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
+    source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: s.manifest.topics.chunkSizeBytes,
+  })];
 }

@@ -7,10 +7,10 @@ import { retry } from '../common/retry.ts';
 import type { Manifest } from '../config/manifest.ts';
 import { topicPrefix } from '../config/manifest.ts';
 import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/topics.ts';
-import { deadLetterRecords, decodeView, type Payload } from '../protocol/wire.ts';
+import { decodeView, type Payload } from '../protocol/wire.ts';
 import type { Service, ServiceHealth } from '../service/service.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/types.ts';
-import { auditEvent, auditOut, controlOut, controlRecord, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
+import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
 import { decide, next, roundPolicy, stateOf, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
 import type { Rejection } from './strategy.ts';
@@ -38,7 +38,6 @@ export class Aggregator implements Service<AggregatorSummary> {
   private readonly policy: RoundPolicy;
   private readonly groupId: string;
   private readonly transactionalId: string;
-  private readonly chunkSize: number;
   private readonly updates: UpdatesLog;
   private readonly slot: ProducerSlot = { producer: undefined as unknown as Producer };
   private version = -1;
@@ -63,7 +62,6 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.policy = roundPolicy(this.m);
     this.groupId = `${topicPrefix(this.m)}.aggregator`;
     this.transactionalId = `${topicPrefix(this.m)}.aggregator`;
-    this.chunkSize = this.m.topics.chunkSizeBytes;
     this.log = opts.logger.child({ component: 'aggregator', pipeline: topicPrefix(this.m) });
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => undefined);
@@ -241,18 +239,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private reject(r: OpenRound, rejection: Rejection, bytes: Buffer, msg: TransportMessage): void {
     r.rejections.push(rejection);
     this.log.info({ round: r.round, nodeId: rejection.nodeId, updateId: rejection.updateId, code: rejection.code, reason: rejection.reason }, 'update rejected');
-    r.pending.push(this.audit('UPDATE_REJECTED', {
-      round: rejection.round ?? r.round,
-      nodeId: rejection.nodeId,
-      updateId: rejection.updateId,
-      reason: rejection.reason,
-      details: { code: rejection.code, sourceTopic: msg.topic, sourcePartition: String(msg.partition), sourceOffset: msg.offset, bytes: String(bytes.length) },
-    }));
-    // The raw bytes, for a person to inspect; a large rejected payload is chunked like any other.
-    r.pending.push(...deadLetterRecords({
-      topic: this.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
-      source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: this.chunkSize,
-    }));
+    r.pending.push(...rejectionOut(this.scope, r.round, rejection, bytes, msg, Date.now(), randomUUID()));
   }
 
   // ---------------------------------------------------------------- rounds
