@@ -105,9 +105,14 @@ describe('strategy state', () => {
     expect(strategyFor(m).state).toBeUndefined();
     const t = createMemoryTransport({ cluster: new MemoryCluster(), logger });
     const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false });
+    expect(agg.health()).toMatchObject({ healthy: false, state: 'idle' });
     await agg.start();
     const [v0] = await readVersions(t, m);
     expect(v0!.strategyState).toBeNull();
+    // The aggregator is a Service: health as a value.
+    expect(agg.name).toBe('aggregator');
+    expect(agg.health()).toMatchObject({ healthy: true, state: 'running', figures: { version: 0, round: 1, accepted: 0 } });
     await agg.stop();
+    expect(agg.health()).toMatchObject({ healthy: false, state: 'stopped' });
   }, 60_000);
 });
