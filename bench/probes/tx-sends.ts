@@ -1,7 +1,7 @@
 /**
  * Probe behind docs/performance.md (decision latency): what one aggregator transaction costs on the real broker
  * through the Transport, with its 106 records (one ModelVersion of 810 KB, 105 small audit/control records) sent
- * one request per record, as src/aggregator/aggregator.ts does, or in one send() call; and plain sends.
+ * one request per record, as src/aggregator/transaction.ts does, or in one send() call; and plain sends.
  *
  *   npx tsx bench/probes/tx-sends.ts          (starts the benchmark broker in .kafka/bench, or reuses it)
  */
