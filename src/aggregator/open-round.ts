@@ -5,7 +5,8 @@
 import type { RoundControlRecord } from '../codec/index.ts';
 import type { Manifest } from '../config/manifest.ts';
 import type { ProducerRecord } from '../transport/types.ts';
-import type { OpenRoundState } from './rounds.ts';
+import type { ServiceHealth } from '../service/service.ts';
+import { stateOf, type OpenRoundState } from './rounds.ts';
 import type { Aggregation, Rejection } from './strategy.ts';
 import type { RoundState } from './validate.ts';
 
@@ -67,4 +68,21 @@ export function validationState(m: Manifest, r: OpenRound, counted: ReadonlyMap<
     contributedNodes: r.contributedNodes,
     countedIds: counted,
   };
+}
+
+/** The aggregator service's phase. */
+export type Phase = 'idle' | 'starting' | 'running' | 'finished' | 'stopped' | 'failed';
+
+/**
+ * The aggregator's health as a value: its phase (`recovering` while a running aggregator re-reads the log after a
+ * restart), one line of detail, and figures (version; round, accepted, extensions, deadline of the open round).
+ */
+export function healthOf(phase: Phase, version: number, r: OpenRound | undefined, catchingUp: boolean, failure?: unknown): ServiceHealth {
+  const figures: Record<string, number | string> = { version };
+  if (r) Object.assign(figures, { round: r.round, accepted: r.acceptedIds.size, extensions: r.extensions, deadline: r.deadline });
+  const state = phase === 'running' && r && stateOf(policyState(r, catchingUp)) === 'RECOVERING' ? 'recovering' : phase;
+  const detail = phase === 'failed'
+    ? `stopped on an error: ${failure instanceof Error ? failure.message : String(failure)}`
+    : r ? `round ${r.round}: ${r.acceptedIds.size} of ${r.targetUpdates} updates, version ${version}` : `version ${version}`;
+  return { healthy: phase === 'starting' || phase === 'running' || phase === 'finished', state, detail, figures };
 }

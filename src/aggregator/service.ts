@@ -12,11 +12,11 @@ import type { Service, ServiceHealth } from '../service/service.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/types.ts';
 import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
-import { decide, next, roundPolicy, stateOf, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
+import { decide, next, roundPolicy, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
 import type { Rejection } from './strategy.ts';
 import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
-import { openRound, policyState, validationState, type OpenRound } from './open-round.ts';
+import { healthOf, openRound, policyState, validationState, type OpenRound, type Phase } from './open-round.ts';
 import { UpdatesLog } from './updates-log.ts';
 import { validateUpdate } from './validate.ts';
 
@@ -44,7 +44,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private weights: Weights = [];
   private round: OpenRound | undefined;
   private finished = false;
-  private phase: 'idle' | 'starting' | 'running' | 'finished' | 'stopped' | 'failed' = 'idle';
+  private phase: Phase = 'idle';
   private failure: unknown;
   private readonly counted = new Map<string, number>();
   private lock: Promise<void> = Promise.resolve();
@@ -113,14 +113,7 @@ export class Aggregator implements Service<AggregatorSummary> {
 
   /** The phase (`starting`, `recovering` while re-reading the log after a restart, `running`, `finished`, `stopped`, `failed`) and the open round. */
   health(): ServiceHealth {
-    const r = this.round;
-    const figures: Record<string, number | string> = { version: this.version };
-    if (r) Object.assign(figures, { round: r.round, accepted: r.acceptedIds.size, extensions: r.extensions, deadline: r.deadline });
-    const state = this.phase === 'running' && r && stateOf(this.roundState(r)) === 'RECOVERING' ? 'recovering' : this.phase;
-    const detail = this.phase === 'failed'
-      ? `stopped on an error: ${this.failure instanceof Error ? this.failure.message : String(this.failure)}`
-      : r ? `round ${r.round}: ${r.acceptedIds.size} of ${r.targetUpdates} updates, version ${this.version}` : `version ${this.version}`;
-    return { healthy: this.phase === 'starting' || this.phase === 'running' || this.phase === 'finished', state, detail, figures };
+    return healthOf(this.phase, this.version, this.round, this.updates.catchingUp, this.failure);
   }
 
   private summary(): AggregatorSummary {
