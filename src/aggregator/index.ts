@@ -14,7 +14,7 @@ export {
   STRATEGIES, STRATEGY_NAMES, parseStrategySection, strategyFor, strategySectionSchema, trainingConfig,
   type StrategyContext, type StrategyDefinition, type StrategyName, type StrategySection,
 } from './strategies/registry.ts';
-export { decide, next, roundPolicy, stateOf, ROUND_STATES, type NextStep, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy, type RoundStateName } from './rounds.ts';
+export { decide, nextStep, roundPolicy, stateOf, ROUND_STATES, type NextStep, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy, type RoundStateName } from './rounds.ts';
 export { foldScaledScalar } from './kernels/index.ts';
 export type * from './strategy.ts';
 export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';

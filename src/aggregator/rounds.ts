@@ -14,7 +14,7 @@
  *        └─────── deadline, below quorum, extensions < max ─▶ extend (new deadline) ─▶ OPEN
  *                 deadline, below quorum, extensions = max ─▶ abandon ─▶ ABANDONED
  *
- *   CLOSED | ABANDONED ─▶ next(round): round < count ─▶ START round+1 (OPEN)   round = count ─▶ FINISHED
+ *   CLOSED | ABANDONED ─▶ nextStep: round < count ─▶ START round+1 (OPEN)   round = count ─▶ FINISHED
  * ```
  *
  * RECOVERING is OPEN while the aggregator re-reads, after a restart, updates that no published version counts yet:
@@ -117,7 +117,7 @@ export function decide(policy: RoundPolicy, s: OpenRoundState, event: RoundEvent
 export type NextStep = { type: 'start'; round: number; deadline: number } | { type: 'finish' };
 
 /** The step after `decidedRound`, decided at `now` (ms since the epoch). Pure. */
-export function next(policy: RoundPolicy, decidedRound: number, now: number): NextStep {
+export function nextStep(policy: RoundPolicy, decidedRound: number, now: number): NextStep {
   const round = decidedRound + 1;
   return round > policy.count ? { type: 'finish' } : { type: 'start', round, deadline: now + policy.timeoutMs };
 }

@@ -12,7 +12,7 @@ import type { Service, ServiceHealth } from '../service/service.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/types.ts';
 import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
-import { decide, next, roundPolicy, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
+import { decide, nextStep, roundPolicy, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
 import type { Rejection } from './strategy.ts';
 import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
@@ -371,7 +371,7 @@ export class Aggregator implements Service<AggregatorSummary> {
    * round from `baseVersion`, or FINISH after the manifest's last round, each with its audit event.
    */
   private followUp(decidedRound: number, baseVersion: number): { records: ProducerRecord[]; start?: RoundControlRecord } {
-    const step = next(this.policy, decidedRound, Date.now());
+    const step = nextStep(this.policy, decidedRound, Date.now());
     if (step.type === 'finish') {
       return { records: [this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), controlOut(this.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
     }

@@ -4,7 +4,7 @@
  * `mnist` package: how many communication rounds FedSGD (E=1, B=∞) and FedAvg (E=5, B=10) need to reach
  * a target accuracy on held-out digits, with IID and pathological non-IID partitions, and the speed-up.
  *
- * Each round runs the pipeline's own round logic in-process: the aggregator's round policy (`decide`, `next` of
+ * Each round runs the pipeline's own round logic in-process: the aggregator's round policy (`decide`, `nextStep` of
  * aggregator/rounds.ts) sequences and closes the rounds, the manifest's strategy from the registry (FedAvg)
  * selects C·K clients (`configureRound`) and folds their updates (`begin` → `fold` → `finish`, the
  * example-weighted mean), the clients train with the node SDK's tfjs trainer on the worker-thread pool,
@@ -20,7 +20,7 @@ import type { Weights } from '../codec/types.ts';
 import type { Logger } from '../common/logger.ts';
 import { ConfigError, FedStreamError } from '../common/errors.ts';
 import type { Manifest } from '../config/manifest.ts';
-import { decide, next, roundPolicy, strategyFor, type OpenRoundState } from '../aggregator/index.ts';
+import { decide, nextStep, roundPolicy, strategyFor, type OpenRoundState } from '../aggregator/index.ts';
 import { initBackend } from '../ml/backend.ts';
 import { deriveSeed, nodeIdOf, testDataset } from '../ml/index.ts';
 import { countParameters, initialWeights } from '../ml/model.ts';
@@ -139,7 +139,7 @@ export async function runSetting(setting: ExperimentSetting, c: SettingContext):
   // round closes. In-process no client drops out or sends a bad update, so each round closes at its target, after
   // the last selected client's update; deadlines never come into it.
   const policy = roundPolicy({ rounds: { ...m.rounds, count: c.maxRounds } });
-  for (let step = next(policy, 0, 0); step.type === 'start'; step = next(policy, step.round, 0)) {
+  for (let step = nextStep(policy, 0, 0); step.type === 'start'; step = nextStep(policy, step.round, 0)) {
     const round = step.round;
     const ctx = { round, baseVersion: round - 1, knownNodes };
     const plan = strategy.configureRound(ctx);

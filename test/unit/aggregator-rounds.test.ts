@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CATCH_UP_POLL_MS, decide, next, roundPolicy, stateOf, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy } from '../../src/aggregator/rounds.ts';
+import { CATCH_UP_POLL_MS, decide, nextStep, roundPolicy, stateOf, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy } from '../../src/aggregator/rounds.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
 
 const policy: RoundPolicy = { count: 3, targetUpdates: 4, minUpdates: 2, timeoutMs: 1_000, maxExtensions: 2 };
@@ -72,7 +72,7 @@ describe('what follows a decided round', () => {
     { decided: 2, now: 5, then: { type: 'start', round: 3, deadline: 1_005 } },
     { decided: 3, now: 5, then: { type: 'finish' } },
   ])('after round $decided of 3 → $then.type', ({ decided, now, then }) => {
-    expect(next(policy, decided, now)).toEqual(then);
+    expect(nextStep(policy, decided, now)).toEqual(then);
   });
 
   it('reads the round protocol from the manifest, minUpdates capped by targetUpdates', () => {
