@@ -87,7 +87,7 @@ describe('sink rows', () => {
       weight: c.weight, created_at: 1_760_000_001_000, ...coords('acme.mnist.models', 0, 3),
     })));
     // The initial model has no parent; fields the table does not have (a strategy's state) are left out.
-    const initial = modelVersionRow(scope, { ...v, version: 0, parentVersion: -1, contributors: [], strategyState: 'xyz' } as typeof v, s);
+    const initial = modelVersionRow(scope, { ...v, version: 0, parentVersion: -1, contributors: [], strategyState: 'xyz' } as unknown as typeof v, s);
     expect(initial).toMatchObject({ version: 0, parent_version: null, num_contributors: 0 });
     expect(Object.keys(initial)).not.toContain('strategy_state');
     expect(JSON.stringify(initial)).not.toContain('xyz');
