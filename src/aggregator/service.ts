@@ -12,7 +12,7 @@ import type { Service, ServiceHealth } from '../service/service.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/types.ts';
 import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
-import { decide, nextStep, roundPolicy, type OpenRoundState, type RoundDecision, type RoundPolicy } from './rounds.ts';
+import { decide, nextStep, roundPolicy, type RoundDecision, type RoundPolicy } from './rounds.ts';
 import type { Rejection } from './strategy.ts';
 import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
@@ -176,10 +176,6 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.round = openRound(c, extensions, aggregation, Date.now());
   }
 
-  private roundState(r: OpenRound): OpenRoundState {
-    return policyState(r, this.updates.catchingUp);
-  }
-
   // ---------------------------------------------------------------- messages
 
   private async onMessage(msg: TransportMessage): Promise<void> {
@@ -212,7 +208,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const state = validationState(this.m, r, this.counted);
     const candidate = { ...update, round: Number(update.round), baseVersion: Number(update.baseVersion), numExamples: Number(update.numExamples), weights };
     const rejection = validateUpdate(candidate, state, this.weights, { maxUpdateNorm: this.m.limits.maxUpdateNorm, maxExamples: 1e12 });
-    const verdict = decide(this.policy, this.roundState(r), rejection ? { type: 'validated', rejection } : { type: 'validated' });
+    const verdict = decide(this.policy, policyState(r, this.updates.catchingUp), rejection ? { type: 'validated', rejection } : { type: 'validated' });
     if (verdict.type === 'reject') {
       r.aggregation.release?.(into);
       this.reject(r, verdict.rejection, p.bytes, msg);
@@ -225,7 +221,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     r.pending.push(this.audit('UPDATE_ACCEPTED', { round: r.round, nodeId: update.nodeId, updateId: update.updateId, details: { numExamples: String(candidate.numExamples), offset: p.firstOffset, partition: String(p.partition) } }));
     this.log.debug({ round: r.round, nodeId: update.nodeId, updateId: update.updateId, accepted: r.acceptedIds.size }, 'update accepted');
     this.maybeFault('mid-round', r.round);
-    const then = decide(this.policy, this.roundState(r), { type: 'accepted' });
+    const then = decide(this.policy, policyState(r, this.updates.catchingUp), { type: 'accepted' });
     if (then.type === 'close') await this.closeRound(then.why);
   }
 
@@ -257,7 +253,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private async onDeadline(round: number): Promise<void> {
     const r = this.round;
     if (!r || r.round !== round || this.finished) return;
-    const d: RoundDecision = decide(this.policy, this.roundState(r), { type: 'deadline', now: Date.now() });
+    const d: RoundDecision = decide(this.policy, policyState(r, this.updates.catchingUp), { type: 'deadline', now: Date.now() });
     switch (d.type) {
       case 'wait':
         // Not yet (a timer that fired early), or still re-reading the log after a restart: ask again then.
