@@ -16,20 +16,15 @@ export interface CreateTransportOptions {
   kafka?: string;
   clientId?: string;
   logger?: Logger;
+  /**
+   * The in-memory log to use when no brokers are given. Whoever composes the process (service/wiring.ts, the
+   * demo, a test) creates it and hands the same one to every transport that should see the same topics;
+   * without it, the transport gets a log of its own.
+   */
+  memory?: MemoryCluster;
 }
 
-let sharedCluster: MemoryCluster | undefined;
-
-/**
- * The in-process log that every memory transport made by `createTransport` shares, so that an aggregator and
- * nodes running in one process see the same topics.
- */
-export function sharedMemoryCluster(): MemoryCluster {
-  sharedCluster ??= new MemoryCluster();
-  return sharedCluster;
-}
-
-/** Kafka when brokers are given (`--kafka host:port,…`), else the process-wide in-memory log. */
+/** Kafka when brokers are given (`--kafka host:port,…`), else an in-memory transport on `options.memory`. */
 export function createTransport(options: CreateTransportOptions = {}): Transport {
   const brokers = (options.kafka ?? '')
     .split(',')
@@ -38,5 +33,5 @@ export function createTransport(options: CreateTransportOptions = {}): Transport
   if (brokers.length > 0) {
     return createKafkaTransport({ brokers, clientId: options.clientId, logger: options.logger });
   }
-  return createMemoryTransport({ cluster: sharedMemoryCluster(), logger: options.logger });
+  return createMemoryTransport({ cluster: options.memory ?? new MemoryCluster(), logger: options.logger });
 }

@@ -2,8 +2,7 @@ import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { waitFor } from '../../src/common/retry.ts';
-import { createTransport, sharedMemoryCluster } from '../../src/transport/index.ts';
-import { createMemoryTransport, murmur2, partitionForKey } from '../../src/transport/memory.ts';
+import { createMemoryTransport, createTransport, MemoryCluster, murmur2, partitionForKey } from '../../src/transport/index.ts';
 import { transportContract } from '../contract/transport-contract.ts';
 import { collectMessages, connectedProducer, createTestTopic, deferCleanup, sendValues, testAdmin, uniqueName } from '../integration/helpers.ts';
 
@@ -25,14 +24,19 @@ describe('memory transport', () => {
     expect(murmur2(Buffer.from('21'))).toBe(-973932308);
   });
 
-  it('createTransport() shares one in-memory log per process', async () => {
-    const a = createTransport();
-    const b = createTransport();
+  it('createTransport({ memory }) puts transports on the log the composer hands them, and no hidden global', async () => {
+    const cluster = new MemoryCluster();
+    const a = createTransport({ memory: cluster });
+    const b = createTransport({ memory: cluster });
     expect(a.kind).toBe('memory');
     const topic = uniqueName('shared');
     await a.admin().createTopics([{ topic }]);
     expect(await b.admin().listTopics()).toContain(topic);
-    expect(sharedMemoryCluster().topics.has(topic)).toBe(true);
+    expect(cluster.topics.has(topic)).toBe(true);
+    // Without a cluster, a transport has a log of its own.
+    const own = createTransport();
+    expect(await own.admin().listTopics()).not.toContain(topic);
+    await own.close();
     await a.close();
     expect((await b.health()).success).toBe(true);
     await b.admin().deleteTopics([topic]);
