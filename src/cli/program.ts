@@ -1,6 +1,10 @@
 import { Command, Option } from 'commander';
 import { createLogger, setRootLogger } from '../common/logger.ts';
-import { registerCommands } from './commands.ts';
+import { registerAnalyticsCommands } from './commands/analytics.ts';
+import { registerDemoCommands } from './commands/demo.ts';
+import { registerKafkaCommands } from './commands/kafka.ts';
+import { registerPipelineCommands } from './commands/pipeline.ts';
+import { registerServiceCommands } from './commands/services.ts';
 
 const logLevelOption = () => new Option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)').env('FEDSTREAM_LOG_LEVEL');
 
@@ -20,7 +24,12 @@ export function buildProgram(): Command {
       setRootLogger(createLogger(level));
     });
 
-  registerCommands(program);
+  // In this order in `fedstream --help`.
+  registerPipelineCommands(program);
+  registerServiceCommands(program);
+  registerAnalyticsCommands(program);
+  registerKafkaCommands(program);
+  registerDemoCommands(program);
   // Every subcommand also takes --log-level after its name.
   const addLogLevel = (cmd: Command): void => {
     for (const sub of cmd.commands) {

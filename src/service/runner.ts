@@ -111,6 +111,8 @@ export interface RunServiceOptions extends OnSignalsOptions {
   logger?: Logger;
   /** Called on the first signal before the service stops (e.g. a line on stderr). */
   onSignal?: (signal: ExitSignal) => void;
+  /** Called once the service has started (e.g. a line saying what it does). */
+  onStarted?: () => void;
 }
 
 /**
@@ -127,6 +129,7 @@ export async function runService<Result>(service: Service<Result>, options: RunS
   }, options);
   try {
     await service.start();
+    options.onStarted?.();
     const outcome = await Promise.race([
       service.done.then((result): RunOutcome<Result> => ({ kind: 'done', result })),
       signals.stopped.then((signal): RunOutcome<Result> => ({ kind: 'signal', signal })),

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { registerDemoCommands } from '../../src/cli/demo-commands.ts';
+import { registerDemoCommands } from '../../src/cli/commands/demo.ts';
 import { experimentManifest, experimentMarkdown, experimentTable, gridTable, PAPER_ROUNDS, roundsTo, type ExperimentResult, type LearningRateGrid, type SettingResult } from '../../src/demo/experiment.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedstream-experiment-'));

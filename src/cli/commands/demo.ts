@@ -1,10 +1,11 @@
+/** `fedstream demo` and `fedstream experiment`: the whole pipeline on one machine, and the research runs. */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ConfigError } from '../common/errors.ts';
-import { createLogger, rootLogger, setRootLogger } from '../common/logger.ts';
-import { DEFAULTS } from '../config/defaults.ts';
-import { runCommand } from './run.ts';
+import { ConfigError } from '../../common/errors.ts';
+import { createLogger, rootLogger, setRootLogger } from '../../common/logger.ts';
+import { DEFAULTS } from '../../config/index.ts';
+import { onSignals, runCommand } from '../../service/index.ts';
 
 /** Flags arrive as strings and are checked here, so that a bad value is a ConfigError (exit 2) naming the flag. */
 function int(v: string | undefined, flag: string): number | undefined {
@@ -28,18 +29,6 @@ function float(v: string | undefined, flag: string): number | undefined {
 function quietLogger(cmd: Command): void {
   const asked = cmd.optsWithGlobals<{ logLevel?: string }>().logLevel ?? process.env.FEDSTREAM_LOG_LEVEL ?? process.env.LOG_LEVEL;
   if (asked === undefined) setRootLogger(createLogger('warn'));
-}
-
-/** Stops on SIGINT/SIGTERM: the first signal stops gracefully (exit 130), the second exits at once. */
-function onSignal(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = () => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    void stop().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
 }
 
 interface DemoFlags {
@@ -139,7 +128,7 @@ export function registerDemoCommands(program: Command): void {
     .addOption(new Option('--progress <mode>', 'progress display: auto (in place on a terminal, plain lines otherwise), tty, plain or none').choices(['auto', 'tty', 'plain', 'none']).default('auto'))
     .action((flags: DemoFlags, cmd: Command) => runCommand(async () => {
       quietLogger(cmd);
-      const { runDemo, summaryLine, hasPreviousRun, planDemo } = await import('../demo/demo.ts');
+      const { runDemo, summaryLine, hasPreviousRun, planDemo } = await import('../../demo/demo.ts');
       const logger = rootLogger();
       const options = { ...demoOptions(flags), logger };
       const plan = planDemo(options);
@@ -147,7 +136,8 @@ export function registerDemoCommands(program: Command): void {
       const settings = plan.manifest;
       process.stderr.write(`fedstream demo: ${plan.nodeIds.length} nodes, ${settings.data.source === 'mnist' ? `MNIST ${settings.data.partition === 'iid' ? 'IID' : `non-IID (${settings.data.shardsPerNode} label shards per node)`}` : 'file data'}, ${settings.rounds.count} round${settings.rounds.count === 1 ? '' : 's'} of FedAvg (E=${settings.training.epochs}, B=${settings.training.batchSize}, lr=${settings.training.learningRate}); `
         + `${settings.kafka.brokers ? `Kafka ${settings.kafka.brokers}` : 'in-memory transport'}, ${settings.analytics.clickhouse ? `ClickHouse ${settings.analytics.clickhouse}` : `embedded ClickHouse in ${settings.analytics.path}`}\n`);
-      onSignal(async () => { process.stderr.write('\nfedstream demo: interrupted\n'); });
+      // The first signal says so and exits 130; the second exits at once.
+      onSignals(() => { process.stderr.write('\nfedstream demo: interrupted\n'); });
       const summary = await runDemo(options, plan);
       process.stdout.write(summaryLine(summary) + '\n');
       process.stderr.write(`fedstream demo: wrote ${resolve(plan.out, summary.files.summary)} and ${resolve(plan.out, summary.files.report)}\n`);
@@ -172,7 +162,7 @@ export function registerDemoCommands(program: Command): void {
     .option('--markdown <file>', 'results Markdown (default docs/fedavg-vs-fedsgd.md)')
     .action((flags: ExperimentFlags, cmd: Command) => runCommand(async () => {
       quietLogger(cmd);
-      const { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } = await import('../demo/experiment.ts');
+      const { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } = await import('../../demo/experiment.ts');
       const only = flags.only?.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseSetting(s, '--only'));
       const learningRates = parseLearningRates(flags.learningRates);
       const json = resolve(flags.json ?? (flags.quick ? 'fedstream-experiment/fedavg-vs-fedsgd-quick.json' : 'bench/results/fedavg-vs-fedsgd.json'));

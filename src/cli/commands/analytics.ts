@@ -1,17 +1,13 @@
-/**
- * `fedstream sink` and `fedstream report compliance|training`: the analytics side of the CLI.
- * Registered by commands.ts (registerAnalyticsCommands).
- */
+/** `fedstream sink` and `fedstream report compliance|training`: the analytics side of the CLI. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { SinkMetrics } from '../analytics/sink/sink.ts';
-import { ConfigError } from '../common/errors.ts';
-import { rootLogger, type Logger } from '../common/logger.ts';
-import type { Manifest } from '../config/manifest.ts';
-import { topicPrefix } from '../config/manifest.ts';
-import { manifestFrom, withPipelineOptions, type PipelineFlags } from './commands.ts';
-import { runCommand } from './run.ts';
+import type { SinkMetrics } from '../../analytics/index.ts';
+import { ConfigError } from '../../common/errors.ts';
+import { rootLogger } from '../../common/logger.ts';
+import { topicPrefix } from '../../config/index.ts';
+import { runCommand, runService } from '../../service/index.ts';
+import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
 
 interface SinkFlags extends PipelineFlags {
   untilFinished?: boolean;
@@ -31,18 +27,6 @@ function positiveInt(value: string, flag: string, min = 1): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new ConfigError(flag, `expected a whole number >= ${min}, got "${value}"`);
   return n;
-}
-
-async function openAnalytics(m: Manifest, logger: Logger) {
-  const { applySchema, createAnalyticsClient, retentionVariables } = await import('../analytics/index.ts');
-  const analytics = await createAnalyticsClient({ url: m.analytics.clickhouse, path: m.analytics.path, database: m.analytics.database, logger });
-  try {
-    await applySchema(analytics, { variables: retentionVariables(m.retention), logger });
-  } catch (err) {
-    await analytics.close();
-    throw err;
-  }
-  return analytics;
 }
 
 function progressLine(prefix: string, metrics: SinkMetrics): string {
@@ -65,50 +49,42 @@ export function registerAnalyticsCommands(program: Command): void {
       const batchMs = positiveInt(flags.batchMs, '--batch-ms');
       const progressMs = positiveInt(flags.progressMs, '--progress-ms', 0);
       const logger = rootLogger();
-      const { createTransport } = await import('../transport/index.ts');
-      const { Sink } = await import('../analytics/sink/sink.ts');
+      const { compose } = await import('../../service/index.ts');
       if (!m.kafka.brokers) {
         process.stderr.write('fedstream sink: no --kafka (nor kafka.brokers in the manifest): reading the in-process memory log, which only a pipeline in this same process fills\n');
       }
-      const analytics = await openAnalytics(m, logger);
-      const transport = createTransport({ kafka: m.kafka.brokers, logger, clientId: `${topicPrefix(m)}.sink` });
-      const sink = new Sink({ manifest: m, transport, analytics, logger, batchRows, batchMs });
+      const wiring = compose({ manifest: m, logger });
       const prefix = topicPrefix(m);
       let timer: NodeJS.Timeout | undefined;
-      let stopping: Promise<void> | undefined;
-      const stop = (): Promise<void> => (stopping ??= (async () => {
-        if (timer) clearInterval(timer);
-        await sink.stop();
-        await transport.close();
-        await analytics.close();
-      })());
-      const onSignal = (signal: NodeJS.Signals): void => {
-        process.stderr.write(`fedstream sink: ${signal}: flushing and stopping\n`);
-        void stop();
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
       try {
-        await sink.start();
-        process.stdout.write(`sink ${prefix}: consuming ${sink.sourceTopics.join(', ')} into ${analytics.kind === 'embedded' ? `embedded ClickHouse at ${analytics.location}` : analytics.location}, database ${analytics.database}\n`);
-        if (progressMs > 0) {
-          timer = setInterval(() => process.stdout.write(progressLine(prefix, sink.metrics())), progressMs);
-          timer.unref();
-        }
-        const signalled = new Promise<void>((res) => {
-          process.once('SIGINT', () => res());
-          process.once('SIGTERM', () => res());
+        const analytics = await wiring.analytics();
+        const service = await wiring.sink({ batchRows, batchMs, untilFinished: flags.untilFinished ?? false });
+        const sink = service.component;
+        let started = false;
+        await runService(service, {
+          logger,
+          // The first signal flushes and stops; the command then reports as if the pipeline had finished.
+          exitAfterFirst: false,
+          onSignal: (signal) => process.stderr.write(`fedstream sink: ${signal}: flushing and stopping\n`),
+          onStarted: () => {
+            started = true;
+            process.stdout.write(`sink ${prefix}: consuming ${sink.sourceTopics.join(', ')} into ${analytics.kind === 'embedded' ? `embedded ClickHouse at ${analytics.location}` : analytics.location}, database ${analytics.database}\n`);
+            if (progressMs > 0) {
+              timer = setInterval(() => process.stdout.write(progressLine(prefix, sink.metrics())), progressMs);
+              timer.unref();
+            }
+          },
+        }).catch((err: unknown) => {
+          // A sink that fails to start is an error; one that fails later says so in its health below.
+          if (!started) throw err;
         });
-        if (flags.untilFinished) await Promise.race([sink.untilFinished().catch(() => undefined), signalled]);
-        else await signalled;
-        await stop();
+        if (timer) clearInterval(timer);
         process.stdout.write(progressLine(prefix, sink.metrics()));
         const health = await sink.health();
         return health.state === 'stopped' ? 0 : 1;
       } finally {
-        process.removeListener('SIGINT', onSignal);
-        process.removeListener('SIGTERM', onSignal);
-        await stop().catch(() => undefined);
+        if (timer) clearInterval(timer);
+        await wiring.close().catch(() => undefined);
       }
     }));
 
@@ -130,12 +106,12 @@ export function registerAnalyticsCommands(program: Command): void {
         const chosen = flags.version ?? flags.modelVersion;
         const version = chosen === undefined ? undefined : positiveInt(chosen, flags.version !== undefined ? '--version' : '--model-version', 0);
         const logger = rootLogger();
-        const { complianceReport, trainingReport } = await import('../analytics/index.ts');
-        const analytics = await openAnalytics(m, logger);
+        const { complianceReport, trainingReport } = await import('../../analytics/index.ts');
+        const { compose } = await import('../../service/index.ts');
+        const wiring = compose({ manifest: m, logger });
+        const analytics = await wiring.analytics();
         // The models topic is read back only from Kafka: a fresh process's in-memory log is empty.
-        const transport = name === 'compliance' && m.kafka.brokers
-          ? (await import('../transport/index.ts')).createTransport({ kafka: m.kafka.brokers, logger, clientId: `${topicPrefix(m)}.report` })
-          : undefined;
+        const transport = name === 'compliance' && wiring.kafka ? await wiring.transport('report') : undefined;
         try {
           const r = name === 'compliance'
             ? await complianceReport({ analytics, manifest: m, logger, ...(version === undefined ? {} : { version }), ...(transport ? { transport } : {}) })
@@ -154,8 +130,7 @@ export function registerAnalyticsCommands(program: Command): void {
           for (const f of written) process.stdout.write(`${f}\n`);
           return 0;
         } finally {
-          await transport?.close();
-          await analytics.close();
+          await wiring.close();
         }
       }));
   };

@@ -1,11 +1,12 @@
+/** `fedstream kafka start|stop|restart|status`: a local broker for development. */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { FedStreamError } from '../common/errors.ts';
-import { runCommand } from './run.ts';
+import { FedStreamError } from '../../common/errors.ts';
+import { runCommand } from '../../service/index.ts';
 
-const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'kafka.mjs');
+const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'kafka.mjs');
 
 /** Runs scripts/kafka.mjs (plain Node, no dependencies, so `npm run kafka:start` works before anything is built). */
 export function runKafkaScript(args: string[]): Promise<void> {

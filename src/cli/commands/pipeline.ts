@@ -1,0 +1,53 @@
+/** `fedstream validate`, `topics` and `health`: a pipeline's manifest, its topics, and whether the servers answer. */
+import type { Command } from 'commander';
+import { rootLogger } from '../../common/logger.ts';
+import { DEFAULTS } from '../../config/index.ts';
+import { runCommand } from '../../service/index.ts';
+import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+
+export function registerPipelineCommands(program: Command): void {
+  withPipelineOptions(program.command('validate').description('validate a pipeline manifest and print it with defaults filled in'))
+    .action((flags: PipelineFlags) => runCommand(async () => {
+      const m = manifestFrom(flags);
+      process.stdout.write(JSON.stringify(m, null, 2) + '\n');
+    }));
+
+  withPipelineOptions(program.command('topics').description("create the pipeline's six topics with their configs (idempotent)"))
+    .action((flags: PipelineFlags) => runCommand(async () => {
+      const m = manifestFrom(flags);
+      const { compose } = await import('../../service/index.ts');
+      const { topicSpecs } = await import('../../protocol/topics.ts');
+      const wiring = compose({ manifest: m, logger: rootLogger() });
+      const transport = await wiring.transport();
+      const admin = transport.admin();
+      try {
+        const created = await admin.createTopics(topicSpecs(m));
+        for (const spec of topicSpecs(m)) {
+          process.stdout.write(`${created.includes(spec.topic) ? 'created' : 'exists '} ${spec.topic} partitions=${spec.numPartitions} retention.ms=${spec.configs?.['retention.ms']}\n`);
+        }
+      } finally {
+        await admin.close();
+        await wiring.close();
+      }
+    }));
+
+  program.command('health')
+    .description('check that Kafka and ClickHouse answer')
+    .option('--kafka <brokers>', 'Kafka bootstrap brokers (env FEDSTREAM_KAFKA)', process.env.FEDSTREAM_KAFKA ?? DEFAULTS.kafkaBrokers)
+    .option('--clickhouse <url>', 'ClickHouse server URL (env FEDSTREAM_CLICKHOUSE)', process.env.FEDSTREAM_CLICKHOUSE)
+    .option('--clickhouse-path <dir>', 'embedded ClickHouse data directory', DEFAULTS.embeddedClickhousePath)
+    .action((flags: { kafka: string; clickhouse?: string; clickhousePath: string }) => runCommand(async () => {
+      // No manifest here: the servers come from the flags alone.
+      const { createTransport } = await import('../../transport/index.ts');
+      const { createAnalyticsClient } = await import('../../analytics/index.ts');
+      const transport = createTransport({ kafka: flags.kafka, logger: rootLogger() });
+      const kafka = await transport.health();
+      await transport.close();
+      const analytics = await createAnalyticsClient({ url: flags.clickhouse, path: flags.clickhousePath, logger: rootLogger() });
+      const ch = await analytics.health();
+      await analytics.close();
+      process.stdout.write(`kafka      ${kafka.success ? 'ok  ' : 'FAIL'} ${kafka.detail}\n`);
+      process.stdout.write(`clickhouse ${ch.success ? 'ok  ' : 'FAIL'} ${ch.detail}\n`);
+      return kafka.success && ch.success ? 0 : 1;
+    }));
+}

@@ -1,0 +1,37 @@
+/** `fedstream aggregator` and `fedstream node`: the pipeline's long-running services, run by the one runner. */
+import type { Command } from 'commander';
+import { rootLogger } from '../../common/logger.ts';
+import { exitWhenIdle, runCommand, runService } from '../../service/index.ts';
+import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+
+export function registerServiceCommands(program: Command): void {
+  withPipelineOptions(program.command('aggregator').description('run the aggregator: rounds, validation, model versions (exits 0 after the last round)'))
+    .option('--no-evaluate', 'do not evaluate versions on held-out data')
+    .action((flags: PipelineFlags & { evaluate: boolean }) => runCommand(async () => {
+      const m = manifestFrom(flags);
+      const { compose } = await import('../../service/index.ts');
+      const logger = rootLogger();
+      const aggregator = await compose({ manifest: m, logger }).aggregator({ evaluate: flags.evaluate, fault: process.env.FEDSTREAM_FAULT });
+      const outcome = await runService(aggregator, { logger });
+      if (outcome.kind !== 'done') return;
+      process.stdout.write(`aggregator finished: version=${outcome.result.finalVersion} rounds=${outcome.result.rounds}\n`);
+      exitWhenIdle();
+    }));
+
+  withPipelineOptions(program.command('node').description('run a node: follow rounds, train on local data, publish updates and telemetry'))
+    .requiredOption('--node-id <id>', 'this node\'s id (for MNIST pipelines, node-1..node-N picks the partition)')
+    .option('--data <file>', 'local data file (CSV, JSON or JSON Lines; docs/node-data.md) instead of the manifest\'s data')
+    .option('--backend <name>', 'tfjs backend: tensorflow, wasm or cpu (env FEDSTREAM_TFJS_BACKEND)')
+    .option('--heartbeat-ms <ms>', 'heartbeat interval', '5000')
+    .action((flags: PipelineFlags & { nodeId: string; data?: string; backend?: 'tensorflow' | 'wasm' | 'cpu'; heartbeatMs: string }) => runCommand(async () => {
+      const m = manifestFrom(flags);
+      const { compose } = await import('../../service/index.ts');
+      const logger = rootLogger();
+      const node = await compose({ manifest: m, logger }).node(flags.nodeId, {
+        dataPath: flags.data, backend: flags.backend, heartbeatMs: Number(flags.heartbeatMs), fault: process.env.FEDSTREAM_FAULT,
+      });
+      const outcome = await runService(node, { logger });
+      if (outcome.kind !== 'done') return;
+      exitWhenIdle();
+    }));
+}

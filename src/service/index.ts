@@ -1,0 +1,30 @@
+/**
+ * The service layer's face: the Service shape, the one runner (signals, exit codes) and the composition root
+ * (manifest → transports, analytics client, services). Above node, aggregator and analytics; below cli and demo.
+ */
+export type { Service, ServiceHealth } from './service.ts';
+export { asService, type AsServiceOptions, type ComponentService, type Lifecycle } from './lifecycle.ts';
+export {
+  EXIT,
+  exitCodeFor,
+  exitWhenIdle,
+  onSignals,
+  realProcess,
+  runCommand,
+  runService,
+  type ExitSignal,
+  type OnSignalsOptions,
+  type RunnerProcess,
+  type RunOutcome,
+  type RunServiceOptions,
+  type SignalHandling,
+} from './runner.ts';
+export {
+  compose,
+  Composition,
+  loadPipeline,
+  type AggregatorServiceOptions,
+  type CompositionOptions,
+  type NodeServiceOptions,
+  type SinkServiceOptions,
+} from './wiring.ts';
