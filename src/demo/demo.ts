@@ -1,8 +1,8 @@
 /**
  * `fedstream demo`: the whole pipeline on one machine, with the code of the real services.
  *
- * One aggregator ({@link createAggregator}), the ClickHouse sink ({@link runSink}) and N nodes
- * ({@link FedNode}) run in this process over the in-memory transport (or a Kafka cluster with `--kafka`),
+ * One aggregator, the ClickHouse sink and N nodes, composed by the composition root (service/wiring.ts)
+ * as the CLI composes them, run in this process over the in-memory transport (or a Kafka cluster with `--kafka`),
  * writing to embedded ClickHouse under `<out>/clickhouse` (or a server with `--clickhouse`). The nodes'
  * protocol logic stays on the main thread; their training runs on a pool of worker threads, one per core
  * ({@link WorkerPoolTrainer}). At the end: `<out>/summary.json`, `<out>/report.html` built from
@@ -11,16 +11,15 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAggregator, parseStrategySection, type Aggregator } from '../aggregator/index.ts';
-import { applySchema, createAnalyticsClient, retentionVariables, runSink, type AnalyticsClient, type Sink } from '../analytics/index.ts';
+import { parseStrategySection } from '../aggregator/index.ts';
+import type { AnalyticsClient } from '../analytics/index.ts';
 import { ConfigError, FedStreamError } from '../common/errors.ts';
-import type { Logger } from '../common/logger.ts';
-import { applyOverrides, loadManifest, parseManifest, type Manifest } from '../config/manifest.ts';
-import { DEFAULTS } from '../config/defaults.ts';
+import { rootLogger, type Logger } from '../common/logger.ts';
+import { DEFAULTS, parseManifest, type Manifest } from '../config/index.ts';
 import { backendInfo, initBackend } from '../ml/backend.ts';
 import { nodeIdOf } from '../ml/index.ts';
-import { FedNode, SDK_VERSION } from '../node/runtime.ts';
-import { createMemoryTransport, createTransport, MemoryCluster, type Transport } from '../transport/index.ts';
+import { SDK_VERSION } from '../node/index.ts';
+import { compose, loadPipeline, type Service } from '../service/index.ts';
 import { buildDemoReport } from './report.ts';
 import { ProgressDisplay } from './progress.ts';
 import { summaryLine, type DemoSettings, type DemoSummary, type RoundSummary } from './summary.ts';
@@ -75,7 +74,7 @@ function positiveInt(v: number | undefined, flag: string): void {
 }
 
 /** The manifest and node ids a demo run uses: the pipeline file, then the flags; validated. */
-export function planDemo(o: Omit<DemoOptions, 'logger'>): DemoPlan {
+export function planDemo(o: Omit<DemoOptions, 'logger'> & { logger?: Logger }): DemoPlan {
   positiveInt(o.nodes, '--nodes');
   positiveInt(o.rounds, '--rounds');
   positiveInt(o.epochs, '--epochs');
@@ -85,8 +84,7 @@ export function planDemo(o: Omit<DemoOptions, 'logger'>): DemoPlan {
   const pipelineFile = resolve(o.pipeline ?? DEFAULT_DEMO_PIPELINE);
   const out = resolve(o.out ?? DEFAULTS.demoOutDir);
   const env = o.env ?? process.env;
-  const file = loadManifest(pipelineFile);
-  let m = applyOverrides(file, {
+  let m = loadPipeline(pipelineFile, (file) => ({
     ...(o.rounds !== undefined ? { rounds: o.rounds } : {}),
     ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
@@ -94,7 +92,7 @@ export function planDemo(o: Omit<DemoOptions, 'logger'>): DemoPlan {
     ...(o.kafka !== undefined ? { kafka: o.kafka } : {}),
     ...(o.clickhouse !== undefined ? { clickhouse: o.clickhouse } : {}),
     ...(o.nodes !== undefined && file.data.source === 'mnist' ? { nodes: o.nodes } : {}),
-  }, env);
+  }), { logger: o.logger ?? rootLogger(), env });
   const raw = structuredClone(m) as Manifest;
   if (raw.data.source === 'mnist') {
     if (o.iid) raw.data.partition = 'iid';
@@ -164,34 +162,25 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
 
   // Workers start first: loading TypeScript and tfjs in each takes a second or two, in parallel with the rest.
   const pool = new WorkerPoolTrainer({ manifest: m, logger: o.logger, ...(o.workers ? { size: o.workers } : {}) });
-  const transports: Transport[] = [];
-  const cluster = new MemoryCluster();
-  const transport = (clientId: string): Transport => {
-    const t = m.kafka.brokers ? createTransport({ kafka: m.kafka.brokers, logger: o.logger, clientId }) : createMemoryTransport({ cluster, logger: o.logger });
-    transports.push(t);
-    return t;
-  };
+  // The run's own composition: one transport per component (over one in-memory log without --kafka).
+  const wiring = compose({ manifest: m, logger: o.logger });
   let analytics: AnalyticsClient | undefined;
-  let aggregator: Aggregator | undefined;
-  let sink: Sink | undefined;
-  const nodes: FedNode[] = [];
+  let aggregator: Service | undefined;
+  let sink: Awaited<ReturnType<typeof wiring.sink>> | undefined;
+  const nodes: Service[] = [];
   let failed: ((err: unknown) => void) | undefined;
   const failure = new Promise<never>((_, reject) => { failed = reject; });
   failure.catch(() => undefined);
 
   try {
-    analytics = await createAnalyticsClient({ url: m.analytics.clickhouse, path: m.analytics.path, database: m.analytics.database, logger: o.logger });
-    await applySchema(analytics, { database: m.analytics.database, variables: retentionVariables(m.retention), logger: o.logger });
+    analytics = await wiring.analytics();
     const backend = await initBackend(undefined, { logger: o.logger });
     await pool.ready();
 
     const perRound: RoundSummary[] = [];
     let firstRoundAt: number | undefined;
     let lastVersionAt = 0;
-    aggregator = await createAggregator({
-      manifest: m,
-      transport: transport(`${m.tenant}.${m.name}.aggregator`),
-      logger: o.logger,
+    const aggregatorService = await wiring.aggregator({
       onVersion: (v, info) => {
         const version = Number(v.version);
         if (version === 0) {
@@ -207,16 +196,14 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
         if (info.round < m.rounds.count) progress.roundStarted(info.round + 1);
       },
     });
+    aggregator = aggregatorService;
     await aggregator.start();
-    sink = await runSink({ manifest: m, transport: transport(`${m.tenant}.${m.name}.sink`), analytics, logger: o.logger, batchMs: 500 });
+    sink = await wiring.sink({ batchMs: 500 });
+    await sink.start();
 
     for (const nodeId of nodeIds) {
       const trainer = pool.trainerFor(nodeId);
-      nodes.push(new FedNode({
-        manifest: m,
-        transport: transport(`${m.tenant}.${m.name}.${nodeId}`),
-        nodeId,
-        logger: o.logger,
+      nodes.push(await wiring.node(nodeId, {
         heartbeatMs: o.heartbeatMs ?? 2_000,
         // A node logs a failed round and waits for the next; in the demo a training failure ends the run.
         trainer: { train: (input) => trainer.train(input).catch((err: unknown) => { failed?.(err); throw err; }) },
@@ -225,18 +212,18 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
     }
     await Promise.all(nodes.map((n) => n.start()));
 
-    const result = await Promise.race([aggregator.done, failure]);
+    const result = await Promise.race([aggregatorService.done, failure]);
     await Promise.race([Promise.all(nodes.map((n) => n.done)), failure]);
     log.info({ ...result }, 'pipeline finished; waiting for the sink');
 
     // The report reads ClickHouse only: wait until the sink has everything, every version in particular.
     progress.phase('ingesting');
-    await Promise.race([sink.untilFinished(), failure]);
+    await Promise.race([sink.component.untilFinished(), failure]);
     const a = analytics;
     await waitFor(`ClickHouse to hold the ${result.versions} model versions`, 60_000, async () => ((await countRows(a, 'model_versions', m)) >= result.versions ? true : undefined));
     for (const n of nodes) await n.stop();
     await sink.stop();
-    const clickhouseRows = sink.metrics().rows;
+    const clickhouseRows = sink.component.metrics().rows;
 
     progress.phase('report');
     const report = await buildDemoReport({ analytics, manifest: m, finalVersion: result.finalVersion });
@@ -297,8 +284,7 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
     await aggregator?.stop().catch(() => undefined);
     await sink?.stop().catch(() => undefined);
     await pool.close().catch(() => undefined);
-    await Promise.all(transports.map((t) => t.close().catch(() => undefined)));
-    await analytics?.close().catch(() => undefined);
+    await wiring.close().catch(() => undefined);
   }
 }
 

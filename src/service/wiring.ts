@@ -15,13 +15,17 @@ import type { MemoryCluster, Transport } from '../transport/index.ts';
 import { asService, type ComponentService } from './lifecycle.ts';
 
 /**
- * Loads a manifest file and applies flag and environment overrides; what loading had to say without failing
- * (legacy keys moved, ...) goes to the log as warnings.
+ * Loads a manifest file and applies flag and environment overrides (given as such, or chosen after a look at the
+ * file); what loading had to say without failing (legacy keys moved, ...) goes to the log as warnings.
  */
-export function loadPipeline(file: string, overrides: Overrides, o: { logger: Logger; env?: NodeJS.ProcessEnv }): Manifest {
+export function loadPipeline(
+  file: string,
+  overrides: Overrides | ((file: Manifest) => Overrides),
+  o: { logger: Logger; env?: NodeJS.ProcessEnv },
+): Manifest {
   const m = loadManifest(file);
   for (const note of manifestNotes(m)) o.logger.warn({ manifest: file }, note);
-  return applyOverrides(m, overrides, o.env ?? process.env);
+  return applyOverrides(m, typeof overrides === 'function' ? overrides(m) : overrides, o.env ?? process.env);
 }
 
 export interface CompositionOptions {
