@@ -19,7 +19,7 @@ import type { AcceptedUpdate, Aggregation, Rejection, RoundContext, Strategy } f
 import type { Weights } from '../src/codec/types.ts';
 import { createLogger } from '../src/common/logger.ts';
 import { parseManifest } from '../src/config/manifest.ts';
-import { createKafkaTransport } from '../src/transport/kafka.ts';
+import { createKafkaTransport } from '../src/transport/kafka/index.ts';
 import type { Producer, ProducerOptions, Transaction, Transport } from '../src/transport/types.ts';
 
 export interface AggChildConfig {

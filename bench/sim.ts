@@ -9,7 +9,7 @@ import { createLogger } from '../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../src/config/manifest.ts';
 import { pipelineTopics, topicSpecs } from '../src/protocol/topics.ts';
 import { PayloadReader, decode, toRecords } from '../src/protocol/wire.ts';
-import { createKafkaTransport } from '../src/transport/kafka.ts';
+import { createKafkaTransport } from '../src/transport/kafka/index.ts';
 import type { Consumer, Producer, Transport } from '../src/transport/types.ts';
 import type { AggChildConfig } from './agg-child.ts';
 import { nextMessage, spawnTsChild } from './lib.ts';

@@ -12,7 +12,7 @@ import { createLogger } from '../src/common/logger.ts';
 import { parseManifest } from '../src/config/manifest.ts';
 import { pipelineTopics } from '../src/protocol/topics.ts';
 import { toRecords } from '../src/protocol/wire.ts';
-import { createKafkaTransport } from '../src/transport/kafka.ts';
+import { createKafkaTransport } from '../src/transport/kafka/index.ts';
 import type { ProducerRecord } from '../src/transport/types.ts';
 
 interface Config {

@@ -6,7 +6,7 @@
  *   npx tsx bench/probes/crc32c.ts
  */
 import { createRequire } from 'node:module';
-import { crc32c } from '../../src/transport/crc32c.ts';
+import { crc32c } from '../../src/transport/kafka/crc32c.ts';
 import { median } from '../lib.ts';
 
 const require = createRequire(import.meta.url);

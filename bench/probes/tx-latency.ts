@@ -8,7 +8,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import kafkajs from 'kafkajs';
-import '../../src/transport/kafkajs-crc.ts';
+import '../../src/transport/kafka/kafkajs-crc.ts';
 import { startBroker } from '../lib.ts';
 const broker = await startBroker();
 const kafka = new kafkajs.Kafka({ brokers: broker.brokers.split(','), clientId: 'txreq', logLevel: kafkajs.logLevel.NOTHING });

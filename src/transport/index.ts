@@ -2,14 +2,14 @@
  * The public face of the transport: the port (types), its two adapters, and `createTransport`, which picks one.
  */
 import type { Logger } from '../common/logger.ts';
-import { createKafkaTransport } from './kafka.ts';
-import { createMemoryTransport, MemoryCluster } from './memory.ts';
+import { createKafkaTransport } from './kafka/index.ts';
+import { createMemoryTransport, MemoryCluster } from './memory/index.ts';
 import type { Transport } from './types.ts';
 
 export type * from './types.ts';
-export { createKafkaTransport, fromKafkaJsError, type KafkaTransportOptions } from './kafka.ts';
-export { createMemoryTransport, MemoryCluster, murmur2, partitionForKey, DEFAULT_MAX_MESSAGE_BYTES, type MemoryTransportOptions } from './memory.ts';
-export { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
+export { createKafkaTransport, fromKafkaJsError, type KafkaTransportOptions } from './kafka/index.ts';
+export { createMemoryTransport, MemoryCluster, murmur2, partitionForKey, DEFAULT_MAX_MESSAGE_BYTES, type MemoryTransportOptions } from './memory/index.ts';
+export { kafkajsLogLevel, pinoLogCreator } from './kafka/kafka-logger.ts';
 
 export interface CreateTransportOptions {
   /** Comma-separated `host:port` list of Kafka brokers; without it, the in-memory transport. */

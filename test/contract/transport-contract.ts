@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { waitFor } from '../../src/common/retry.ts';
-import { partitionForKey } from '../../src/transport/memory.ts';
+import { partitionForKey } from '../../src/transport/memory/index.ts';
 import type { Transport, TransportMessage } from '../../src/transport/types.ts';
 import {
   collectMessages,

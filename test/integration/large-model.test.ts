@@ -3,7 +3,7 @@
  * broker with Kafka's default message limit (1 MB) by chunking.
  */
 import { describe, expect, it } from 'vitest';
-import { createKafkaTransport } from '../../src/transport/kafka.ts';
+import { createKafkaTransport } from '../../src/transport/kafka/index.ts';
 import { countParameters } from '../../src/ml/model.ts';
 import { unpackTensors, weightsSha256 } from '../../src/codec/index.ts';
 import { readToEnd } from '../../src/protocol/log.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createKafkaTransport } from '../../src/transport/kafka.ts';
+import { createKafkaTransport } from '../../src/transport/kafka/index.ts';
 import { weightsSha256, unpackTensors } from '../../src/codec/index.ts';
 import { deferCleanup, kafkaBrokers } from './helpers.ts';
 import { expectExit, fedstream, quietLogger, readAudit, readVersions, smallManifest, writeManifest } from './pipeline-helpers.ts';

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { unpackTensors, type ModelVersionRecord } from '../../src/codec/index.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory/index.ts';
 import { createAggregator } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
 import { readVersions } from '../support/pipeline-log.ts';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/config/manifest.ts';
 import type { ModelVersionRecord } from '../../src/codec/index.ts';
-import { createKafkaTransport } from '../../src/transport/kafka.ts';
+import { createKafkaTransport } from '../../src/transport/kafka/index.ts';
 import { canStartBrokers, deferCleanup, kafkaBrokers, startPrivateBroker } from './helpers.ts';
 import {
   expectExit, fedstream, maxRelativeDifference, quietLogger, readAudit, readVersions, referenceRun, smallManifest, waitForLog, writeManifest, type Proc,

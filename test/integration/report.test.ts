@@ -11,7 +11,7 @@ import { FedStreamError } from '../../src/common/errors.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import type { Manifest } from '../../src/config/manifest.ts';
 import { ensureTopics } from '../../src/protocol/topics.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory/index.ts';
 import type { Transport } from '../../src/transport/types.ts';
 import { produceHistory, testManifest, type History } from './sink-fixtures.ts';
 

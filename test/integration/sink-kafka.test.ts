@@ -11,7 +11,7 @@ import { createLogger } from '../../src/common/logger.ts';
 import { waitFor } from '../../src/common/retry.ts';
 import type { Manifest } from '../../src/config/manifest.ts';
 import { pipelineTopics, topicSpecs } from '../../src/protocol/topics.ts';
-import { createKafkaTransport } from '../../src/transport/kafka.ts';
+import { createKafkaTransport } from '../../src/transport/kafka/index.ts';
 import type { Transport } from '../../src/transport/types.ts';
 import { connectedProducer, deferCleanup, kafkaBrokers } from './helpers.ts';
 import { produceHistory, testManifest, type History } from './sink-fixtures.ts';

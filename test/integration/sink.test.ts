@@ -13,7 +13,7 @@ import { createLogger } from '../../src/common/logger.ts';
 import type { Manifest } from '../../src/config/manifest.ts';
 import { ensureTopics, pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory/index.ts';
 import type { Transport, TransportMessage } from '../../src/transport/types.ts';
 import { produceHistory, testManifest, type History } from './sink-fixtures.ts';
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { FedStreamError } from '../../src/common/errors.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { retry } from '../../src/common/retry.ts';
-import { createKafkaTransport, fromKafkaJsError } from '../../src/transport/kafka.ts';
+import { createKafkaTransport, fromKafkaJsError } from '../../src/transport/kafka/index.ts';
 import { transportContract } from '../contract/transport-contract.ts';
 import { canStartBrokers, collectMessages, connectedProducer, createTestTopic, deferCleanup, kafkaBrokers, sendValues, startPrivateBroker } from './helpers.ts';
 

@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { crc32c } from '../../src/transport/crc32c.ts';
+import { crc32c } from '../../src/transport/kafka/crc32c.ts';
 // kafka.ts, not kafkajs-crc.ts, comes first: the install test checks that kafka.ts's own first import runs before kafkajs.
-import '../../src/transport/kafka.ts';
-import { installed, kafkajsCrc32C } from '../../src/transport/kafkajs-crc.ts';
+import '../../src/transport/kafka/index.ts';
+import { installed, kafkajsCrc32C } from '../../src/transport/kafka/kafkajs-crc.ts';
 
 const require = createRequire(import.meta.url);
 const KAFKAJS_CRC32C = 'kafkajs/src/protocol/recordBatch/crc32C/crc32C.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory/index.ts';
 import { createAggregator, strategyFor, type Strategy } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';

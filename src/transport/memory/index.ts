@@ -19,8 +19,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import { FedStreamError } from '../common/errors.ts';
-import { rootLogger, type Logger } from '../common/logger.ts';
+import { FedStreamError } from '../../common/errors.ts';
+import { rootLogger, type Logger } from '../../common/logger.ts';
 import type {
   Admin,
   Batch,
@@ -40,7 +40,7 @@ import type {
   Transaction,
   Transport,
   TransportMessage,
-} from './types.ts';
+} from '../types.ts';
 
 /** Kafka's `message.max.bytes` default: 1 MiB + 12 bytes of legacy log overhead. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;

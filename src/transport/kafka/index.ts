@@ -32,8 +32,8 @@ import type {
   TopicMessages,
   Transaction as KafkaJsTransaction,
 } from 'kafkajs';
-import { FedStreamError, toFedStreamError, type ErrorCode } from '../common/errors.ts';
-import { rootLogger, type Logger } from '../common/logger.ts';
+import { FedStreamError, toFedStreamError, type ErrorCode } from '../../common/errors.ts';
+import { rootLogger, type Logger } from '../../common/logger.ts';
 import { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
 import type {
   Admin,
@@ -53,7 +53,7 @@ import type {
   Transaction,
   Transport,
   TransportMessage,
-} from './types.ts';
+} from '../types.ts';
 
 const { Kafka, Partitioners, ConfigResourceTypes, ConfigSource } = kafkajs;
 
