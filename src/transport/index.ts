@@ -1,5 +1,6 @@
 /**
- * The public face of the transport: the port (types), its two adapters, and `createTransport`, which picks one.
+ * The public face of the transport: the port (types.ts), its two adapters (kafka/, memory/), and `createTransport`,
+ * which picks one. Other folders import from here only.
  */
 import type { Logger } from '../common/logger.ts';
 import { createKafkaTransport } from './kafka/index.ts';
@@ -9,7 +10,7 @@ import type { Transport } from './types.ts';
 export type * from './types.ts';
 export { createKafkaTransport, fromKafkaJsError, type KafkaTransportOptions } from './kafka/index.ts';
 export { createMemoryTransport, MemoryCluster, murmur2, partitionForKey, DEFAULT_MAX_MESSAGE_BYTES, type MemoryTransportOptions } from './memory/index.ts';
-export { kafkajsLogLevel, pinoLogCreator } from './kafka/kafka-logger.ts';
+export { kafkajsLogLevel, pinoLogCreator } from './kafka/index.ts';
 
 export interface CreateTransportOptions {
   /** Comma-separated `host:port` list of Kafka brokers; without it, the in-memory transport. */

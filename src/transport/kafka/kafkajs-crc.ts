@@ -1,6 +1,6 @@
 /**
  * Side effect: kafkajs 2.2.4 checksums every produced record batch with a byte-at-a-time CRC-32C (~0.35 GB/s, ~3 ms
- * per 810 KB model version); this puts src/transport/crc32c.ts in its place. kafkajs' record batch encoder
+ * per 810 KB model version); this puts src/transport/kafka/crc32c.ts in its place. kafkajs' record batch encoder
  * (recordBatch/v0) takes the function from `require('../crc32C')` once, when it loads, so the replacement goes into
  * `require.cache` under that path before then. Import this module before kafkajs.
  */
@@ -33,5 +33,5 @@ function install(): boolean {
   return true;
 }
 
-/** Whether kafkajs will checksum record batches with src/transport/crc32c.ts. */
+/** Whether kafkajs will checksum record batches with src/transport/kafka/crc32c.ts. */
 export const installed = install();

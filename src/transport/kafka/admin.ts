@@ -1,0 +1,130 @@
+/** The Kafka admin client: topics with their configs, offsets, committed offsets. */
+// First, so that kafkajs finds the faster CRC-32C in require.cache when it loads its record batch encoder.
+import './kafkajs-crc.ts';
+import kafkajs from 'kafkajs';
+import type {
+  Admin as KafkaJsAdmin,
+  Kafka as KafkaJsClient,
+} from 'kafkajs';
+import { FedStreamError } from '../../common/errors.ts';
+import { closedError, mapped } from './errors.ts';
+import type {
+  Admin,
+  PartitionOffsets,
+  TopicDescription,
+  TopicPartitionOffset,
+  TopicSpec,
+} from '../types.ts';
+
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
+
+export class KafkaAdmin implements Admin {
+  private readonly admin: KafkaJsAdmin;
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+  private readonly onClosed: (client: object) => void;
+
+  constructor(kafka: KafkaJsClient, onClosed: (client: object) => void = () => undefined) {
+    this.admin = kafka.admin();
+    this.onClosed = onClosed;
+  }
+
+  private async ready(): Promise<KafkaJsAdmin> {
+    if (this.closed) throw closedError('admin');
+    this.connecting ??= mapped('admin: connect', () => this.admin.connect()).catch((err: unknown) => {
+      this.connecting = undefined;
+      throw err;
+    });
+    await this.connecting;
+    return this.admin;
+  }
+
+  async createTopics(topics: TopicSpec[]): Promise<string[]> {
+    const admin = await this.ready();
+    // One request per topic: kafkajs reports only "all created or not" per request, and callers need the names.
+    const created = await Promise.all(
+      topics.map(async (spec) => {
+        const configs = Object.entries(spec.configs ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+        const ok = await mapped(`admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`, () =>
+          admin.createTopics({
+            waitForLeaders: true,
+            topics: [
+              {
+                topic: spec.topic,
+                numPartitions: spec.numPartitions,
+                replicationFactor: spec.replicationFactor,
+                configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+              },
+            ],
+          }),
+        );
+        return ok ? spec.topic : undefined;
+      }),
+    );
+    return created.filter((t): t is string => t !== undefined);
+  }
+
+  async deleteTopics(topics: string[]): Promise<void> {
+    const admin = await this.ready();
+    const existing = new Set(await mapped('admin: list topics', () => admin.listTopics()));
+    const present = topics.filter((t) => existing.has(t));
+    if (present.length === 0) return;
+    await mapped(`admin: delete topics ${present.join(', ')}`, () => admin.deleteTopics({ topics: present }));
+  }
+
+  async listTopics(): Promise<string[]> {
+    const admin = await this.ready();
+    return (await mapped('admin: list topics', () => admin.listTopics())).sort();
+  }
+
+  /** kafkajs retries UNKNOWN_TOPIC_OR_PARTITION for seconds; a missing topic is answered at once instead. */
+  private async requireTopic(admin: KafkaJsAdmin, topic: string, operation: string): Promise<void> {
+    const topics = await mapped('admin: list topics', () => admin.listTopics());
+    if (!topics.includes(topic)) {
+      throw new FedStreamError('TRANSPORT_TOPIC', `${operation}: topic ${topic} does not exist`, {
+        retriable: true,
+        details: { topic, kafkaType: 'UNKNOWN_TOPIC_OR_PARTITION' },
+      });
+    }
+  }
+
+  async describeTopic(topic: string): Promise<TopicDescription> {
+    const admin = await this.ready();
+    await this.requireTopic(admin, topic, `admin: describe topic ${topic}`);
+    const [metadata, configs] = await Promise.all([
+      mapped(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] })),
+      mapped(`admin: describe configs of topic ${topic}`, () =>
+        admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] }),
+      ),
+    ]);
+    const partitions = metadata.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
+    const own: Record<string, string> = {};
+    for (const entry of configs.resources[0]?.configEntries ?? []) {
+      if (entry.configSource === ConfigSource.TOPIC_CONFIG) own[entry.configName] = entry.configValue;
+    }
+    return { topic, partitions, configs: own };
+  }
+
+  async fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]> {
+    const admin = await this.ready();
+    await this.requireTopic(admin, topic, `admin: fetch offsets of topic ${topic}`);
+    const offsets = await mapped(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic));
+    return offsets.map(({ partition, low, high }) => ({ partition, low, high })).sort((a, b) => a.partition - b.partition);
+  }
+
+  async fetchCommittedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]> {
+    const admin = await this.ready();
+    await this.requireTopic(admin, topic, `admin: fetch committed offsets of group ${groupId}`);
+    const result = await mapped(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }));
+    return result
+      .flatMap((t) => t.partitions.map(({ partition, offset }) => ({ topic: t.topic, partition, offset })))
+      .sort((a, b) => a.partition - b.partition);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed(this);
+    if (this.connecting) await this.admin.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,92 @@
+/** kafkajs errors as FedStreamErrors: the code from the error's kind, `retriable` from kafkajs' own flag. */
+import { FedStreamError, toFedStreamError, type ErrorCode } from '../../common/errors.ts';
+
+interface KafkaJsErrorLike extends Error {
+  retriable?: boolean;
+  type?: string;
+  broker?: string;
+  cause?: unknown;
+}
+
+const TRANSACTION_TYPES = new Set([
+  'INVALID_PRODUCER_EPOCH',
+  'PRODUCER_FENCED',
+  'INVALID_TXN_STATE',
+  'INVALID_PRODUCER_ID_MAPPING',
+  'INVALID_TRANSACTION_TIMEOUT',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'TRANSACTION_COORDINATOR_FENCED',
+  'CONCURRENT_TRANSACTIONS',
+]);
+const TOPIC_TYPES = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'TOPIC_ALREADY_EXISTS',
+  'INVALID_TOPIC_EXCEPTION',
+  'INVALID_PARTITIONS',
+  'INVALID_REPLICATION_FACTOR',
+  'INVALID_REPLICA_ASSIGNMENT',
+  'INVALID_CONFIG',
+  'POLICY_VIOLATION',
+  'TOPIC_DELETION_DISABLED',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+]);
+const TIMEOUT_NAMES = new Set(['KafkaJSRequestTimeoutError', 'KafkaJSTimeout', 'KafkaJSLockTimeout']);
+
+function isKafkaJsError(err: unknown): err is KafkaJsErrorLike {
+  return err instanceof Error && err.name.startsWith('KafkaJS');
+}
+
+/** kafkajs wraps the last failure in KafkaJSNumberOfRetriesExceeded (and other errors) as `cause`. */
+function innermost(err: KafkaJsErrorLike): KafkaJsErrorLike {
+  let current = err;
+  for (let depth = 0; depth < 10 && isKafkaJsError(current.cause); depth++) current = current.cause;
+  return current;
+}
+
+/** Maps anything kafkajs throws into the FedStreamError family; `operation` names what was being done. */
+export function fromKafkaJsError(err: unknown, operation: string, inTransaction = false): FedStreamError {
+  if (err instanceof FedStreamError) return err;
+  if (err instanceof Error && err.name === 'KafkaJSAggregateError') {
+    // e.g. createTopics: one error per topic; they share a cause in practice.
+    const first = (err as Error & { errors?: unknown[] }).errors?.[0];
+    if (first !== undefined) return fromKafkaJsError(first, operation, inTransaction);
+  }
+  if (!isKafkaJsError(err)) return toFedStreamError(err, inTransaction ? 'TRANSPORT_TRANSACTION' : 'INTERNAL', operation);
+  const inner = innermost(err);
+  const type = inner.type;
+  const details: Record<string, unknown> = { operation, kafkaError: inner.name };
+  if (type) details.kafkaType = type;
+  if (inner.broker) details.broker = inner.broker;
+  let code: ErrorCode;
+  let retriable = inner.retriable ?? err.retriable ?? false;
+  if (inTransaction || (type && TRANSACTION_TYPES.has(type))) {
+    code = 'TRANSPORT_TRANSACTION';
+    details.kafkaRetriable = retriable;
+    retriable = false;
+  } else if (type && TOPIC_TYPES.has(type)) {
+    code = 'TRANSPORT_TOPIC';
+  } else if (TIMEOUT_NAMES.has(inner.name) || type === 'REQUEST_TIMED_OUT') {
+    code = 'TRANSPORT_TIMEOUT';
+  } else {
+    code = 'TRANSPORT_CONNECTION';
+  }
+  let message = `${operation}: ${inner.message}`;
+  if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') {
+    message += ' (the broker refuses record batches above max.message.bytes, 1 MB by default; chunk large payloads)';
+  }
+  return new FedStreamError(code, message, { cause: err, retriable, details });
+}
+
+export async function mapped<T>(operation: string, fn: () => Promise<T>, inTransaction = false): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw fromKafkaJsError(err, operation, inTransaction);
+  }
+}
+
+export function closedError(what: string): FedStreamError {
+  return new FedStreamError('TRANSPORT_CLOSED', `${what} is closed`);
+}

@@ -1,0 +1,158 @@
+/** The Kafka producer: serialized idempotent sends, fencing on connect, and transactions. */
+// First, so that kafkajs finds the faster CRC-32C in require.cache when it loads its record batch encoder.
+import './kafkajs-crc.ts';
+import kafkajs from 'kafkajs';
+import type {
+  Kafka as KafkaJsClient,
+  Producer as KafkaJsProducer,
+  Transaction as KafkaJsTransaction,
+} from 'kafkajs';
+import { FedStreamError } from '../../common/errors.ts';
+import { closedError, mapped } from './errors.ts';
+import { Mutex, offsetsByTopic, sendInRequests } from './records.ts';
+import type {
+  Producer,
+  ProducerOptions,
+  ProducerRecord,
+  RecordMetadata,
+  TopicPartitionOffset,
+  Transaction,
+} from '../types.ts';
+
+const { Partitioners } = kafkajs;
+
+/** Broker answers meaning "a newer producer with this transactionalId exists" (or the broker expired ours). */
+const FENCING_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTION_COORDINATOR_FENCED']);
+
+class KafkaTransaction implements Transaction {
+  private readonly txn: KafkaJsTransaction;
+  private readonly producer: KafkaProducer;
+
+  constructor(txn: KafkaJsTransaction, producer: KafkaProducer) {
+    this.txn = txn;
+    this.producer = producer;
+  }
+
+  private run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.producer.mutex.run(async () => {
+      this.producer.checkNotFenced(what);
+      try {
+        return await mapped(`${this.producer.label}: ${what}`, fn, true);
+      } catch (err) {
+        this.producer.noteFailure(err as FedStreamError);
+        throw err;
+      }
+    });
+  }
+
+  send(records: ProducerRecord[]): Promise<RecordMetadata[]> {
+    return this.run('send', () => sendInRequests((b) => this.txn.sendBatch(b), records));
+  }
+
+  sendOffsets(groupId: string, offsets: TopicPartitionOffset[]): Promise<void> {
+    return this.run(`sendOffsets for group ${groupId}`, () => this.txn.sendOffsets({ consumerGroupId: groupId, topics: offsetsByTopic(offsets) }));
+  }
+
+  commit(): Promise<void> {
+    return this.run('commit', () => this.txn.commit());
+  }
+
+  abort(): Promise<void> {
+    return this.run('abort', () => this.txn.abort());
+  }
+}
+
+export class KafkaProducer implements Producer {
+  readonly mutex = new Mutex();
+  readonly label: string;
+  private readonly producer: KafkaJsProducer;
+  private readonly options: ProducerOptions;
+  private state: 'new' | 'connected' | 'closed' = 'new';
+  private fencedBy: FedStreamError | undefined;
+  private readonly onClosed: (client: object) => void;
+
+  constructor(kafka: KafkaJsClient, options: ProducerOptions, onClosed: (client: object) => void = () => undefined) {
+    this.options = options;
+    this.onClosed = onClosed;
+    const idempotent = options.transactionalId !== undefined || options.idempotent !== false;
+    this.label = options.transactionalId ? `producer ${options.transactionalId}` : 'producer';
+    this.producer = kafka.producer({
+      idempotent,
+      // Idempotence keeps order only with one request in flight in kafkajs.
+      maxInFlightRequests: idempotent ? 1 : undefined,
+      transactionalId: options.transactionalId,
+      transactionTimeout: options.transactionTimeoutMs,
+      // A transaction begun right after a commit is answered CONCURRENT_TRANSACTIONS while the coordinator still
+      // writes the markers (a few ms). kafkajs' default first backoff of 300 ms then delays the round's decision
+      // by ~300 ms (bench/probes/tx-sends.ts, gap 0); Java's producer retries that case after 20 ms. Only the first
+      // backoff changes: retries stay unlimited, kafkajs' own default for idempotent producers (a limit would
+      // weaken its exactly-once promise, and kafkajs warns about it); the backoff still doubles up to the client's
+      // maxRetryTime.
+      ...(options.transactionalId ? { retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 25 } } : {}),
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+  }
+
+  async connect(): Promise<void> {
+    if (this.state === 'closed') throw closedError(this.label);
+    if (this.state === 'connected') return;
+    await mapped(`${this.label}: connect`, () => this.producer.connect());
+    if (this.options.transactionalId) {
+      // InitProducerId now: bumps the epoch, fences older producers with this id and aborts their open transaction.
+      await mapped(
+        `${this.label}: init transactions`,
+        async () => {
+          const txn = await this.producer.transaction();
+          await txn.abort();
+        },
+        true,
+      );
+    }
+    this.state = 'connected';
+  }
+
+  private ensureConnected(): void {
+    if (this.state === 'closed') throw closedError(this.label);
+    if (this.state === 'new') throw new FedStreamError('TRANSPORT_CLOSED', `${this.label} is not connected: call connect() first`);
+  }
+
+  /**
+   * Once the broker said this producer is fenced, every further call fails, plain sends included (kafkajs would
+   * still send those with a separate producer id): the instance that took over owns the work now.
+   */
+  checkNotFenced(what: string): void {
+    this.ensureConnected();
+    if (this.fencedBy) {
+      throw new FedStreamError('TRANSPORT_TRANSACTION', `${this.label}: ${what}: the producer was fenced (${this.fencedBy.message})`, {
+        cause: this.fencedBy,
+        details: this.fencedBy.details,
+      });
+    }
+  }
+
+  noteFailure(err: FedStreamError): void {
+    if (FENCING_TYPES.has(String(err.details.kafkaType))) this.fencedBy ??= err;
+  }
+
+  send(records: ProducerRecord[]): Promise<RecordMetadata[]> {
+    return this.mutex.run(async () => {
+      this.checkNotFenced('send');
+      return mapped(`${this.label}: send`, () => sendInRequests((b) => this.producer.sendBatch(b), records));
+    });
+  }
+
+  async transaction(): Promise<Transaction> {
+    if (!this.options.transactionalId) throw new FedStreamError('TRANSPORT_TRANSACTION', 'transaction() needs a producer created with a transactionalId');
+    this.checkNotFenced('begin transaction');
+    const txn = await mapped(`${this.label}: begin transaction`, () => this.producer.transaction(), true);
+    return new KafkaTransaction(txn, this);
+  }
+
+  async disconnect(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.onClosed(this);
+    await this.mutex.run(() => mapped(`${this.label}: disconnect`, () => this.producer.disconnect()));
+  }
+}
