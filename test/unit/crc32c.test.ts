@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '../../src/transport/kafka/crc32c.ts';
-// kafka.ts, not kafkajs-crc.ts, comes first: the install test checks that kafka.ts's own first import runs before kafkajs.
+// The adapter (kafka/index.ts), not kafkajs-crc.ts, comes first: the install test checks that the adapter's own first import runs before kafkajs.
 import '../../src/transport/kafka/index.ts';
 import { installed, kafkajsCrc32C } from '../../src/transport/kafka/kafkajs-crc.ts';
 

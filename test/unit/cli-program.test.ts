@@ -1,0 +1,65 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../src/cli/program.ts';
+
+const CLI = path.resolve(import.meta.dirname, '../../src/cli');
+
+/** Every command and the long flags it takes, as they were before the CLI moved into commands/ (issue 10). */
+const FLAGS: Record<string, string> = {
+  validate: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --log-level',
+  topics: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --log-level',
+  health: '--kafka --clickhouse --clickhouse-path --log-level',
+  aggregator: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --no-evaluate --log-level',
+  node: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --node-id --data --backend --heartbeat-ms --log-level',
+  sink: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --until-finished --batch-rows --batch-ms --progress-ms --log-level',
+  report: '',
+  'report compliance': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --version --model-version --out --format --log-level',
+  'report training': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --out --format --log-level',
+  kafka: '',
+  'kafka start': '--log-level',
+  'kafka stop': '--log-level',
+  'kafka restart': '--log-level',
+  'kafka status': '--log-level',
+  demo: '--nodes --rounds --iid --epochs --batch-size --learning-rate --seed --out --kafka --clickhouse --pipeline --workers --train-examples --test-examples --progress --log-level',
+  experiment: '',
+  'experiment fedavg-vs-fedsgd': '--target --max-rounds --nodes --fraction --seed --workers --only --quick --learning-rates --lr-grid --grid --json --markdown --log-level',
+};
+
+function flagsOf(cmd: Command, prefix: string[] = []): Record<string, string> {
+  return Object.fromEntries(cmd.commands.flatMap((c) => {
+    const here = [...prefix, c.name()];
+    return [[here.join(' '), c.options.map((o) => o.long ?? o.short).join(' ')], ...Object.entries(flagsOf(c, here))];
+  }));
+}
+
+describe('fedstream program', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+  });
+
+  it('has the same commands, in the same order, with the same flags', () => {
+    const got = flagsOf(buildProgram());
+    expect(Object.keys(got)).toEqual(Object.keys(FLAGS));
+    expect(got).toEqual(FLAGS);
+  });
+
+  it('exits 2 with one line on stderr for a manifest that does not exist', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    await buildProgram().parseAsync(['node', 'fedstream', 'validate', '-p', 'no-such-pipeline.yaml', '--log-level', 'silent']);
+    expect(process.exitCode).toBe(2);
+    expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/^fedstream: error \[CONFIG_NOT_FOUND\]: pipeline manifest not found: .*no-such-pipeline\.yaml\n$/);
+  });
+
+  it('command files import shared options, never each other (no import circle)', () => {
+    const dir = path.join(CLI, 'commands');
+    for (const file of readdirSync(dir)) {
+      const text = readFileSync(path.join(dir, file), 'utf8');
+      expect(text, `commands/${file} imports a sibling`).not.toMatch(/from '\.\/[^']+'/);
+      expect(text, `commands/${file} imports program.ts`).not.toMatch(/program\.ts'/);
+    }
+    expect(readFileSync(path.join(CLI, 'options.ts'), 'utf8')).not.toMatch(/from '\.\/commands\//);
+  });
+});
