@@ -1,6 +1,6 @@
 /**
- * Probe behind src/transport/kafkajs-crc.ts: the CRC-32C of a produced record batch, kafkajs' byte-at-a-time loop
- * against src/transport/crc32c.ts, on a model version's batch (810,000 bytes) and on a small one (200 bytes), both
+ * Probe behind src/transport/kafka/kafkajs-crc.ts: the CRC-32C of a produced record batch, kafkajs' byte-at-a-time loop
+ * against src/transport/kafka/crc32c.ts, on a model version's batch (810,000 bytes) and on a small one (200 bytes), both
  * starting at an odd byte offset as a slice of a larger buffer may. Median of 9 reps, after a warm-up.
  *
  *   npx tsx bench/probes/crc32c.ts

@@ -53,7 +53,7 @@ describe('crc32c', () => {
 });
 
 describe('kafkajs-crc', () => {
-  it("is installed into kafkajs by src/transport/kafka.ts's first import, before kafkajs loads", () => {
+  it("is installed into kafkajs by the Kafka adapter's first import (src/transport/kafka/), before kafkajs loads", () => {
     expect(installed).toBe(true);
     // kafkajs-crc.ts required kafkajs' own CRC for its self-check: that precedes kafkajs' main module in the cache.
     const loadOrder = Object.keys(require.cache);

@@ -7,7 +7,7 @@ import { encodeRoundConfig, FedNode, type LocalTrainer, type LocalTrainInput } f
 import { readToEnd } from '../../src/protocol/log.ts';
 import { ensureTopics, pipelineTopics } from '../../src/protocol/topics.ts';
 import { decode, toRecords } from '../../src/protocol/wire.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
 import type { Producer, Transport } from '../../src/transport/types.ts';
 
 /**
