@@ -3,7 +3,7 @@
  * command files import this and nothing of each other.
  */
 import type { Command } from 'commander';
-import { rootLogger } from '../common/logger.ts';
+import { rootLogger } from '../common/index.ts';
 import type { Manifest, Overrides } from '../config/index.ts';
 import { loadPipeline } from '../service/index.ts';
 

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { createLogger, setRootLogger } from '../common/logger.ts';
+import { createLogger, setRootLogger } from '../common/index.ts';
 import { registerAnalyticsCommands } from './commands/analytics.ts';
 import { registerDemoCommands } from './commands/demo.ts';
 import { registerKafkaCommands } from './commands/kafka.ts';

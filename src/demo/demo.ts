@@ -13,11 +13,9 @@ import { resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseStrategySection } from '../aggregator/index.ts';
 import type { AnalyticsClient } from '../analytics/index.ts';
-import { ConfigError, FedStreamError } from '../common/errors.ts';
-import { rootLogger, type Logger } from '../common/logger.ts';
+import { ConfigError, FedStreamError, type Logger, rootLogger } from '../common/index.ts';
 import { DEFAULTS, parseManifest, type Manifest } from '../config/index.ts';
-import { backendInfo, initBackend } from '../ml/backend.ts';
-import { nodeIdOf } from '../ml/index.ts';
+import { loadTfRuntime, nodeIdOf } from '../ml/index.ts';
 import { SDK_VERSION } from '../node/index.ts';
 import { compose, loadPipeline, type Service } from '../service/index.ts';
 import { buildDemoReport } from './report.ts';
@@ -174,7 +172,8 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
 
   try {
     analytics = await wiring.analytics();
-    const backend = await initBackend(undefined, { logger: o.logger });
+    const tf = await loadTfRuntime();
+    const backend = await tf.initBackend(undefined, { logger: o.logger });
     await pool.ready();
 
     const perRound: RoundSummary[] = [];
@@ -254,7 +253,7 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
       ...(m.kafka.brokers ? { kafka: m.kafka.brokers } : {}),
       clickhouse: { kind: analytics.kind, location: analytics.location, database: analytics.database },
       workers: pool.size,
-      backend: backendInfo()?.name ?? backend,
+      backend: tf.backendInfo()?.name ?? backend,
       out,
     };
     const summary: DemoSummary = {

@@ -1,7 +1,7 @@
 /**
  * `<out>/summary.json` of a demo run, and the one line printed on stdout at the end.
  */
-import type { Manifest } from '../config/manifest.ts';
+import type { Manifest } from '../config/index.ts';
 
 export interface RoundSummary {
   round: number;

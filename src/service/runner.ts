@@ -3,8 +3,7 @@
  *
  * The process is injected ({@link RunnerProcess}), so tests drive signals and read exit codes without exiting.
  */
-import { FedStreamError, isFedStreamError } from '../common/errors.ts';
-import { rootLogger, type Logger } from '../common/logger.ts';
+import { FedStreamError, isFedStreamError, type Logger, rootLogger } from '../common/index.ts';
 import type { Service } from './service.ts';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage, 130 stopped by a signal. */

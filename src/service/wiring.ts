@@ -8,7 +8,7 @@
  */
 import type { Aggregator, AggregatorSummary, CreateAggregatorOptions } from '../aggregator/index.ts';
 import type { AnalyticsClient, Sink, SinkOptions } from '../analytics/index.ts';
-import type { Logger } from '../common/logger.ts';
+import type { Logger } from '../common/index.ts';
 import { applyOverrides, loadManifest, manifestNotes, topicPrefix, type Manifest, type Overrides } from '../config/index.ts';
 import type { CreateNodeOptions, FedNode, LocalTrainer } from '../node/index.ts';
 import type { MemoryCluster, Transport } from '../transport/index.ts';

@@ -2,7 +2,7 @@
  * The public face of the transport: the port (types.ts), its two adapters (kafka/, memory/), and `createTransport`,
  * which picks one. Other folders import from here only.
  */
-import type { Logger } from '../common/logger.ts';
+import type { Logger } from '../common/index.ts';
 import { createKafkaTransport } from './kafka/index.ts';
 import { createMemoryTransport, MemoryCluster } from './memory/index.ts';
 import type { Transport } from './types.ts';

@@ -2,8 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ConfigError } from '../../common/errors.ts';
-import { createLogger, rootLogger, setRootLogger } from '../../common/logger.ts';
+import { ConfigError, createLogger, rootLogger, setRootLogger } from '../../common/index.ts';
 import { DEFAULTS } from '../../config/index.ts';
 import { onSignals, runCommand } from '../../service/index.ts';
 

@@ -1,6 +1,6 @@
 /** `fedstream validate`, `topics` and `health`: a pipeline's manifest, its topics, and whether the servers answer. */
 import type { Command } from 'commander';
-import { rootLogger } from '../../common/logger.ts';
+import { rootLogger } from '../../common/index.ts';
 import { DEFAULTS } from '../../config/index.ts';
 import { runCommand } from '../../service/index.ts';
 import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';

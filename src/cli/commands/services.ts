@@ -1,6 +1,6 @@
 /** `fedstream aggregator` and `fedstream node`: the pipeline's long-running services, run by the one runner. */
 import type { Command } from 'commander';
-import { rootLogger } from '../../common/logger.ts';
+import { rootLogger } from '../../common/index.ts';
 import { exitWhenIdle, runCommand, runService } from '../../service/index.ts';
 import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
 

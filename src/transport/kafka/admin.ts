@@ -6,7 +6,7 @@ import type {
   Admin as KafkaJsAdmin,
   Kafka as KafkaJsClient,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
 import type {
   Admin,

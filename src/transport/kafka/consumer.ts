@@ -5,8 +5,7 @@ import type {
   EachBatchPayload,
   Kafka as KafkaJsClient,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
+import { FedStreamError, type Logger } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
 import { toTransportMessage } from './records.ts';
 import type {

@@ -1,5 +1,5 @@
 /** kafkajs errors as FedStreamErrors: the code from the error's kind, `retriable` from kafkajs' own flag. */
-import { FedStreamError, toFedStreamError, type ErrorCode } from '../../common/errors.ts';
+import { type ErrorCode, FedStreamError, toFedStreamError } from '../../common/index.ts';
 
 interface KafkaJsErrorLike extends Error {
   retriable?: boolean;

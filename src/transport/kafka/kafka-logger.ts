@@ -3,7 +3,7 @@
  * detail for us, so its levels shift down one step: ERROR→error, WARN→warn, INFO→debug, DEBUG→trace.
  */
 import kafkajs, { type LogEntry, type logCreator, type logLevel as LogLevel } from 'kafkajs';
-import type { Logger } from '../../common/logger.ts';
+import type { Logger } from '../../common/index.ts';
 
 // kafkajs is CommonJS and its export list is not statically analysable, so values come from the default import.
 const { logLevel } = kafkajs;

@@ -7,7 +7,7 @@ import type {
   Producer as KafkaJsProducer,
   Transaction as KafkaJsTransaction,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
 import { Mutex, offsetsByTopic, sendInRequests } from './records.ts';
 import type {

@@ -6,7 +6,7 @@ import type {
   RecordMetadata as KafkaJsRecordMetadata,
   TopicMessages,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import type {
   ProducerRecord,
   RecordMetadata,

@@ -5,8 +5,7 @@ import kafkajs from 'kafkajs';
 import type {
   Kafka as KafkaJsClient,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/errors.ts';
-import { rootLogger, type Logger } from '../../common/logger.ts';
+import { FedStreamError, type Logger, rootLogger } from '../../common/index.ts';
 import { KafkaAdmin } from './admin.ts';
 import { KafkaConsumer } from './consumer.ts';
 import { closedError, fromKafkaJsError } from './errors.ts';

@@ -1,5 +1,5 @@
 /** The in-memory admin client: topics (validated as the broker validates them), offsets, committed offsets. */
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { TopicState, topicError, tpKey, type MemoryCluster } from './cluster.ts';
 import type {
   Admin,

@@ -1,5 +1,5 @@
 /** The in-memory log: topics of partitions, transaction markers, consumer groups and their committed offsets. */
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { partitionForKey } from './partitioner.ts';
 import type {
   ProducerRecord,

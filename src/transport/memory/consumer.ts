@@ -1,8 +1,7 @@
 /** The in-memory consumer: group membership, rebalances, fetch positions, pause/seek, and the batch loop. */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import { FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
+import { FedStreamError, type Logger } from '../../common/index.ts';
 import { tpKey, type GroupState, type MemoryCluster } from './cluster.ts';
 import type {
   Batch,

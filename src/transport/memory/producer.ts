@@ -1,5 +1,5 @@
 /** The in-memory producer and its transactions (timeouts, fencing, offsets committed with the transaction). */
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import type { MemoryCluster, TxnMarker, TxnStatus } from './cluster.ts';
 import type {
   Producer,

@@ -1,6 +1,5 @@
 /** The in-memory transport: hands out admin, producer and consumer clients on one cluster and closes them with it. */
-import { FedStreamError } from '../../common/errors.ts';
-import { rootLogger, type Logger } from '../../common/logger.ts';
+import { FedStreamError, type Logger, rootLogger } from '../../common/index.ts';
 import { MemoryAdmin } from './admin.ts';
 import { MemoryCluster } from './cluster.ts';
 import { MemoryConsumer } from './consumer.ts';
