@@ -6,11 +6,15 @@
 import { FedStreamError } from '../common/index.ts';
 import type { Service, ServiceHealth } from './service.ts';
 
-/** What a component offers; `done` resolves with its result (or never, for one that runs until stopped). */
+/**
+ * What a component offers; `done` resolves with its result (or never, for one that runs until stopped). A component
+ * that reports its own health (a {@link Service} already) is asked for it; otherwise the lifecycle state is reported.
+ */
 export interface Lifecycle<Result> {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly done: Promise<Result>;
+  health?(): ServiceHealth;
 }
 
 /** A Service that also hands out the component it drives (for callers that want its own API, as the demo does). */
@@ -80,6 +84,13 @@ export function asService<Result, Component extends Lifecycle<Result>>(
       return stopping;
     },
     health(): ServiceHealth {
+      if (component.health && state !== 'created' && state !== 'failed') {
+        try {
+          return component.health();
+        } catch {
+          // Health is a value: a component that throws here is reported by its lifecycle state below.
+        }
+      }
       let figures: Record<string, number | string> | undefined;
       try {
         figures = options.figures?.();

@@ -232,3 +232,19 @@ describe('asService', () => {
     await expect(svc.start()).rejects.toThrow('start() after stop()');
   });
 });
+
+describe('asService with a component that reports its own health', () => {
+  it('asks the component once it started, and reports failures itself', async () => {
+    let fail!: (e: unknown) => void;
+    const done = new Promise<void>((_, rej) => { fail = rej; });
+    done.catch(() => undefined);
+    const own: ServiceHealth = { healthy: true, state: 'training', detail: 'training a round', figures: { roundsTrained: 2 } };
+    const svc = asService('node node-1', { done, start: async () => undefined, stop: async () => undefined, health: () => own });
+    expect(svc.health().state).toBe('created');
+    await svc.start();
+    expect(svc.health()).toBe(own);
+    fail(new Error('broker gone'));
+    await expect(svc.done).rejects.toThrow('broker gone');
+    expect(svc.health()).toMatchObject({ healthy: false, state: 'failed', detail: 'node node-1: failed: broker gone' });
+  });
+});
