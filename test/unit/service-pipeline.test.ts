@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/common/index.ts';
+import { parseManifest } from '../../src/config/index.ts';
+import { compose, runService, type ExitSignal, type RunnerProcess } from '../../src/service/index.ts';
+
+const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+
+/** A process that never signals and records exits (there must be none). */
+const quietProcess = (): RunnerProcess & { exits: number[] } => ({
+  exits: [] as number[],
+  once: (_s: ExitSignal, _l: () => void) => undefined,
+  removeListener: (_s: ExitSignal, _l: () => void) => undefined,
+  exit(code: number) { this.exits.push(code); },
+  stderr: { write: () => true },
+});
+
+describe('a pipeline composed by service/wiring and driven by the runner', () => {
+  it('runs the aggregator and two nodes on one composition\'s memory log, reports health, and releases transports', async () => {
+    const m = parseManifest({
+      apiVersion: 'fedstream/v1',
+      tenant: 'test',
+      name: `wired-${Math.random().toString(36).slice(2, 8)}`,
+      model: { inputShape: [784], seed: 3, layers: [{ type: 'dense', units: 16, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
+      data: { source: 'mnist', nodes: 2, partition: 'iid', testExamples: 200, trainExamples: 400, seed: 5 },
+      training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
+      rounds: { count: 2, targetUpdates: 2, minUpdates: 2, timeoutMs: 60_000 },
+    });
+    const wiring = compose({ manifest: m, logger });
+    const proc = quietProcess();
+    const aggregator = await wiring.aggregator({ evaluate: false });
+    const nodes = await Promise.all(['node-1', 'node-2'].map((id) => wiring.node(id, { heartbeatMs: 200 })));
+    expect(aggregator.health()).toMatchObject({ healthy: false, state: 'created' });
+
+    const run = runService(aggregator, { logger, proc });
+    const nodeRuns = nodes.map((n) => runService(n, { logger, proc }));
+    const outcome = await run;
+    expect(outcome).toEqual({ kind: 'done', result: { finalVersion: 2, rounds: 2, versions: 3 } });
+    for (const r of await Promise.all(nodeRuns)) expect(r.kind).toBe('done');
+    expect(nodes.map((n) => n.health().state)).toEqual(['finished', 'finished']);
+    expect(proc.exits).toEqual([]);
+    // Each service closed its own transport when it stopped: the composition has nothing left to close but the log.
+    await wiring.close();
+  }, 60_000);
+});
