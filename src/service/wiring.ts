@@ -167,6 +167,7 @@ export class Composition {
         if (o.untilFinished) sink.untilFinished().then(finished.resolve, finished.reject);
       },
       stop: () => sink.stop(),
+      health: () => sink.health(),
     };
     const service = asService<void, typeof lifecycle>('sink', lifecycle, {
       release: () => this.release(transport),

@@ -79,7 +79,7 @@ export function registerAnalyticsCommands(program: Command): void {
         });
         if (timer) clearInterval(timer);
         process.stdout.write(progressLine(prefix, sink.metrics()));
-        const health = await sink.health();
+        const health = sink.health();
         return health.state === 'stopped' ? 0 : 1;
       } finally {
         if (timer) clearInterval(timer);
