@@ -5,7 +5,7 @@ import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
 import { readVersions } from '../support/pipeline-log.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
