@@ -57,7 +57,8 @@ interface Slot {
   trainingMs: number;
 }
 
-const WORKER_URL = new URL('./train-worker.mjs', import.meta.url);
+/** From src/ a bootstrap registers tsx in the thread; from the built dist/ the compiled implementation loads directly. */
+const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('./train-worker.mjs', import.meta.url) : new URL('./train-worker-impl.js', import.meta.url);
 
 export class WorkerPoolTrainer {
   readonly size: number;
