@@ -5,21 +5,10 @@
  */
 export type { NamedTensor, Weights } from './types.ts';
 export * from './records.ts';
-export {
-  AvroCodec,
-  AVRO_NAMESPACE,
-  SINGLE_OBJECT_HEADER_SIZE,
-  SINGLE_OBJECT_MAGIC,
-  defaultCodec,
-  findRepoRoot,
-  loadSchemaSources,
-  readSingleObjectHeader,
-  type AvroCodecOptions,
-  type DecodedMessage,
-  type FieldProblem,
-  type SchemaSource,
-  type WriterSchemaInfo,
-} from './avro.ts';
+export { AvroCodec, defaultCodec, type DecodedMessage } from './avro.ts';
+export { AVRO_NAMESPACE, findRepoRoot, loadSchemaSources, type AvroCodecOptions, type SchemaSource, type WriterSchemaInfo } from './schemas.ts';
+export { SINGLE_OBJECT_HEADER_SIZE, SINGLE_OBJECT_MAGIC, readSingleObjectHeader } from './single-object.ts';
+export type { FieldProblem } from './problems.ts';
 export {
   CRC64_AVRO_EMPTY,
   crc64Avro,

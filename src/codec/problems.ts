@@ -1,0 +1,120 @@
+/**
+ * Field-level problems of a value against an Avro type, with readable paths (`tensors[0].dtype`): what
+ * `AvroCodec.problems` reports and `encode` throws.
+ */
+import { MAX_LONG } from './records.ts';
+import { AVRO_NAMESPACE, type AvroType } from './schemas.ts';
+
+export function preview(value: unknown): string {
+  if (value === undefined) return 'undefined (missing)';
+  if (Buffer.isBuffer(value)) return `<Buffer of ${value.length} bytes>`;
+  if (typeof value === 'bigint') return `${value}n`;
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+interface TypeView {
+  typeName: string;
+  name?: string;
+  fields?: { name: string; type: AvroType }[];
+  itemsType?: AvroType;
+  valuesType?: AvroType;
+  types?: AvroType[];
+  symbols?: string[];
+}
+const view = (t: AvroType): TypeView => t as unknown as TypeView;
+
+function describe(type: AvroType): string {
+  const t = view(type);
+  if (t.typeName === 'enum') return `one of ${(t.symbols ?? []).join('|')}`;
+  if (t.typeName.startsWith('union')) return (t.types ?? []).map(describe).join(' or ');
+  if (t.typeName === 'record') return `a ${String(t.name).replace(`${AVRO_NAMESPACE}.`, '')} record`;
+  if (t.typeName === 'array') return `an array of ${describe(t.itemsType as AvroType)}`;
+  if (t.typeName === 'map') return `an object of ${describe(t.valuesType as AvroType)}`;
+  if (t.typeName === 'long' || t.typeName === 'abstract:long') return `long (an integer within ±${MAX_LONG})`;
+  if (t.typeName === 'int') return 'int (a 32-bit integer)';
+  if (t.typeName === 'bytes') return 'bytes (a Buffer)';
+  return t.typeName;
+}
+
+function appendPath(path: string, type: AvroType, step: string): string {
+  const t = view(type);
+  if (t.typeName === 'array') return `${path}[${step}]`;
+  if (t.typeName === 'map') return /^[A-Za-z_$][\w$]*$/.test(step) ? `${path}.${step}` : `${path}[${JSON.stringify(step)}]`;
+  return path ? `${path}.${step}` : step;
+}
+
+/** Follows avsc's error path (field names, array indices, map keys) from the root type to a readable path. */
+function formatPath(root: AvroType, steps: readonly string[]): string {
+  let type: AvroType | undefined = root;
+  let path = '';
+  for (const step of steps) {
+    if (!type) {
+      path = path ? `${path}.${step}` : step;
+      continue;
+    }
+    let t = view(type);
+    if (t.typeName.startsWith('union')) {
+      const branch: AvroType | undefined = (t.types ?? []).find((b) => ['record', 'array', 'map'].includes(view(b).typeName));
+      if (branch) {
+        type = branch;
+        t = view(branch);
+      }
+    }
+    path = appendPath(path, type, step);
+    if (t.typeName === 'array') type = t.itemsType;
+    else if (t.typeName === 'map') type = t.valuesType;
+    else type = t.fields?.find((f) => f.name === step)?.type;
+  }
+  return path || '<root>';
+}
+
+/** One reason a value cannot be encoded: `field` is a path such as `tensors[0].dtype`. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** Properties that the schema does not declare (avsc would drop them silently: usually a typo). */
+function undeclaredFields(type: AvroType, value: unknown, path: string, out: FieldProblem[]): void {
+  if (value === null || value === undefined) return;
+  const t = view(type);
+  if (t.typeName === 'record' && typeof value === 'object' && !Array.isArray(value)) {
+    const record = value as Record<string, unknown>;
+    const fields = t.fields ?? [];
+    for (const key of Object.keys(record)) {
+      if (record[key] !== undefined && !fields.some((f) => f.name === key)) {
+        out.push({ field: path ? `${path}.${key}` : key, message: `not a field of ${describe(type)} (got ${preview(record[key])})` });
+      }
+    }
+    for (const f of fields) undeclaredFields(f.type, record[f.name], path ? `${path}.${f.name}` : f.name, out);
+  } else if (t.typeName === 'array' && Array.isArray(value)) {
+    value.forEach((item, i) => undeclaredFields(t.itemsType as AvroType, item, `${path}[${i}]`, out));
+  } else if (t.typeName === 'map' && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+      undeclaredFields(t.valuesType as AvroType, item, appendPath(path, type, key), out);
+    }
+  } else if (t.typeName.startsWith('union')) {
+    for (const branch of t.types ?? []) {
+      if (branch.isValid(value)) {
+        undeclaredFields(branch, value, path, out);
+        break;
+      }
+    }
+  }
+}
+
+/** Wrong types, missing fields, out-of-range longs, unknown enum symbols and undeclared properties of `value`. */
+export function fieldProblems(type: AvroType, value: unknown): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  type.isValid(value, {
+    errorHook: (steps, got, at) => problems.push({ field: formatPath(type, steps), message: `expected ${describe(at)}, got ${preview(got)}` }),
+  });
+  undeclaredFields(type, value, '', problems);
+  return problems;
+}
