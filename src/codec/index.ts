@@ -32,19 +32,6 @@ export {
   type PackOptions,
   type TensorDtype,
 } from './tensors.ts';
-export {
-  CHUNK_HEADERS,
-  ChunkedPayloadError,
-  Reassembler,
-  isChunk,
-  splitPayload,
-  type AcceptResult,
-  type ChunkRecord,
-  type CompleteResult,
-  type HeaderValue,
-  type IncomingMessage,
-  type PendingPayloadInfo,
-  type PendingResult,
-  type ReassemblerOptions,
-  type SplitOptions,
-} from './chunking.ts';
+export { CHUNK_HEADERS, ChunkedPayloadError, isChunk, type HeaderValue, type IncomingMessage } from './chunk-headers.ts';
+export { splitPayload, type ChunkRecord, type SplitOptions } from './chunk-split.ts';
+export { Reassembler, type AcceptResult, type CompleteResult, type PendingPayloadInfo, type PendingResult, type ReassemblerOptions } from './chunk-reassemble.ts';
