@@ -7,7 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { CodecError } from '../common/errors.ts';
-import { DEFAULTS } from '../config/defaults.ts';
+import { DEFAULTS } from '../config/index.ts';
 import { CHUNK_HEADERS, CHUNK_HEADER_NAMES } from './chunk-headers.ts';
 
 /** A message to produce: a ProducerRecord without its topic. */
