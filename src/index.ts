@@ -3,7 +3,7 @@
  * `index.ts`; inner files are not part of the API. The node SDK alone is also `fedstream/node`.
  *
  * ```ts
- * import { createTransport, createAggregator, createNode } from 'fedstream';
+ * import { createTransport, createAggregator, createNode, createSink } from 'fedstream';
  * const transport = createTransport({ kafka: 'localhost:9092' });
  * const aggregator = await createAggregator({ manifest, transport, logger });
  * ```
@@ -25,6 +25,8 @@ export {
   type RoundPlan,
   type Strategy,
 } from './aggregator/index.ts';
+import { Sink, type SinkOptions } from './analytics/index.ts';
+
 export { Sink, runSink, type SinkHealth, type SinkOptions, type SinkState } from './analytics/index.ts';
 export { createTransport, type CreateTransportOptions, type Transport } from './transport/index.ts';
 export {
@@ -64,3 +66,8 @@ export {
   type ErrorCode,
   type FedStreamErrorOptions,
 } from './common/index.ts';
+
+/** A ClickHouse sink for `options`, like createNode and createAggregator not started yet (`await sink.start()`); `runSink` creates and starts one. */
+export function createSink(options: SinkOptions): Sink {
+  return new Sink(options);
+}

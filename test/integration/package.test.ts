@@ -67,9 +67,9 @@ function writeProject(dir: string, tarball: string): void {
 
 /** Imports the public API with plain node, checks its shape and decodes a record with the installed schemas. */
 const PLAIN_NODE_SCRIPT = `
-import { createNode, createAggregator, createTransport, runSink, FedStreamError, defaultCodec } from 'fedstream';
+import { createNode, createAggregator, createSink, createTransport, runSink, FedStreamError, defaultCodec } from 'fedstream';
 import { createNode as createNodeSdk } from 'fedstream/node';
-const kinds = [createNode, createAggregator, createTransport, runSink, FedStreamError, createNodeSdk].map((f) => typeof f);
+const kinds = [createNode, createAggregator, createSink, createTransport, runSink, FedStreamError, createNodeSdk].map((f) => typeof f);
 const transport = createTransport();
 const health = await transport.health();
 await transport.close();
@@ -124,7 +124,7 @@ describe('the packed package', () => {
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', PLAIN_NODE_SCRIPT], { cwd: project, env: childEnv() });
     const out = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
     expect(out).toEqual({
-      kinds: ['function', 'function', 'function', 'function', 'function', 'function'],
+      kinds: ['function', 'function', 'function', 'function', 'function', 'function', 'function'],
       transport: 'memory',
       health: true,
       action: 'ROUND_STARTED',
