@@ -8,7 +8,16 @@
  * const aggregator = await createAggregator({ manifest, transport, logger });
  * ```
  */
-export { createNode, FedNode, type CreateNodeOptions, type LocalTrainer, type NodeOptions } from './node/index.ts';
+export {
+  createNode,
+  FedNode,
+  type CreateNodeOptions,
+  type LocalTrainer,
+  type LocalTrainInput,
+  type LocalTrainResult,
+  type NodeOptions,
+  type RoundConfig,
+} from './node/index.ts';
 export {
   createAggregator,
   strategyFor,
