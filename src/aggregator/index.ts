@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { Manifest } from '../config/manifest.ts';
-import type { Transport } from '../transport/types.ts';
+import type { Manifest } from '../config/index.ts';
+import type { Transport } from '../transport/index.ts';
 import type { ModelVersionRecord } from '../codec/index.ts';
 import { Aggregator } from './service.ts';
 import type { AggregatorOptions } from './options.ts';

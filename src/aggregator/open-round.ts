@@ -3,9 +3,9 @@
  * the strategy's running aggregation, and the records that go out with the round's deciding transaction.
  */
 import type { RoundControlRecord } from '../codec/index.ts';
-import type { Manifest } from '../config/manifest.ts';
-import type { ProducerRecord } from '../transport/types.ts';
-import type { ServiceHealth } from '../service/service.ts';
+import type { Manifest } from '../config/index.ts';
+import type { ProducerRecord } from '../transport/index.ts';
+import type { ServiceHealth } from '../common/index.ts';
 import { stateOf, type OpenRoundState } from './rounds.ts';
 import type { Aggregation, Rejection } from './strategy.ts';
 import type { RoundState } from './validate.ts';

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { ModelVersionRecord } from '../codec/index.ts';
-import type { Weights } from '../codec/types.ts';
-import type { Manifest } from '../config/manifest.ts';
-import type { Transport } from '../transport/types.ts';
+import type { Weights } from '../codec/index.ts';
+import type { Manifest } from '../config/index.ts';
+import type { Transport } from '../transport/index.ts';
 import type { Strategy } from './strategy.ts';
 import type { FaultPoint } from './transaction.ts';
 

@@ -4,11 +4,11 @@
  * the event ids are inputs, so that the I/O shell (service.ts) is the only place that reads either.
  */
 import { packTensors, weightsSha256, type AuditEventRecord, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
-import type { Weights } from '../codec/types.ts';
-import type { Manifest } from '../config/manifest.ts';
-import type { PipelineTopics } from '../protocol/topics.ts';
-import { deadLetterRecords, toRecords } from '../protocol/wire.ts';
-import type { ProducerRecord, TransportMessage } from '../transport/types.ts';
+import type { Weights } from '../codec/index.ts';
+import type { Manifest } from '../config/index.ts';
+import type { PipelineTopics } from '../protocol/index.ts';
+import { deadLetterRecords, toRecords } from '../protocol/index.ts';
+import type { ProducerRecord, TransportMessage } from '../transport/index.ts';
 import type { Rejection } from './strategy.ts';
 
 /** The `actor` of the aggregator's audit events. */

@@ -7,13 +7,13 @@
  */
 import type { Logger } from 'pino';
 import { unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
-import type { Weights } from '../codec/types.ts';
-import { FedStreamError } from '../common/errors.ts';
-import type { Manifest } from '../config/manifest.ts';
-import { readToEnd } from '../protocol/log.ts';
-import type { PipelineTopics } from '../protocol/topics.ts';
-import { PayloadReader, decode } from '../protocol/wire.ts';
-import type { Transport } from '../transport/types.ts';
+import type { Weights } from '../codec/index.ts';
+import { FedStreamError } from '../common/index.ts';
+import type { Manifest } from '../config/index.ts';
+import { readToEnd } from '../protocol/index.ts';
+import type { PipelineTopics } from '../protocol/index.ts';
+import { PayloadReader, decode } from '../protocol/index.ts';
+import type { Transport } from '../transport/index.ts';
 
 /** The latest published version, as recovery needs it. */
 export interface RecoveredVersion {

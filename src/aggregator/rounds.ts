@@ -20,7 +20,7 @@
  * RECOVERING is OPEN while the aggregator re-reads, after a restart, updates that no published version counts yet:
  * a deadline then must wait, or the round would close on fewer updates than the run that crashed had seen.
  */
-import type { Manifest } from '../config/manifest.ts';
+import type { Manifest } from '../config/index.ts';
 import type { Rejection } from './strategy.ts';
 
 /** The named states of a round (see the diagram above). */

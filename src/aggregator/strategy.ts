@@ -1,5 +1,5 @@
-import type { Weights } from '../codec/types.ts';
-import type { RoundConfig } from '../protocol/round-config.ts';
+import type { Weights } from '../codec/index.ts';
+import type { RoundConfig } from '../protocol/index.ts';
 
 /** An update that passed validation, in memory. */
 export interface AcceptedUpdate {

@@ -3,9 +3,9 @@
  * updates topic), retried as a whole with a new producer on failure; and the fault injection the recovery tests use.
  */
 import type { Logger } from 'pino';
-import { FedStreamError, isFedStreamError } from '../common/errors.ts';
-import { retry } from '../common/retry.ts';
-import type { Producer, ProducerRecord, TopicPartitionOffset, Transport } from '../transport/types.ts';
+import { FedStreamError, isFedStreamError } from '../common/index.ts';
+import { retry } from '../common/index.ts';
+import type { Producer, ProducerRecord, TopicPartitionOffset, Transport } from '../transport/index.ts';
 
 /** Where a fault may be injected: after the first accepted update of a round, or with a transaction sent but not committed. */
 export type FaultPoint = 'mid-round' | 'before-commit';

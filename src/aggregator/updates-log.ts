@@ -3,8 +3,8 @@
  * partition, whether it is still re-reading what it had not consumed before a restart, and the offsets to commit
  * with a round's transaction.
  */
-import type { Consumer, TopicPartitionOffset, Transport, TransportMessage } from '../transport/types.ts';
-import { PayloadReader } from '../protocol/wire.ts';
+import type { Consumer, TopicPartitionOffset, Transport, TransportMessage } from '../transport/index.ts';
+import { PayloadReader } from '../protocol/index.ts';
 
 export interface FollowOptions {
   groupId: string;

@@ -1,4 +1,4 @@
-import type { Weights } from '../codec/types.ts';
+import type { Weights } from '../codec/index.ts';
 import type { Rejection } from './strategy.ts';
 
 /** What validation needs to know of an update, after decoding (weights unpacked). */

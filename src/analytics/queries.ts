@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FedStreamError } from '../common/errors.ts';
+import { FedStreamError } from '../common/index.ts';
 import type { AnalyticsClient } from './clickhouse/client.ts';
 import { toAnalyticsError } from './clickhouse/errors.ts';
 import { splitStatements } from './clickhouse/ddl.ts';

@@ -6,7 +6,7 @@
  * and `schemas/avro/history/<Kind>.<label>.avsc` (older versions); a body written with an older schema is
  * resolved into the current one with avsc's `createResolver`, so readers always see the current shape.
  */
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 import { checkBinary } from './binary-check.ts';
 import { fingerprintHex, fingerprintToBytes, schemaFingerprint } from './fingerprint.ts';
 import { fieldProblems, preview, type FieldProblem } from './problems.ts';

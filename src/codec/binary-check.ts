@@ -8,7 +8,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type avsc from 'avsc';
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 import { MAX_LONG } from './records.ts';
 
 type AvroType = avsc.Type;

@@ -2,7 +2,7 @@
  * The chunk headers that mark a payload split over several Kafka messages (docs/wire-format.md), how they are read
  * from a consumed message, and the error about such messages. Splitting: chunk-split.ts; reassembly: chunk-reassemble.ts.
  */
-import { CodecError, type ErrorCode } from '../common/errors.ts';
+import { CodecError, type ErrorCode } from '../common/index.ts';
 
 /** Header names, all values decimal or hex strings in UTF-8. */
 export const CHUNK_HEADERS = {

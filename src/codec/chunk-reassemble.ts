@@ -3,7 +3,7 @@
  * payload id until all have arrived, concatenates them once, and checks the size and sha256 of the whole.
  */
 import { createHash } from 'node:crypto';
-import type { ErrorCode } from '../common/errors.ts';
+import type { ErrorCode } from '../common/index.ts';
 import { CHUNK_HEADERS, CHUNK_HEADER_NAMES, ChunkedPayloadError, headerValues, isChunk, type IncomingMessage } from './chunk-headers.ts';
 
 export interface CompleteResult {

@@ -6,7 +6,7 @@
  * headers in `CHUNK_HEADERS` (docs/wire-format.md).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 import { DEFAULTS } from '../config/index.ts';
 import { CHUNK_HEADERS, CHUNK_HEADER_NAMES } from './chunk-headers.ts';
 

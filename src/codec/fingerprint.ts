@@ -10,7 +10,7 @@
  * The PCF is computed here rather than taken from avsc's `Type#schema()` so that the wire contract does not
  * depend on how a library happens to order JSON keys; a unit test checks that both agree for our schemas.
  */
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 
 /** The spec's EMPTY: the fingerprint of zero bytes, and the (reflected) polynomial of CRC-64-AVRO. */
 export const CRC64_AVRO_EMPTY = 0xc15d213aa4d7a795n;

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import avsc from 'avsc';
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 import { MAX_LONG, RECORD_KINDS, type RecordKind } from './records.ts';
 
 export type AvroType = avsc.Type;

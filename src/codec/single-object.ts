@@ -2,7 +2,7 @@
  * The Avro single-object header: `C3 01` + the writer schema's CRC-64-AVRO fingerprint (8 bytes, little-endian)
  * before the Avro binary body (docs/wire-format.md).
  */
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 import { fingerprintFromBytes } from './fingerprint.ts';
 
 export const SINGLE_OBJECT_MAGIC: Readonly<Buffer> = Buffer.from([0xc3, 0x01]);

@@ -2,9 +2,9 @@
  * Weights ⇄ TensorRecord (the Avro tensor layout), the canonical weights hash, and small checks on weights.
  * Byte layouts are specified in docs/wire-format.md; everything is little-endian whatever the host.
  */
-import { copyBytes } from '../common/bytes.ts';
+import { copyBytes } from '../common/index.ts';
 import { createHash } from 'node:crypto';
-import { CodecError } from '../common/errors.ts';
+import { CodecError } from '../common/index.ts';
 import type { TensorRecord, TensorDtypeSymbol } from './records.ts';
 import type { NamedTensor, Weights } from './types.ts';
 

@@ -1,3 +1,5 @@
 export * from './errors.ts';
 export * from './retry.ts';
 export * from './logger.ts';
+export type * from './service.ts';
+export * from './bytes.ts';

@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDocument } from 'yaml';
-import { ConfigError, FedStreamError } from '../common/errors.ts';
+import { ConfigError, FedStreamError } from '../common/index.ts';
 import { DEFAULTS, TOPIC_KINDS } from './defaults.ts';
 
 /**

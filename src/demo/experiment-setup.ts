@@ -3,8 +3,8 @@
  * experiment-report.ts writes it up): McMahan et al. 2017, "Communication-Efficient Learning of Deep Networks from
  * Decentralized Data" (AISTATS), Tables 1-2.
  */
-import type { Logger } from '../common/logger.ts';
-import { parseManifest, type Manifest } from '../config/manifest.ts';
+import type { Logger } from '../common/index.ts';
+import { parseManifest, type Manifest } from '../config/index.ts';
 
 export type Algorithm = 'fedsgd' | 'fedavg';
 export type Partition = 'iid' | 'non-iid';

@@ -16,15 +16,12 @@
  * w − η Σ (n_k/n) ∇F_k(w), one gradient step on the selected clients' data (the paper's §2).
  */
 import { availableParallelism, loadavg } from 'node:os';
-import type { Weights } from '../codec/types.ts';
-import type { Logger } from '../common/logger.ts';
-import { ConfigError, FedStreamError } from '../common/errors.ts';
-import type { Manifest } from '../config/manifest.ts';
+import type { Weights } from '../codec/index.ts';
+import type { Logger } from '../common/index.ts';
+import { ConfigError, FedStreamError } from '../common/index.ts';
+import type { Manifest } from '../config/index.ts';
 import { decide, nextStep, roundPolicy, strategyFor, type OpenRoundState } from '../aggregator/index.ts';
-import { initBackend } from '../ml/backend.ts';
-import { deriveSeed, nodeIdOf, testDataset } from '../ml/index.ts';
-import { countParameters, initialWeights } from '../ml/model.ts';
-import { evaluate } from '../ml/trainer.ts';
+import { countParameters, deriveSeed, loadTfRuntime, nodeIdOf, testDataset } from '../ml/index.ts';
 import { WorkerPoolTrainer } from './worker-trainer.ts';
 import {
   ALL_SETTINGS, DEFAULT_LEARNING_RATES, LEARNING_RATE_GRID, METHOD, PAPER_ROUNDS, experimentManifest,
@@ -54,6 +51,7 @@ export async function runFedAvgVsFedSgd(o: ExperimentOptions): Promise<Experimen
   if (!Number.isInteger(nodes) || nodes < 1) throw new ConfigError('--nodes', `expected a positive integer, got ${nodes}`);
   if (!(fraction > 0 && fraction <= 1)) throw new ConfigError('--fraction', `expected a number in (0, 1], got ${fraction}`);
   const log = o.logger.child({ component: 'experiment' });
+  const { initBackend, initialWeights } = await loadTfRuntime();
   const backend = await initBackend(undefined, { logger: o.logger });
 
   const manifests: Record<Partition, Manifest> = {
@@ -161,6 +159,7 @@ export async function runSetting(setting: ExperimentSetting, c: SettingContext):
     }
     if (!closed) throw new FedStreamError('INTERNAL', `round ${round}: ${state.accepted} of ${selected.length} updates folded, and the round policy did not close it`);
     weights = aggregation.finish([]).weights;
+    const { evaluate } = await loadTfRuntime();
     const ev = await evaluate({ spec: m.model, weights, data: c.test });
     accuracy.push(ev.accuracy);
     loss.push(ev.loss);

@@ -10,8 +10,8 @@
 import {
   complianceReport, findSection, renderHtml, renderMarkdown, trainingReport, withSections, type AnalyticsClient, type Document, type Section,
 } from '../analytics/index.ts';
-import { FedStreamError } from '../common/errors.ts';
-import type { Manifest } from '../config/manifest.ts';
+import { FedStreamError } from '../common/index.ts';
+import type { Manifest } from '../config/index.ts';
 
 export interface DemoReportOptions {
   analytics: AnalyticsClient;

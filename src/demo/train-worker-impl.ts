@@ -4,10 +4,10 @@
  * new weights back, transferring their buffers instead of copying them.
  */
 import { parentPort } from 'node:worker_threads';
-import type { Weights } from '../codec/types.ts';
-import { toFedStreamError } from '../common/errors.ts';
-import { createLogger } from '../common/logger.ts';
-import type { Manifest } from '../config/manifest.ts';
+import type { Weights } from '../codec/index.ts';
+import { toFedStreamError } from '../common/index.ts';
+import { createLogger } from '../common/index.ts';
+import type { Manifest } from '../config/index.ts';
 import { loadMnist, loadTfRuntime, nodeDataset, nodeIndex, partitionMnist, type BackendName, type Dataset } from '../ml/index.ts';
 import { trainOptionsOf } from '../node/index.ts';
 import type { TrainReply, TrainRequest } from './worker-protocol.ts';

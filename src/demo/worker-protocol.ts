@@ -1,7 +1,7 @@
 /** Messages between {@link WorkerPoolTrainer} and its training worker threads (structured clone). */
-import type { Weights } from '../codec/types.ts';
-import type { ErrorCode } from '../common/errors.ts';
-import type { Manifest, ModelSpec } from '../config/manifest.ts';
+import type { Weights } from '../codec/index.ts';
+import type { ErrorCode } from '../common/index.ts';
+import type { Manifest, ModelSpec } from '../config/index.ts';
 import type { RoundConfig } from '../node/index.ts';
 
 export interface TrainRequest {

@@ -9,9 +9,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FedStreamError } from '../common/errors.ts';
-import type { Logger } from '../common/logger.ts';
-import type { Manifest } from '../config/manifest.ts';
+import { FedStreamError } from '../common/index.ts';
+import type { Logger } from '../common/index.ts';
+import type { Manifest } from '../config/index.ts';
 import type { LocalTrainer, LocalTrainInput } from '../node/index.ts';
 import type { TrainOutcome, TrainReply, TrainRequest } from './worker-protocol.ts';
 

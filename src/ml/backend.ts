@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { ConfigError, FedStreamError } from '../common/errors.ts';
-import { rootLogger, type Logger } from '../common/logger.ts';
+import { ConfigError, FedStreamError } from '../common/index.ts';
+import { rootLogger, type Logger } from '../common/index.ts';
 
 /**
  * The one TensorFlow.js namespace every FedStream module uses. tfjs-node, when it is installed,

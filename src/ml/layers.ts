@@ -1,5 +1,5 @@
 import type * as TF from '@tensorflow/tfjs';
-import type { LayerSpec } from '../config/manifest.ts';
+import type { LayerSpec } from '../config/index.ts';
 import { product } from './datasets/dataset.ts';
 import { deriveSeed } from './random.ts';
 

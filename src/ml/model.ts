@@ -1,6 +1,6 @@
-import type { NamedTensor, Weights } from '../codec/types.ts';
-import { ConfigError, FedStreamError } from '../common/errors.ts';
-import type { ModelSpec } from '../config/manifest.ts';
+import type { NamedTensor, Weights } from '../codec/index.ts';
+import { ConfigError, FedStreamError } from '../common/index.ts';
+import type { ModelSpec } from '../config/index.ts';
 import { assertBackendReady, initBackend, tf } from './backend.ts';
 import { product } from './datasets/dataset.ts';
 import { layerDefinition } from './layers.ts';

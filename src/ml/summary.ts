@@ -1,5 +1,5 @@
-import { ConfigError } from '../common/errors.ts';
-import type { LayerSpec, ModelSpec } from '../config/manifest.ts';
+import { ConfigError } from '../common/index.ts';
+import type { LayerSpec, ModelSpec } from '../config/index.ts';
 import { product } from './datasets/dataset.ts';
 import { layerDefinition, type WeightSpec } from './layers.ts';
 

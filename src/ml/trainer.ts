@@ -1,6 +1,6 @@
-import type { Weights } from '../codec/types.ts';
-import { ConfigError, FedStreamError, toFedStreamError } from '../common/errors.ts';
-import type { LayerSpec, ModelSpec } from '../config/manifest.ts';
+import type { Weights } from '../codec/index.ts';
+import { ConfigError, FedStreamError, toFedStreamError } from '../common/index.ts';
+import type { LayerSpec, ModelSpec } from '../config/index.ts';
 import { initBackend, tf } from './backend.ts';
 import { type Dataset, product } from './datasets/dataset.ts';
 import { deriveSeed, mulberry32, permutation } from './random.ts';

@@ -12,15 +12,15 @@
  * builds the trainer, and a node with its own {@link LocalTrainer} (`new FedNode({ trainer, ... })`) never does.
  */
 import type { Logger } from 'pino';
-import type { Manifest } from '../config/manifest.ts';
+import type { Manifest } from '../config/index.ts';
 import { loadDatasetFile, loadTfRuntime, nodeDataset, product, type BackendName, type Dataset } from '../ml/index.ts';
-import type { Transport } from '../transport/types.ts';
+import type { Transport } from '../transport/index.ts';
 import { FedNode, type NodeOptions } from './runtime.ts';
 import { tfjsLocalTrainer } from './trainer.ts';
 
 export { FedNode, updateIdFor, SDK_VERSION, type NodeOptions } from './runtime.ts';
 export { tfjsLocalTrainer, trainOptionsOf, type LocalTrainer, type LocalTrainInput, type LocalTrainResult, type RoundTrainOptions } from './trainer.ts';
-export { decodeRoundConfig, encodeRoundConfig, type RoundConfig } from '../protocol/round-config.ts';
+export { decodeRoundConfig, encodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
 export {
   countParameters, labelHistogram, loadDatasetFile, loadMnist, loadTfRuntime, nodeDataset, parseDataset, partitionMnist, testDataset,
   type BackendName, type Dataset, type TfRuntime, type TrainOptions, type TrainResult,

@@ -1,15 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
-import { ConfigError, FedStreamError } from '../common/errors.ts';
-import { retry } from '../common/retry.ts';
-import type { Manifest, ModelSpec } from '../config/manifest.ts';
-import { topicPrefix } from '../config/manifest.ts';
-import { decodeRoundConfig, type RoundConfig } from '../protocol/round-config.ts';
-import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/topics.ts';
-import { PayloadReader, decode, toRecords } from '../protocol/wire.ts';
-import type { ServiceHealth, Service } from '../service/service.ts';
-import type { Consumer, Producer, Transport, TransportMessage } from '../transport/types.ts';
+import { ConfigError, FedStreamError } from '../common/index.ts';
+import { retry } from '../common/index.ts';
+import type { Manifest, ModelSpec } from '../config/index.ts';
+import { topicPrefix } from '../config/index.ts';
+import { decodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
+import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/index.ts';
+import { PayloadReader, decode, toRecords } from '../protocol/index.ts';
+import type { ServiceHealth, Service } from '../common/index.ts';
+import type { Consumer, Producer, Transport, TransportMessage } from '../transport/index.ts';
 import type { LocalTrainer } from './trainer.ts';
 
 export const SDK_VERSION = '0.1.0';

@@ -1,7 +1,7 @@
-import type { Weights } from '../codec/types.ts';
-import type { ModelSpec } from '../config/manifest.ts';
+import type { Weights } from '../codec/index.ts';
+import type { ModelSpec } from '../config/index.ts';
 import type { Dataset, TfRuntime, TrainOptions } from '../ml/index.ts';
-import type { RoundConfig } from '../protocol/round-config.ts';
+import type { RoundConfig } from '../protocol/index.ts';
 
 /**
  * The node's `LocalTrainer` port: what a node needs from whatever trains its model. The node decodes each round's

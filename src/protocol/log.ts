@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { FedStreamError } from '../common/errors.ts';
-import type { Transport, TransportMessage } from '../transport/types.ts';
+import { FedStreamError } from '../common/index.ts';
+import type { Transport, TransportMessage } from '../transport/index.ts';
 
 /**
  * Reads a topic from the beginning up to the end it had when the call started, as a read_committed

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from '../common/errors.ts';
+import { ConfigError } from '../common/index.ts';
 
 /**
  * The training configuration a round asks of its nodes, as a typed object. On the wire it travels as the

@@ -1,10 +1,10 @@
-import type { Manifest } from '../config/manifest.ts';
-import { parseDuration, topicPrefix } from '../config/manifest.ts';
-import { TOPIC_KINDS, type TopicKind } from '../config/defaults.ts';
+import type { Manifest } from '../config/index.ts';
+import { parseDuration, topicPrefix } from '../config/index.ts';
+import { TOPIC_KINDS, type TopicKind } from '../config/index.ts';
 import type { Logger } from 'pino';
-import { FedStreamError } from '../common/errors.ts';
-import { sleep } from '../common/retry.ts';
-import type { Admin, PartitionOffsets, TopicSpec, Transport } from '../transport/types.ts';
+import { FedStreamError } from '../common/index.ts';
+import { sleep } from '../common/index.ts';
+import type { Admin, PartitionOffsets, TopicSpec, Transport } from '../transport/index.ts';
 
 export type PipelineTopics = Record<TopicKind, string>;
 

@@ -13,7 +13,7 @@ import {
   type RecordKind,
   type RecordTypes,
 } from '../codec/index.ts';
-import type { ProducerRecord, TransportMessage } from '../transport/types.ts';
+import type { ProducerRecord, TransportMessage } from '../transport/index.ts';
 
 export type { RecordKind, RecordTypes } from '../codec/index.ts';
 

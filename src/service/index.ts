@@ -2,7 +2,7 @@
  * The service layer's face: the Service shape, the one runner (signals, exit codes) and the composition root
  * (manifest → transports, analytics client, services). Above node, aggregator and analytics; below cli and demo.
  */
-export type { Service, ServiceHealth } from './service.ts';
+export type { Service, ServiceHealth } from '../common/index.ts';
 export { asService, type AsServiceOptions, type ComponentService, type Lifecycle } from './lifecycle.ts';
 export {
   EXIT,

@@ -4,7 +4,7 @@
  * the component (its transport) once the component has stopped.
  */
 import { FedStreamError } from '../common/index.ts';
-import type { Service, ServiceHealth } from './service.ts';
+import type { Service, ServiceHealth } from '../common/index.ts';
 
 /**
  * What a component offers; `done` resolves with its result (or never, for one that runs until stopped). A component

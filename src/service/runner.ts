@@ -4,7 +4,7 @@
  * The process is injected ({@link RunnerProcess}), so tests drive signals and read exit codes without exiting.
  */
 import { FedStreamError, isFedStreamError, type Logger, rootLogger } from '../common/index.ts';
-import type { Service } from './service.ts';
+import type { Service } from '../common/index.ts';
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage, 130 stopped by a signal. */
 export const EXIT = { ok: 0, failure: 1, config: 2, interrupted: 130 } as const;

@@ -62,3 +62,19 @@ describe('docs', () => {
     }
   });
 });
+
+describe('docs/architecture.md', () => {
+  it('gives each folder the imports .dependency-cruiser.cjs allows it, and every folder of src/', async () => {
+    const text = readFileSync(path.join(ROOT, 'docs', 'architecture.md'), 'utf8');
+    const rows = [...text.matchAll(/^\| (\w+) \| ([^|]+) \| [^|]+ \|$/gm)].filter(([, folder]) => folder !== 'folder' && folder !== 'feature');
+    const documented = new Map(rows.map(([, folder, imports]) => [folder!, imports!.trim() === '(nothing in src)' ? [] : imports!.split(',').map((s) => s.trim())]));
+    const { createRequire } = await import('node:module');
+    const config = createRequire(import.meta.url)(path.join(ROOT, '.dependency-cruiser.cjs')) as { forbidden: Array<{ name: string; comment?: string; from: { path: string }; to: { pathNot?: string[] } }> };
+    const floors = config.forbidden.filter((r) => r.name.startsWith('floors-'));
+    const enforced = new Map(floors.map((r) => [r.name.slice('floors-'.length), (r.to.pathNot ?? []).slice(1).map((p) => p.replace(/^\^src\/|\/$/g, ''))]));
+    expect([...documented.keys()].sort()).toEqual([...enforced.keys()].sort());
+    for (const [folder, imports] of enforced) expect(documented.get(folder), folder).toEqual(imports);
+    const folders = readdirSync(path.join(ROOT, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    expect(folders).toEqual([...enforced.keys()].sort());
+  });
+});

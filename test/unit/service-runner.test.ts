@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, FedStreamError } from '../../src/common/errors.ts';
 import { asService } from '../../src/service/lifecycle.ts';
 import { EXIT, exitCodeFor, exitWhenIdle, onSignals, runCommand, runService, type ExitSignal, type RunnerProcess } from '../../src/service/runner.ts';
-import type { Service, ServiceHealth } from '../../src/service/service.ts';
+import type { Service, ServiceHealth } from '../../src/common/service.ts';
 
 const silent = pino({ level: 'silent' });
 

@@ -1,5 +1,5 @@
-import { copyBytes } from '../../common/bytes.ts';
-import { FedStreamError } from '../../common/errors.ts';
+import { copyBytes } from '../../common/index.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { foldParts, helperCount, type FoldPart } from './threads.ts';
 import { ACC_OFFSET, BASES_OFFSET, BLOCK, MAX_K, MAX_THREADS, SCALES_OFFSET, SLOT_BYTES, STAGING_OFFSET, TABLE_BYTES, acquireKernel, arenaOffset, kernelModule, releaseKernel, sharedKernelModule, type KernelInstance } from './wasm.ts';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { Weights } from '../../codec/types.ts';
-import { FedStreamError } from '../../common/errors.ts';
-import type { RoundConfig } from '../../protocol/round-config.ts';
+import type { Weights } from '../../codec/index.ts';
+import { FedStreamError } from '../../common/index.ts';
+import type { RoundConfig } from '../../protocol/index.ts';
 import { WeightedSum, type WeightedSumOptions } from '../kernels/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 

@@ -7,9 +7,9 @@
  * Adding a strategy: a file under strategies/ exporting its option schema and class, and one entry below.
  */
 import { z } from 'zod';
-import { ConfigError } from '../../common/errors.ts';
-import type { Manifest } from '../../config/manifest.ts';
-import type { RoundConfig } from '../../protocol/round-config.ts';
+import { ConfigError } from '../../common/index.ts';
+import type { Manifest } from '../../config/index.ts';
+import type { RoundConfig } from '../../protocol/index.ts';
 import type { Strategy } from '../strategy.ts';
 import { FedAvg, fedavgOptions } from './fedavg.ts';
 

@@ -12,9 +12,9 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type Logger as ClickHouseLogger, type LogParams, type ErrorLogParams, type WarnLogParams } from '@clickhouse/client';
-import { ConfigError, FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import { DEFAULTS } from '../../config/defaults.ts';
+import { ConfigError, FedStreamError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import { DEFAULTS } from '../../config/index.ts';
 import { toAnalyticsError } from './errors.ts';
 
 export { toAnalyticsError } from './errors.ts';

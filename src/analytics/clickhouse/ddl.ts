@@ -19,9 +19,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { ConfigError, FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import { DEFAULTS } from '../../config/defaults.ts';
+import { ConfigError, FedStreamError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import { DEFAULTS } from '../../config/index.ts';
 import { assertDatabaseName, toAnalyticsError, type AnalyticsClient } from './client.ts';
 
 export type SchemaVariables = Record<string, string | number>;

@@ -3,7 +3,7 @@
  * can help) or a statement ClickHouse rejected, with the server's code and type. Both engines (server over
  * HTTP, embedded chdb) throw through here.
  */
-import { FedStreamError, isFedStreamError } from '../../common/errors.ts';
+import { FedStreamError, isFedStreamError } from '../../common/index.ts';
 
 
 /**

@@ -6,13 +6,13 @@
  * models topic (OK / MISMATCH). Every figure comes from the named queries in `schemas/clickhouse/queries/`.
  */
 import { unpackTensors, weightsSha256 } from '../../codec/index.ts';
-import { ConfigError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import type { Manifest } from '../../config/manifest.ts';
-import { readToEnd } from '../../protocol/log.ts';
-import { pipelineTopics, topicSpecs } from '../../protocol/topics.ts';
-import { PayloadReader, decode } from '../../protocol/wire.ts';
-import type { Transport } from '../../transport/types.ts';
+import { ConfigError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import type { Manifest } from '../../config/index.ts';
+import { readToEnd } from '../../protocol/index.ts';
+import { pipelineTopics, topicSpecs } from '../../protocol/index.ts';
+import { PayloadReader, decode } from '../../protocol/index.ts';
+import type { Transport } from '../../transport/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import { toAnalyticsError } from '../clickhouse/errors.ts';
 import { SCHEMA_VARIABLE_DEFAULTS, retentionVariables } from '../clickhouse/ddl.ts';

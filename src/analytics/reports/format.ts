@@ -2,7 +2,7 @@
  * What the two reports share: value formatting for tables and prose (ClickHouse's JSON values in, text out;
  * missing values as an em dash), running a named query for the manifest's pipeline, and the metadata lines.
  */
-import type { Manifest } from '../../config/manifest.ts';
+import type { Manifest } from '../../config/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import { runQuery, type QueryName } from '../queries.ts';
 

@@ -2,8 +2,8 @@
  * The training report: convergence and participation, with plots (svg.ts), rounds, stragglers, lineage per
  * version and node health. Every figure comes from the named queries in `schemas/clickhouse/queries/`.
  */
-import type { Logger } from '../../common/logger.ts';
-import type { Manifest } from '../../config/manifest.ts';
+import type { Logger } from '../../common/index.ts';
+import type { Manifest } from '../../config/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import type { Document, Report, Section } from './document.ts';
 import { engine, fixed, int, ms, naturalCompare, num, optNum, pct, q, stamp, str, time, type Row } from './format.ts';

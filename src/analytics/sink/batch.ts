@@ -4,7 +4,7 @@
  * that a retried insert of the same batch is dropped by ClickHouse (docs/clickhouse.md, "Deduplication").
  */
 import { createHash } from 'node:crypto';
-import type { ProducerRecord, TopicPartitionOffset, TransportMessage } from '../../transport/types.ts';
+import type { ProducerRecord, TopicPartitionOffset, TransportMessage } from '../../transport/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import { SINK_TABLES, type Row, type RowSource, type SinkTable } from './rows.ts';
 

@@ -3,10 +3,10 @@
  * its partitions (its lag), whether every partition is read to its end, and a look for FINISH on the control
  * topic for a sink restarted after the pipeline finished.
  */
-import type { Logger } from '../../common/logger.ts';
-import { readToEnd } from '../../protocol/log.ts';
-import { decode } from '../../protocol/wire.ts';
-import type { Transport } from '../../transport/types.ts';
+import type { Logger } from '../../common/index.ts';
+import { readToEnd } from '../../protocol/index.ts';
+import { decode } from '../../protocol/index.ts';
+import type { Transport } from '../../transport/index.ts';
 
 /** Per topic-partition: next offset to read, last known high watermark, time of the last delivered record. */
 export class Positions {

@@ -2,7 +2,7 @@
  * The sink's health as a value (the Service shape, plus `success`, `lag` and `error` that `fedstream sink`
  * and the tests read): running and writing, retrying a batch and since when, or stopped and why.
  */
-import type { FedStreamError } from '../../common/errors.ts';
+import type { FedStreamError } from '../../common/index.ts';
 import type { SinkHealth, SinkMetrics } from './types.ts';
 
 export interface SinkCondition {

@@ -5,11 +5,11 @@
  * logged; it never throws.
  */
 import type { AuditEventRecord, ModelVersionRecord } from '../../codec/index.ts';
-import { isFedStreamError, toFedStreamError, type FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import type { PipelineTopics } from '../../protocol/topics.ts';
-import { PayloadReader, deadLetterRecords, decode, type PayloadFailure } from '../../protocol/wire.ts';
-import type { ProducerRecord, TransportMessage } from '../../transport/types.ts';
+import { isFedStreamError, toFedStreamError, type FedStreamError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import type { PipelineTopics } from '../../protocol/index.ts';
+import { PayloadReader, deadLetterRecords, decode, type PayloadFailure } from '../../protocol/index.ts';
+import type { ProducerRecord, TransportMessage } from '../../transport/index.ts';
 import type { Entry, PendingBatch, Source } from './batch.ts';
 import {
   auditRow, contributionRows, decidedUpdateId, modelVersionRow, rejectedUpdateRow, roundRow, telemetryRow, unreadableRow, updateRow,

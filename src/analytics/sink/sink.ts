@@ -24,14 +24,14 @@
  * own is beside it: rows.ts (record → row), intake.ts (record → batch), batch.ts and write.ts (batches and
  * their inserts), status.ts (status of updates), finish.ts (lag and finish detection), health.ts.
  */
-import { FedStreamError, toFedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import { retry } from '../../common/retry.ts';
-import type { Manifest } from '../../config/manifest.ts';
-import { topicPrefix } from '../../config/manifest.ts';
-import { pipelineTopics, waitForTopics, type PipelineTopics } from '../../protocol/topics.ts';
-import type { Service } from '../../service/service.ts';
-import type { Batch, Consumer, EachBatchContext, Producer, TopicPartitionOffset } from '../../transport/types.ts';
+import { FedStreamError, toFedStreamError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import { retry } from '../../common/index.ts';
+import type { Manifest } from '../../config/index.ts';
+import { topicPrefix } from '../../config/index.ts';
+import { pipelineTopics, waitForTopics, type PipelineTopics } from '../../protocol/index.ts';
+import type { Service } from '../../common/index.ts';
+import type { Batch, Consumer, EachBatchContext, Producer, TopicPartitionOffset } from '../../transport/index.ts';
 import { PendingBatch, type Entry } from './batch.ts';
 import { FinishWatch, Positions } from './finish.ts';
 import { sinkHealth } from './health.ts';

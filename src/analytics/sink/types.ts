@@ -1,11 +1,11 @@
 /**
  * The sink's public types: its options, what each flush wrote, its counters and its health.
  */
-import type { FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import type { Manifest } from '../../config/manifest.ts';
-import type { ServiceHealth } from '../../service/service.ts';
-import type { TopicPartitionOffset, Transport } from '../../transport/types.ts';
+import type { FedStreamError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import type { Manifest } from '../../config/index.ts';
+import type { ServiceHealth } from '../../common/index.ts';
+import type { TopicPartitionOffset, Transport } from '../../transport/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import type { SinkTable } from './rows.ts';
 

@@ -3,9 +3,9 @@
  * rows ClickHouse refused, then the status rows of updates whose decision is now known. A retried attempt
  * skips the steps already done; a retried insert is deduplicated by its token.
  */
-import type { FedStreamError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import type { Producer } from '../../transport/types.ts';
+import type { FedStreamError } from '../../common/index.ts';
+import type { Logger } from '../../common/index.ts';
+import type { Producer } from '../../transport/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import { toAnalyticsError } from '../clickhouse/errors.ts';
 import { emptyRowCounts, insertWithToken, type Entry, type PendingBatch } from './batch.ts';

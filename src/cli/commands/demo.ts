@@ -127,7 +127,7 @@ export function registerDemoCommands(program: Command): void {
     .addOption(new Option('--progress <mode>', 'progress display: auto (in place on a terminal, plain lines otherwise), tty, plain or none').choices(['auto', 'tty', 'plain', 'none']).default('auto'))
     .action((flags: DemoFlags, cmd: Command) => runCommand(async () => {
       quietLogger(cmd);
-      const { runDemo, summaryLine, hasPreviousRun, planDemo } = await import('../../demo/demo.ts');
+      const { runDemo, summaryLine, hasPreviousRun, planDemo } = await import('../../demo/index.ts');
       const logger = rootLogger();
       const options = { ...demoOptions(flags), logger };
       const plan = planDemo(options);
@@ -161,7 +161,7 @@ export function registerDemoCommands(program: Command): void {
     .option('--markdown <file>', 'results Markdown (default docs/fedavg-vs-fedsgd.md)')
     .action((flags: ExperimentFlags, cmd: Command) => runCommand(async () => {
       quietLogger(cmd);
-      const { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } = await import('../../demo/experiment.ts');
+      const { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } = await import('../../demo/index.ts');
       const only = flags.only?.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseSetting(s, '--only'));
       const learningRates = parseLearningRates(flags.learningRates);
       const json = resolve(flags.json ?? (flags.quick ? 'fedstream-experiment/fedavg-vs-fedsgd-quick.json' : 'bench/results/fedavg-vs-fedsgd.json'));

@@ -9,14 +9,17 @@ export function registerPipelineCommands(program: Command): void {
   withPipelineOptions(program.command('validate').description('validate a pipeline manifest and print it with defaults filled in'))
     .action((flags: PipelineFlags) => runCommand(async () => {
       const m = manifestFrom(flags);
-      process.stdout.write(JSON.stringify(m, null, 2) + '\n');
+      // The strategy section is checked by the strategy's own option schema (aggregator/strategies/registry.ts),
+      // which also fills its defaults: what the aggregator will run with.
+      const { parseStrategySection } = await import('../../aggregator/index.ts');
+      process.stdout.write(JSON.stringify({ ...m, strategy: parseStrategySection(m.strategy) }, null, 2) + '\n');
     }));
 
   withPipelineOptions(program.command('topics').description("create the pipeline's six topics with their configs (idempotent)"))
     .action((flags: PipelineFlags) => runCommand(async () => {
       const m = manifestFrom(flags);
       const { compose } = await import('../../service/index.ts');
-      const { topicSpecs } = await import('../../protocol/topics.ts');
+      const { topicSpecs } = await import('../../protocol/index.ts');
       const wiring = compose({ manifest: m, logger: rootLogger() });
       const transport = await wiring.transport();
       const admin = transport.admin();

@@ -1,4 +1,4 @@
-import { ConfigError } from '../../common/errors.ts';
+import { ConfigError } from '../../common/index.ts';
 
 /** The Dataset type every source produces, the helpers that work on any dataset, and node ids. */
 

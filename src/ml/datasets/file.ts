@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { FedStreamError } from '../../common/errors.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { type Dataset, labelArray } from './dataset.ts';
 
 /** A node's own data from a file: CSV, JSON or JSON Lines (docs/node-data.md). */

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError } from '../../common/errors.ts';
-import type { Manifest } from '../../config/manifest.ts';
+import { ConfigError } from '../../common/index.ts';
+import type { Manifest } from '../../config/index.ts';
 import { type Dataset, nodeIdOf, nodeIndex, product } from './dataset.ts';
 import { loadDatasetFile } from './file.ts';
 import { loadMnist, MNIST_FEATURES, partitionMnist } from './mnist.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { ConfigError, FedStreamError } from '../../common/errors.ts';
+import { ConfigError, FedStreamError } from '../../common/index.ts';
 import { deriveSeed, mulberry32, permutation, shuffleInPlace } from '../random.ts';
 import { type Dataset, labelHistogram, subsetDataset } from './dataset.ts';
 

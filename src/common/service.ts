@@ -1,7 +1,10 @@
 /**
  * One shape for every long-running part of FedStream (aggregator, node, sink, and later the HTTP gateway), after
- * platformatic/kafka's base client: a lifecycle, a result, and health as a value. The runner (runner.ts) drives
+ * platformatic/kafka's base client: a lifecycle, a result, and health as a value. The runner (service/runner.ts) drives
  * any Service the same way: start, wait for `done` or a signal, stop, exit with the right code.
+ *
+ * It lives in common/ because node, aggregator and sink implement it and stand below service/, which drives them
+ * (service/runner.ts) and re-exports it.
  */
 export interface ServiceHealth {
   /** True while the service does its work (started, not failed, not stopped). */

@@ -1,0 +1,6 @@
+/**
+ * The demo and the experiments, as the CLI runs them: `runDemo` (the whole pipeline on one machine) and the FedAvg
+ * versus FedSGD experiment of McMahan et al. 2017.
+ */
+export { runDemo, planDemo, summaryLine, hasPreviousRun, clearOutputs, DEFAULT_DEMO_PIPELINE, DEMO_OUTPUTS, type DemoOptions, type DemoPlan } from './demo.ts';
+export { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } from './experiment.ts';

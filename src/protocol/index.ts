@@ -1,0 +1,9 @@
+/**
+ * The protocol: where node, aggregator and sink meet on Kafka. Topic names (topics.ts is the only place that
+ * builds them), FedStream records to and from Kafka records with chunking and dead letters (wire.ts), reading a
+ * topic to its end (log.ts), and the typed round config (round-config.ts). docs/protocol.md describes it.
+ */
+export * from './log.ts';
+export * from './round-config.ts';
+export * from './topics.ts';
+export * from './wire.ts';
