@@ -3,8 +3,7 @@
  * it tracks the health state, makes `stop()` safe to repeat, and releases what the composition root opened for
  * the component (its transport) once the component has stopped.
  */
-import { FedStreamError } from '../common/index.ts';
-import type { Service, ServiceHealth } from '../common/index.ts';
+import { FedStreamError, type Service, type ServiceHealth } from '../common/index.ts';
 
 /**
  * What a component offers; `done` resolves with its result (or never, for one that runs until stopped). A component
