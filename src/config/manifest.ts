@@ -62,6 +62,54 @@ const fileData = z.object({
   numClasses: posInt,
 }).strict();
 
+/** Where a secret is: a file to read it from, or an environment variable that holds it. */
+const secretRefSchema = z.object({
+  /** A file holding the secret (one trailing newline ignored); relative paths resolve against the working directory. */
+  file: z.string().min(1).optional(),
+  /** The name of an environment variable holding the secret. */
+  env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+}).strict().refine((r) => (r.file === undefined) !== (r.env === undefined), { message: 'give exactly one of file or env' });
+
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+/**
+ * A secret is named, never written: `password: { file: /run/secrets/kafka }` or `password: { env: KAFKA_PASSWORD }`.
+ * A value written in place (`password: hunter2`) is refused with the reason, so that no manifest in a repository
+ * ever carries one, and the value itself never reaches an error message.
+ */
+const secret = (key: string) => z.unknown().transform((v, ctx): SecretRef => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    ctx.addIssue({ code: 'custom', message: `secrets are not accepted inline; write ${key}: { file: PATH } or ${key}: { env: VARIABLE }` });
+    return z.NEVER;
+  }
+  const r = secretRefSchema.safeParse(v);
+  if (!r.success) {
+    for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: i.code === 'unrecognized_keys' ? `unknown key (${(i as { keys: string[] }).keys.join(', ')})` : i.message, path: i.path as PropertyKey[] });
+    return z.NEVER;
+  }
+  return r.data;
+});
+
+export const kafkaSecuritySchema = z.object({
+  /** TLS to the brokers, with hostname verification always on. */
+  tls: z.object({
+    /** PEM file of the CA(s) to trust; default: the system's trust store. */
+    ca: z.string().min(1).optional(),
+    /** PEM client certificate and key, for mutual TLS. */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** Passphrase of an encrypted client key. */
+    keyPassword: secret('keyPassword').optional(),
+  }).strict().refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'give cert and key together', path: ['cert'] }).optional(),
+  sasl: z.discriminatedUnion('mechanism', [
+    z.object({ mechanism: z.enum(['scram-sha-256', 'scram-sha-512', 'plain']), username: z.string().min(1), password: secret('password') }).strict(),
+    /** OAUTHBEARER: the token comes from a program's token provider (createTransport option) or from a secret. */
+    z.object({ mechanism: z.literal('oauthbearer'), token: secret('token').optional() }).strict(),
+  ]).optional(),
+}).strict().refine((s) => !(s.sasl?.mechanism === 'plain' && !s.tls), { message: 'SASL PLAIN sends the password as it is: it is allowed over TLS only (add tls)', path: ['sasl', 'mechanism'] });
+
+export type KafkaSecurity = z.infer<typeof kafkaSecuritySchema>;
+
 const duration = z.union([nonNegInt, z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration like 500ms, 30s, 5m, 12h or 7d')]);
 
 export const manifestSchema = z.object({
@@ -110,7 +158,11 @@ export const manifestSchema = z.object({
     /** Retention per topic kind; models default to forever (-1) so that every version stays readable. */
     retention: z.partialRecord(z.enum(TOPIC_KINDS), duration).optional(),
   }).strict().default({ partitions: 1, replicationFactor: 1, chunkSizeBytes: DEFAULTS.chunkSizeBytes }),
-  kafka: z.object({ brokers: z.string().min(1).optional() }).strict().default({}),
+  kafka: z.object({
+    brokers: z.string().min(1).optional(),
+    /** How clients authenticate and encrypt (docs/security.md). Absent: plaintext, as a local development broker. */
+    security: kafkaSecuritySchema.optional(),
+  }).strict().default({}),
   analytics: z.object({
     /** A ClickHouse server URL (http://host:8123). When absent, the embedded engine at `path` is used. */
     clickhouse: z.string().url().optional(),

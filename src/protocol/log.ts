@@ -8,13 +8,14 @@ import type { Transport, TransportMessage } from '../transport/index.ts';
  * round control). The end is known from each fetch's position, because the last offsets of a
  * transactional topic are commit markers that no reader ever receives.
  *
- * Uses a throwaway consumer group and commits nothing.
+ * Uses a throwaway consumer group and commits nothing. The group is named under the topic
+ * (`<tenant>.<pipeline>.<kind>.reader.<uuid>`), so that a tenant's ACLs (protocol/access.ts) cover it.
  */
 export async function readToEnd(
   transport: Transport,
   topic: string,
   onMessage: (msg: TransportMessage) => void | Promise<void>,
-  { timeoutMs = 60_000, groupPrefix = 'fedstream.reader' } = {},
+  { timeoutMs = 60_000, groupPrefix = `${topic}.reader` } = {},
 ): Promise<void> {
   const admin = transport.admin();
   let ends: Map<number, bigint>;
