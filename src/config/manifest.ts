@@ -277,7 +277,20 @@ export interface Overrides {
   targetUpdates?: number | string;
   minUpdates?: number | string;
   roundTimeoutMs?: number | string;
+  /** PEM CA bundle for TLS to the brokers (turns TLS on). */
+  kafkaCa?: string;
+  /** PEM client certificate and key for mutual TLS. */
+  kafkaCert?: string;
+  kafkaKey?: string;
+  /** SASL mechanism: scram-sha-256, scram-sha-512, plain, oauthbearer. */
+  kafkaSaslMechanism?: string;
+  kafkaUser?: string;
+  /** A file holding the SASL password (the password itself is never a flag). */
+  kafkaPasswordFile?: string;
 }
+
+/** The environment variable that may hold the SASL password itself (a secret may live in the environment). */
+export const KAFKA_PASSWORD_ENV = 'FEDSTREAM_KAFKA_PASSWORD';
 
 const ENV: Record<keyof Overrides, string> = {
   kafka: 'FEDSTREAM_KAFKA',
@@ -292,6 +305,12 @@ const ENV: Record<keyof Overrides, string> = {
   targetUpdates: 'FEDSTREAM_TARGET_UPDATES',
   minUpdates: 'FEDSTREAM_MIN_UPDATES',
   roundTimeoutMs: 'FEDSTREAM_ROUND_TIMEOUT_MS',
+  kafkaCa: 'FEDSTREAM_KAFKA_CA',
+  kafkaCert: 'FEDSTREAM_KAFKA_CERT',
+  kafkaKey: 'FEDSTREAM_KAFKA_KEY',
+  kafkaSaslMechanism: 'FEDSTREAM_KAFKA_SASL_MECHANISM',
+  kafkaUser: 'FEDSTREAM_KAFKA_USER',
+  kafkaPasswordFile: 'FEDSTREAM_KAFKA_PASSWORD_FILE',
 };
 
 export const OVERRIDE_ENV = ENV;
@@ -330,8 +349,43 @@ export function applyOverrides(manifest: Manifest, flags: Overrides = {}, env: N
     if (m.data.source !== 'mnist') throw new ConfigError(w, 'only applies to data.source mnist');
     m.data.nodes = num(v, w);
   });
+  applySecurityOverrides(m, pick, env);
   if (m.analytics.clickhouse === undefined) delete (m.analytics as Record<string, unknown>).clickhouse;
   return parseManifest(m, 'manifest with overrides');
+}
+
+type Pick_ = <K extends keyof Overrides>(k: K) => { value: Overrides[K] | string; where: string } | undefined;
+
+/**
+ * Kafka security from flags and environment, over the manifest's `kafka.security`: `--kafka-ca` turns TLS on,
+ * `--kafka-sasl-mechanism` with `--kafka-user` and `--kafka-password-file` (or FEDSTREAM_KAFKA_PASSWORD) turn SASL
+ * on. The result is validated with the manifest, so PLAIN without TLS is refused here too.
+ */
+function applySecurityOverrides(m: Manifest, pick: Pick_, env: NodeJS.ProcessEnv): void {
+  const str = (k: keyof Overrides) => { const got = pick(k); return got === undefined ? undefined : String(got.value); };
+  const ca = str('kafkaCa');
+  const cert = str('kafkaCert');
+  const key = str('kafkaKey');
+  const mechanism = str('kafkaSaslMechanism');
+  const user = str('kafkaUser');
+  const passwordFile = str('kafkaPasswordFile');
+  const passwordInEnv = env[KAFKA_PASSWORD_ENV] !== undefined && env[KAFKA_PASSWORD_ENV] !== '';
+  if ([ca, cert, key, mechanism, user, passwordFile].every((v) => v === undefined) && !passwordInEnv) return;
+  const sec: Record<string, unknown> = { ...(m.kafka.security ?? {}) };
+  if (ca !== undefined || cert !== undefined || key !== undefined) {
+    sec.tls = { ...(m.kafka.security?.tls ?? {}), ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) };
+  }
+  if (mechanism !== undefined || user !== undefined || passwordFile !== undefined || passwordInEnv) {
+    const prev = (m.kafka.security?.sasl ?? {}) as Record<string, unknown>;
+    const sasl: Record<string, unknown> = { ...prev, ...(mechanism !== undefined ? { mechanism } : {}) };
+    if (sasl.mechanism !== 'oauthbearer') {
+      if (user !== undefined) sasl.username = user;
+      if (passwordFile !== undefined) sasl.password = { file: passwordFile };
+      else if (passwordInEnv) sasl.password = { env: KAFKA_PASSWORD_ENV };
+    }
+    sec.sasl = sasl;
+  }
+  m.kafka = { ...m.kafka, security: sec as KafkaSecurity };
 }
 
 export function topicPrefix(m: Pick<Manifest, 'tenant' | 'name'>): string {

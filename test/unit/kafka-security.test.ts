@@ -146,3 +146,16 @@ describe('explaining kafkajs security failures', () => {
     expect(explainKafkaSecurityError(new Error('boom'), r, 'send')).toBeUndefined();
   });
 });
+
+describe('security from flags and environment', () => {
+  it('--kafka-ca turns TLS on; mechanism, user and password file turn SASL on; the password may sit in the environment', async () => {
+    const { applyOverrides } = await import('../../src/config/index.ts');
+    const m = manifestWith(undefined);
+    const flagged = applyOverrides(m, { kafkaCa: material.ca, kafkaSaslMechanism: 'scram-sha-512', kafkaUser: 'node-1', kafkaPasswordFile: '/run/secrets/pw' }, {});
+    expect(flagged.kafka.security).toEqual({ tls: { ca: material.ca }, sasl: { mechanism: 'scram-sha-512', username: 'node-1', password: { file: '/run/secrets/pw' } } });
+    const fromEnv = applyOverrides(m, {}, { FEDSTREAM_KAFKA_CA: material.ca, FEDSTREAM_KAFKA_SASL_MECHANISM: 'scram-sha-256', FEDSTREAM_KAFKA_USER: 'u', FEDSTREAM_KAFKA_PASSWORD: 'not-in-the-manifest' });
+    expect(fromEnv.kafka.security?.sasl).toEqual({ mechanism: 'scram-sha-256', username: 'u', password: { env: 'FEDSTREAM_KAFKA_PASSWORD' } });
+    expect(JSON.stringify(fromEnv)).not.toContain('not-in-the-manifest');
+    expect(errorOf(() => applyOverrides(m, { kafkaSaslMechanism: 'plain', kafkaUser: 'u', kafkaPasswordFile: 'f' }, {})).message).toContain('over TLS only');
+  });
+});
