@@ -7,6 +7,7 @@
 export { toAnalyticsError } from './clickhouse/errors.ts';
 export {
   createAnalyticsClient,
+  analyticsOptionsFrom,
   assertDatabaseName,
   type AnalyticsClient,
   type AnalyticsClientOptions,

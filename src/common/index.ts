@@ -3,3 +3,4 @@ export * from './retry.ts';
 export * from './logger.ts';
 export type * from './service.ts';
 export * from './bytes.ts';
+export * from './secrets.ts';

@@ -164,10 +164,20 @@ export const manifestSchema = z.object({
     security: kafkaSecuritySchema.optional(),
   }).strict().default({}),
   analytics: z.object({
-    /** A ClickHouse server URL (http://host:8123). When absent, the embedded engine at `path` is used. */
-    clickhouse: z.string().url().optional(),
+    /**
+     * A ClickHouse server URL (http://host:8123, https://host:8443). When absent, the embedded engine at `path` is
+     * used. A password in the URL is refused: use `password`.
+     */
+    clickhouse: z.string().url().refine((u) => { try { return new URL(u).password === ''; } catch { return true; } }, { message: 'a password in the URL is refused (it would end up in logs and shell history); use analytics.password: { file | env }' }).optional(),
     path: z.string().min(1).default(DEFAULTS.embeddedClickhousePath),
     database: z.string().min(1).default(DEFAULTS.clickhouseDatabase),
+    /** Server only: the ClickHouse user (default `default`). The embedded engine has no users. */
+    user: z.string().min(1).optional(),
+    /** Server only: the user's password, from a file or an environment variable. */
+    password: secret('password').optional(),
+    /** Server only, with https: a PEM CA bundle to trust, and a client certificate and key for mutual TLS. */
+    tls: z.object({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).strict()
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'give cert and key together', path: ['cert'] }).optional(),
   }).strict().default({ path: DEFAULTS.embeddedClickhousePath, database: DEFAULTS.clickhouseDatabase }),
   retention: z.object({
     telemetryDays: posInt.default(30),
@@ -287,10 +297,16 @@ export interface Overrides {
   kafkaUser?: string;
   /** A file holding the SASL password (the password itself is never a flag). */
   kafkaPasswordFile?: string;
+  clickhouseUser?: string;
+  /** A file holding the ClickHouse password (FEDSTREAM_CLICKHOUSE_PASSWORD may hold the password itself). */
+  clickhousePasswordFile?: string;
+  clickhouseCa?: string;
 }
 
 /** The environment variable that may hold the SASL password itself (a secret may live in the environment). */
 export const KAFKA_PASSWORD_ENV = 'FEDSTREAM_KAFKA_PASSWORD';
+/** The environment variable that may hold the ClickHouse password itself. */
+export const CLICKHOUSE_PASSWORD_ENV = 'FEDSTREAM_CLICKHOUSE_PASSWORD';
 
 const ENV: Record<keyof Overrides, string> = {
   kafka: 'FEDSTREAM_KAFKA',
@@ -311,6 +327,9 @@ const ENV: Record<keyof Overrides, string> = {
   kafkaSaslMechanism: 'FEDSTREAM_KAFKA_SASL_MECHANISM',
   kafkaUser: 'FEDSTREAM_KAFKA_USER',
   kafkaPasswordFile: 'FEDSTREAM_KAFKA_PASSWORD_FILE',
+  clickhouseUser: 'FEDSTREAM_CLICKHOUSE_USER',
+  clickhousePasswordFile: 'FEDSTREAM_CLICKHOUSE_PASSWORD_FILE',
+  clickhouseCa: 'FEDSTREAM_CLICKHOUSE_CA',
 };
 
 export const OVERRIDE_ENV = ENV;
@@ -350,6 +369,11 @@ export function applyOverrides(manifest: Manifest, flags: Overrides = {}, env: N
     m.data.nodes = num(v, w);
   });
   applySecurityOverrides(m, pick, env);
+  set('clickhouseUser', (v) => { m.analytics = { ...m.analytics, user: String(v) }; });
+  set('clickhouseCa', (v) => { m.analytics = { ...m.analytics, tls: { ...(m.analytics.tls ?? {}), ca: String(v) } }; });
+  const chPasswordFile = pick('clickhousePasswordFile');
+  if (chPasswordFile) m.analytics = { ...m.analytics, password: { file: String(chPasswordFile.value) } };
+  else if (env[CLICKHOUSE_PASSWORD_ENV]) m.analytics = { ...m.analytics, password: { env: CLICKHOUSE_PASSWORD_ENV } };
   if (m.analytics.clickhouse === undefined) delete (m.analytics as Record<string, unknown>).clickhouse;
   return parseManifest(m, 'manifest with overrides');
 }

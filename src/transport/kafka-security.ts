@@ -13,8 +13,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { SASLOptions } from 'kafkajs';
-import { ConfigError, FedStreamError } from '../common/index.ts';
-import type { KafkaSecurity, SecretRef } from '../config/index.ts';
+import { ConfigError, FedStreamError, readSecret } from '../common/index.ts';
+import type { KafkaSecurity } from '../config/index.ts';
 
 /** A token for SASL/OAUTHBEARER, as kafkajs' `oauthBearerProvider` returns it. */
 export interface OAuthBearerToken {
@@ -41,29 +41,6 @@ export interface ResolveSecurityOptions {
   env?: NodeJS.ProcessEnv;
   /** Prefix of the field paths in errors (`kafka.security`, or a flag name). */
   where?: string;
-}
-
-/**
- * Reads a secret from the file or environment variable it names. The error names the file or variable, never a
- * value. Throws ConfigError.
- */
-export function readSecret(ref: SecretRef, where: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (ref.env !== undefined) {
-    const v = env[ref.env];
-    if (v === undefined || v === '') throw new ConfigError(where, `environment variable ${ref.env} is not set (it should hold the secret)`);
-    return v;
-  }
-  const file = ref.file!;
-  if (!existsSync(file)) throw new ConfigError(where, `secret file ${file} does not exist`);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(where, `secret file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const value = text.replace(/\r?\n$/, '');
-  if (value === '') throw new ConfigError(where, `secret file ${file} is empty`);
-  return value;
 }
 
 function readPem(file: string, where: string, kind: 'certificate' | 'key'): string {

@@ -9,12 +9,12 @@
  * connection per database); asking for a second directory while the first is open is refused with
  * a clear error. Closing every client on a directory releases it, and then another may be opened.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type Logger as ClickHouseLogger, type LogParams, type ErrorLogParams, type WarnLogParams } from '@clickhouse/client';
-import { ConfigError, FedStreamError } from '../../common/index.ts';
+import { ConfigError, FedStreamError, readSecret } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
-import { DEFAULTS } from '../../config/index.ts';
+import { DEFAULTS, type Manifest } from '../../config/index.ts';
 import { toAnalyticsError } from './errors.ts';
 
 export { toAnalyticsError } from './errors.ts';
@@ -30,6 +30,8 @@ export interface AnalyticsClientOptions {
   database?: string;
   username?: string;
   password?: string;
+  /** Server over https: PEM CA bundle to trust, and client certificate and key for mutual TLS (contents, not paths). */
+  tls?: { caCert?: Buffer; cert?: Buffer; key?: Buffer };
   logger: Logger;
   /** Server only: per-request timeout. Default 30 s (the @clickhouse/client default). */
   requestTimeoutMs?: number;
@@ -65,6 +67,30 @@ export function assertDatabaseName(name: string, path = 'analytics.database'): s
   return name;
 }
 
+/**
+ * Client options from a manifest's `analytics` section: the password read from its file or variable, TLS files read.
+ * The embedded engine has no users: `user` and `password` apply to a server only. Throws ConfigError naming the
+ * field (never the secret).
+ */
+export function analyticsOptionsFrom(a: Manifest['analytics'], logger: Logger, env: NodeJS.ProcessEnv = process.env): AnalyticsClientOptions {
+  const file = (f: string, where: string): Buffer => {
+    try {
+      return readFileSync(f);
+    } catch (err) {
+      throw new ConfigError(where, `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return {
+    ...(a.clickhouse ? { url: a.clickhouse } : {}),
+    path: a.path,
+    database: a.database,
+    ...(a.user ? { username: a.user } : {}),
+    ...(a.password ? { password: readSecret(a.password, 'analytics.password', env) } : {}),
+    ...(a.tls?.ca ? { tls: { caCert: file(a.tls.ca, 'analytics.tls.ca'), ...(a.tls.cert && a.tls.key ? { cert: file(a.tls.cert, 'analytics.tls.cert'), key: file(a.tls.key, 'analytics.tls.key') } : {}) } } : {}),
+    logger,
+  };
+}
+
 export async function createAnalyticsClient(options: AnalyticsClientOptions): Promise<AnalyticsClient> {
   return options.url ? createServerClient(options, options.url) : createEmbeddedClient(options);
 }
@@ -98,6 +124,7 @@ async function createServerClient(options: AnalyticsClientOptions, rawUrl: strin
     password,
     ...(db === undefined ? {} : { database: db }),
     application: 'fedstream',
+    ...(options.tls?.caCert ? { tls: options.tls.cert && options.tls.key ? { ca_cert: options.tls.caCert, cert: options.tls.cert, key: options.tls.key } : { ca_cert: options.tls.caCert } } : {}),
     clickhouse_settings: BASE_SETTINGS,
     request_timeout: options.requestTimeoutMs ?? 30_000,
     log: { LoggerClass: loggerClassFor(logger) },
