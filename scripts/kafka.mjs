@@ -5,6 +5,12 @@
  *
  *   node scripts/kafka.mjs start     fetch jars (once), format storage (once), start, wait until it answers;
  *                                    last stdout line: KAFKA_BROKERS=127.0.0.1:<port>
+ *   node scripts/kafka.mjs start --secure
+ *                                    the same broker with a SASL_SSL listener beside the plaintext one, the
+ *                                    StandardAuthorizer (no ACL: no access) and SCRAM users whose passwords are in
+ *                                    <state>/security/users/*.password (admin is the only super user); prints
+ *                                    KAFKA_SECURE_BROKERS=localhost:<port> and KAFKA_SECURITY_DIR=<dir> before the
+ *                                    last line. A state directory is secured or not for good (`clean` to change).
  *   node scripts/kafka.mjs stop      SIGTERM the broker's process group, SIGKILL after a timeout
  *   node scripts/kafka.mjs restart   stop + start on the same port with the same data (simulates an outage)
  *   node scripts/kafka.mjs status    prints KAFKA_BROKERS=… and exits 0 when running, exits 3 when not
@@ -27,9 +33,9 @@
  * setup.mjs (Java, jars, configuration files), commands.mjs (start, release, stop, status).
  */
 import { existsSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { start, release, status, stop } from './kafka/commands.mjs';
+import { SECURITY_DIR, start, release, status, stop } from './kafka/commands.mjs';
 import { AUTO_STOP_FILE, BrokerError, CONSOLE_LOG, DATA_DIR, LEASES_DIR, LOG4J_PROPS, LOGS_DIR, PID_FILE, SERVER_PROPS, STATE_DIR, STATE_FILE, say } from './kafka/paths.mjs';
-import { withLock } from './kafka/process.mjs';
+import { readState, withLock } from './kafka/process.mjs';
 
 function leaseArg() {
   const arg = process.argv.slice(3).find((a) => a.startsWith('--lease='));
@@ -44,7 +50,7 @@ async function main() {
   const lease = leaseArg();
   switch (command) {
     case 'start':
-      await withLock(() => start(lease));
+      await withLock(() => start(lease, { secure: process.argv.slice(3).includes('--secure') }));
       return 0;
     case 'release':
       await withLock(() => release(lease));
@@ -56,7 +62,7 @@ async function main() {
       await withLock(async () => {
         const leased = existsSync(AUTO_STOP_FILE);
         await stop();
-        await start();
+        await start(undefined, { secure: Boolean(readState()?.securePort) });
         if (leased) writeFileSync(AUTO_STOP_FILE, 'started for leases; the last release stops it\n');
       });
       return 0;
@@ -66,7 +72,7 @@ async function main() {
       await withLock(async () => {
         await stop();
         // Only what this script put there: the test broker's state dir may live inside (.kafka/test).
-        for (const f of [DATA_DIR, LOGS_DIR, LEASES_DIR, CONSOLE_LOG, STATE_FILE, SERVER_PROPS, LOG4J_PROPS, PID_FILE]) rmSync(f, { recursive: true, force: true });
+        for (const f of [DATA_DIR, LOGS_DIR, LEASES_DIR, CONSOLE_LOG, STATE_FILE, SERVER_PROPS, LOG4J_PROPS, PID_FILE, SECURITY_DIR]) rmSync(f, { recursive: true, force: true });
       });
       try {
         rmdirSync(STATE_DIR);
@@ -76,7 +82,7 @@ async function main() {
       say(`removed the broker state in ${STATE_DIR}`);
       return 0;
     default:
-      process.stderr.write('usage: node scripts/kafka.mjs start|stop|restart|status|clean [--lease=<pid>] | release --lease=<pid>\n');
+      process.stderr.write('usage: node scripts/kafka.mjs start [--secure] [--lease=<pid>] | stop|restart|status|clean | release --lease=<pid>\n');
       return 2;
   }
 }

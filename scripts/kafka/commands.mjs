@@ -24,6 +24,7 @@ import {
 import { isPortFree, metadataAnswers, pickPorts } from './probe.mjs';
 import { addLease, isAlive, isOurBroker, killGroup, liveLeases, logTails, readPid, readState } from './process.mjs';
 import { checkJava, fetchJars, javaBin, log4jProperties, randomClusterId, serverProperties } from './setup.mjs';
+import { ensureSecurityMaterial, scramFormatArgs, secureListenerProperties } from './security.mjs';
 
 /** The broker of this state directory when it runs and answers, else undefined. */
 export async function running() {
@@ -33,8 +34,28 @@ export async function running() {
   return (await metadataAnswers(state.port)) ? { pid, ...state } : { pid, ...state, starting: true };
 }
 
-export function announce(port) {
+/** Where the secured broker's CA, certificates and user password files are (`start --secure`). */
+export const SECURITY_DIR = path.join(STATE_DIR, 'security');
+
+/**
+ * The last line is always KAFKA_BROKERS=… (the plaintext listener); a secured broker first prints its SASL_SSL
+ * listener (advertised as localhost, the name its certificate carries) and where its security material is.
+ */
+export function announce(port, state) {
+  if (state?.securePort) {
+    process.stdout.write(`KAFKA_SECURE_BROKERS=localhost:${state.securePort}\nKAFKA_SECURITY_DIR=${SECURITY_DIR}\n`);
+  }
   process.stdout.write(`KAFKA_BROKERS=${HOST}:${port}\n`);
+}
+
+const LISTENER_KEYS = ['listeners=', 'advertised.listeners=', 'listener.security.protocol.map=', 'controller.listener.names=', 'inter.broker.listener.name='];
+
+/** server.properties of this start: the plaintext broker's, with the listener block replaced when secured. */
+function propertiesFor(state, material) {
+  const base = serverProperties(state);
+  if (!state.securePort) return base;
+  const kept = base.split('\n').filter((line) => !LISTENER_KEYS.some((k) => line.startsWith(k))).join('\n');
+  return `${kept}\n# --secure: SASL_SSL beside PLAINTEXT, StandardAuthorizer, admin the only client super user (scripts/kafka/security.mjs)\n${secureListenerProperties({ host: HOST, port: state.port, securePort: state.securePort, controllerPort: state.controllerPort }, material)}`;
 }
 
 export async function waitUntilReady(pid, port) {
@@ -47,7 +68,7 @@ export async function waitUntilReady(pid, port) {
   throw new BrokerError(`the broker did not answer a metadata request on ${HOST}:${port} within ${START_TIMEOUT_MS} ms (pid ${pid}).\n${logTails()}`);
 }
 
-export async function start(lease) {
+export async function start(lease, { secure = false } = {}) {
   if (lease !== undefined) addLease(lease);
   const current = await running();
   if (current) {
@@ -58,7 +79,8 @@ export async function start(lease) {
     } else {
       say(`already running (pid ${current.pid}) — state in ${STATE_DIR}`);
     }
-    announce(current.port);
+    if (secure && !current.securePort) throw new BrokerError(`the broker of ${STATE_DIR} runs without --secure; stop it, or use another FEDSTREAM_KAFKA_DIR for the secured one`);
+    announce(current.port, current);
     return;
   }
   rmSync(PID_FILE, { force: true });
@@ -71,15 +93,25 @@ export async function start(lease) {
   mkdirSync(STATE_DIR, { recursive: true });
   let state = readState();
   const formatted = existsSync(path.join(DATA_DIR, 'meta.properties'));
+  if (formatted && state && Boolean(state.securePort) !== secure) {
+    throw new BrokerError(`${DATA_DIR} was formatted ${state.securePort ? 'with' : 'without'} --secure; start it the same way, \`clean\` it, or use another FEDSTREAM_KAFKA_DIR`);
+  }
   if (state && formatted && (await isPortFree(state.port)) && (await isPortFree(state.controllerPort))) {
     say(`reusing port ${state.port} and the data in ${DATA_DIR}`);
   } else {
     if (state && formatted) say(`port ${state.port} or ${state.controllerPort} is taken by another process: choosing new ports`);
     const [port, controllerPort] = await pickPorts();
     state = { port, controllerPort, clusterId: formatted && state?.clusterId ? state.clusterId : randomClusterId(), kafkaVersion: KAFKA_VERSION };
+    if (secure) {
+      let [securePort] = await pickPorts();
+      while (securePort === port || securePort === controllerPort) [securePort] = await pickPorts();
+      state.securePort = securePort;
+    }
   }
+  if (state.securePort && !(await isPortFree(state.securePort))) throw new BrokerError(`port ${state.securePort} of the secured listener is taken; \`clean\` the state directory to choose new ports`);
+  const material = state.securePort ? ensureSecurityMaterial(SECURITY_DIR) : undefined;
   writeFileSync(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
-  writeFileSync(SERVER_PROPS, serverProperties(state));
+  writeFileSync(SERVER_PROPS, propertiesFor(state, material), { mode: 0o600 });
   writeFileSync(LOG4J_PROPS, log4jProperties());
   mkdirSync(LOGS_DIR, { recursive: true });
 
@@ -90,7 +122,7 @@ export async function start(lease) {
   if (!existsSync(path.join(DATA_DIR, 'meta.properties'))) {
     rmSync(DATA_DIR, { recursive: true, force: true });
     say(`formatting storage in ${DATA_DIR} (cluster id ${state.clusterId})`);
-    const res = spawnSync(java, ['-Xmx256m', ...log4jOpts, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', state.clusterId, '-c', SERVER_PROPS], { encoding: 'utf8' });
+    const res = spawnSync(java, ['-Xmx256m', ...log4jOpts, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', state.clusterId, '-c', SERVER_PROPS, ...(material ? scramFormatArgs(material) : [])], { encoding: 'utf8' });
     if (res.error || res.status !== 0) {
       throw new BrokerError(`kafka.tools.StorageTool format failed (${res.error?.message ?? `exit ${res.status}`}):\n${`${res.stdout ?? ''}${res.stderr ?? ''}`.trim()}`);
     }
@@ -120,8 +152,8 @@ export async function start(lease) {
     rmSync(PID_FILE, { force: true });
     throw err;
   }
-  say(`ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  announce(state.port);
+  say(`ready after ${((Date.now() - t0) / 1000).toFixed(1)} s${state.securePort ? `; SASL_SSL on localhost:${state.securePort}, users and CA in ${SECURITY_DIR}` : ''}`);
+  announce(state.port, state);
 }
 
 export async function release(lease) {
@@ -155,7 +187,7 @@ export async function status() {
   const current = await running();
   if (current && !current.starting) {
     say(`running (pid ${current.pid}), state in ${STATE_DIR}`);
-    announce(current.port);
+    announce(current.port, current);
     return 0;
   }
   if (current?.starting) {

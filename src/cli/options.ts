@@ -22,7 +22,16 @@ export function withPipelineOptions(cmd: Command, required = true): Command {
     .option('--clickhouse <url>', 'ClickHouse server URL (env FEDSTREAM_CLICKHOUSE); without it, the embedded engine')
     .option('--clickhouse-path <dir>', 'data directory of the embedded ClickHouse (env FEDSTREAM_CLICKHOUSE_PATH)')
     .option('--tenant <id>', 'override the manifest tenant (env FEDSTREAM_TENANT)')
-    .option('--rounds <n>', 'override rounds.count (env FEDSTREAM_ROUNDS)');
+    .option('--rounds <n>', 'override rounds.count (env FEDSTREAM_ROUNDS)')
+    .option('--kafka-ca <file>', 'PEM CA bundle for TLS to Kafka; turns TLS on (env FEDSTREAM_KAFKA_CA)')
+    .option('--kafka-cert <file>', 'PEM client certificate for mutual TLS (env FEDSTREAM_KAFKA_CERT)')
+    .option('--kafka-key <file>', 'PEM client key for mutual TLS (env FEDSTREAM_KAFKA_KEY)')
+    .option('--kafka-sasl-mechanism <name>', 'scram-sha-256, scram-sha-512, plain (TLS only) or oauthbearer (env FEDSTREAM_KAFKA_SASL_MECHANISM)')
+    .option('--kafka-user <name>', 'SASL user name (env FEDSTREAM_KAFKA_USER)')
+    .option('--kafka-password-file <file>', 'file holding the SASL password (env FEDSTREAM_KAFKA_PASSWORD_FILE, or FEDSTREAM_KAFKA_PASSWORD with the password)')
+    .option('--clickhouse-user <name>', 'ClickHouse server user (env FEDSTREAM_CLICKHOUSE_USER)')
+    .option('--clickhouse-password-file <file>', 'file holding the ClickHouse password (env FEDSTREAM_CLICKHOUSE_PASSWORD_FILE, or FEDSTREAM_CLICKHOUSE_PASSWORD)')
+    .option('--clickhouse-ca <file>', 'PEM CA bundle for https to ClickHouse (env FEDSTREAM_CLICKHOUSE_CA)');
 }
 
 /** The manifest a pipeline command names, with its flag and environment overrides (its notes logged as warnings). */

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { createLogger, setRootLogger } from '../common/index.ts';
+import { registerAccessCommands } from './commands/access.ts';
 import { registerAnalyticsCommands } from './commands/analytics.ts';
 import { registerDemoCommands } from './commands/demo.ts';
 import { registerKafkaCommands } from './commands/kafka.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerServiceCommands(program);
   registerAnalyticsCommands(program);
   registerKafkaCommands(program);
+  registerAccessCommands(program);
   registerDemoCommands(program);
   // Every subcommand also takes --log-level after its name.
   const addLogLevel = (cmd: Command): void => {

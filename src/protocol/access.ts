@@ -48,7 +48,7 @@ export function normalizePrincipal(p: string): string {
  * The bindings that let `principal` play `role` in pipeline `m` and nothing else:
  * - node: write `updates` and `telemetry`; read `control` and `models`; its own consumer groups.
  * - aggregator: read `updates` (group `.aggregator`); read and write `models` and `control`; write `audit` and
- *   `dead-letter`; its transactional id; create the pipeline's topics (it creates them on start).
+ *   `dead-letter`; its transactional id; create (and describe) the pipeline's topics (it creates them on start).
  * - sink: read the topics it ingests (telemetry, audit, control, updates, models); write `dead-letter`; its groups.
  * Throws ConfigError for a node without a node id.
  */
@@ -81,7 +81,9 @@ export function accessPlan(m: Pick<Manifest, 'tenant' | 'name'>, req: AccessRequ
       readers('models', 'control');
       for (const operation of ['write', 'describe'] as const) out.push({ principal, resource: 'transactional-id', name: `${prefix}.aggregator`, pattern: 'literal', operation });
       // Creating the pipeline's topics on start: the prefix ends with a dot, so it matches this pipeline's names only.
-      out.push({ principal, resource: 'topic', name: `${prefix}.`, pattern: 'prefixed', operation: 'create' });
+      // DESCRIBE with it: creating waits for the new partitions' leaders through a metadata request (names and
+      // partitions only, never contents).
+      for (const operation of ['create', 'describe'] as const) out.push({ principal, resource: 'topic', name: `${prefix}.`, pattern: 'prefixed', operation });
       break;
     }
     case 'sink': {

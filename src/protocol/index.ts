@@ -3,6 +3,7 @@
  * builds them), FedStream records to and from Kafka records with chunking and dead letters (wire.ts), reading a
  * topic to its end (log.ts), and the typed round config (round-config.ts). docs/protocol.md describes it.
  */
+export * from './access.ts';
 export * from './log.ts';
 export * from './round-config.ts';
 export * from './topics.ts';

@@ -89,6 +89,7 @@ export class Composition {
     const t = createTransport({
       kafka: this.manifest.kafka.brokers,
       logger: this.logger,
+      ...(this.manifest.kafka.security ? { security: this.manifest.kafka.security } : {}),
       ...(role === undefined ? {} : { clientId: `${topicPrefix(this.manifest)}.${role}` }),
       ...(this.memory ? { memory: this.memory } : {}),
     });
@@ -100,8 +101,8 @@ export class Composition {
   analytics(): Promise<AnalyticsClient> {
     this.analyticsClient ??= (async () => {
       const m = this.manifest;
-      const { applySchema, createAnalyticsClient, retentionVariables } = await import('../analytics/index.ts');
-      const client = await createAnalyticsClient({ url: m.analytics.clickhouse, path: m.analytics.path, database: m.analytics.database, logger: this.logger });
+      const { analyticsOptionsFrom, applySchema, createAnalyticsClient, retentionVariables } = await import('../analytics/index.ts');
+      const client = await createAnalyticsClient(analyticsOptionsFrom(m.analytics, this.logger));
       try {
         await applySchema(client, { database: m.analytics.database, variables: retentionVariables(m.retention), logger: this.logger });
       } catch (err) {

@@ -3,6 +3,8 @@
  * which picks one. Other folders import from here only.
  */
 import type { Logger } from '../common/index.ts';
+import type { KafkaSecurity } from '../config/index.ts';
+import { resolveKafkaSecurity, type OAuthBearerToken } from './kafka/security.ts';
 import { createKafkaTransport } from './kafka/index.ts';
 import { createMemoryTransport, MemoryCluster } from './memory/index.ts';
 import type { Transport } from './types.ts';
@@ -11,6 +13,11 @@ export type * from './types.ts';
 export { createKafkaTransport, fromKafkaJsError, type KafkaTransportOptions } from './kafka/index.ts';
 export { createMemoryTransport, MemoryCluster, murmur2, partitionForKey, DEFAULT_MAX_MESSAGE_BYTES, type MemoryTransportOptions } from './memory/index.ts';
 export { kafkajsLogLevel, pinoLogCreator } from './kafka/index.ts';
+export {
+  resolveKafkaSecurity, describeSecurity, probeTls, explainKafkaSecurityError,
+  type OAuthBearerToken, type ResolvedKafkaSecurity, type ResolveSecurityOptions,
+} from './kafka/security.ts';
+export { createKafkaAclAdmin, type KafkaAcl, type KafkaAclAdmin, type KafkaAclAdminOptions } from './kafka/acl.ts';
 
 export interface CreateTransportOptions {
   /** Comma-separated `host:port` list of Kafka brokers; without it, the in-memory transport. */
@@ -23,6 +30,10 @@ export interface CreateTransportOptions {
    * without it, the transport gets a log of its own.
    */
   memory?: MemoryCluster;
+  /** Kafka only: TLS and SASL, the manifest's `kafka.security` (secrets are read here, once). */
+  security?: KafkaSecurity;
+  /** Kafka only: supplies SASL/OAUTHBEARER tokens (e.g. from an OIDC client); wins over `security.sasl.token`. */
+  oauthBearerProvider?: () => Promise<OAuthBearerToken>;
 }
 
 /** Kafka when brokers are given (`--kafka host:port,…`), else an in-memory transport on `options.memory`. */
@@ -32,7 +43,8 @@ export function createTransport(options: CreateTransportOptions = {}): Transport
     .map((b) => b.trim())
     .filter(Boolean);
   if (brokers.length > 0) {
-    return createKafkaTransport({ brokers, clientId: options.clientId, logger: options.logger });
+    const security = resolveKafkaSecurity(options.security, { oauthBearerProvider: options.oauthBearerProvider });
+    return createKafkaTransport({ brokers, clientId: options.clientId, logger: options.logger, security });
   }
   return createMemoryTransport({ cluster: options.memory ?? new MemoryCluster(), logger: options.logger });
 }

@@ -6,22 +6,26 @@ import { buildProgram } from '../../src/cli/program.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../src/cli');
 
-/** Every command and the long flags it takes, as they were before the CLI moved into commands/ (issue 10). */
+/** Every command and the long flags it takes (as before the CLI moved into commands/, plus issue 11's security flags). */
 const FLAGS: Record<string, string> = {
-  validate: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --log-level',
-  topics: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --log-level',
+  validate: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
+  topics: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
   health: '--kafka --clickhouse --clickhouse-path --log-level',
-  aggregator: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --no-evaluate --log-level',
-  node: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --node-id --data --backend --heartbeat-ms --log-level',
-  sink: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --until-finished --batch-rows --batch-ms --progress-ms --log-level',
+  aggregator: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --no-evaluate --log-level',
+  node: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --node-id --data --backend --heartbeat-ms --log-level',
+  sink: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --until-finished --batch-rows --batch-ms --progress-ms --log-level',
   report: '',
-  'report compliance': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --version --model-version --out --format --log-level',
-  'report training': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --out --format --log-level',
+  'report compliance': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --version --model-version --out --format --log-level',
+  'report training': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --out --format --log-level',
   kafka: '',
-  'kafka start': '--log-level',
+  'kafka start': '--secure --log-level',
   'kafka stop': '--log-level',
   'kafka restart': '--log-level',
   'kafka status': '--log-level',
+  access: '',
+  'access grant': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --role --principal --node-id --dry-run --log-level',
+  'access list': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --principal --log-level',
+  'access revoke': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --principal --dry-run --log-level',
   demo: '--nodes --rounds --iid --epochs --batch-size --learning-rate --seed --out --kafka --clickhouse --pipeline --workers --train-examples --test-examples --progress --log-level',
   experiment: '',
   'experiment fedavg-vs-fedsgd': '--target --max-rounds --nodes --fraction --seed --workers --only --quick --learning-rates --lr-grid --grid --json --markdown --log-level',

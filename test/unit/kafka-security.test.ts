@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../src/config/index.ts';
 import { readSecret } from '../../src/common/index.ts';
-import { explainKafkaSecurityError, probeTls, resolveKafkaSecurity } from '../../src/transport/kafka-security.ts';
+import { explainKafkaSecurityError, probeTls, resolveKafkaSecurity } from '../../src/transport/kafka/security.ts';
 // The same code that makes the secured development broker's certificates.
 import { ensureSecurityMaterial } from '../../scripts/kafka/security.mjs';
 

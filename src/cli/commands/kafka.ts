@@ -28,6 +28,12 @@ export function registerKafkaCommands(program: Command): void {
     ['restart', 'stop and start on the same port with the same data'],
     ['status', 'say whether the broker runs and where'],
   ] as const) {
-    kafka.command(name).description(description).action(() => runCommand(() => runKafkaScript([name])));
+    const cmd = kafka.command(name).description(description);
+    if (name === 'start') {
+      cmd.option('--secure', 'add a SASL_SSL listener, the StandardAuthorizer and SCRAM users (docs/security.md); a state directory stays secured')
+        .action((flags: { secure?: boolean }) => runCommand(() => runKafkaScript(flags.secure ? ['start', '--secure'] : ['start'])));
+    } else {
+      cmd.action(() => runCommand(() => runKafkaScript([name])));
+    }
   }
 }

@@ -8,6 +8,7 @@ import type {
 } from 'kafkajs';
 import { FedStreamError } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
+import type { KafkaClientContext } from './security.ts';
 import type {
   Admin,
   PartitionOffsets,
@@ -24,19 +25,27 @@ export class KafkaAdmin implements Admin {
   private closed = false;
   private readonly onClosed: (client: object) => void;
 
-  constructor(kafka: KafkaJsClient, onClosed: (client: object) => void = () => undefined) {
+  private readonly ctx: KafkaClientContext | undefined;
+
+  constructor(kafka: KafkaJsClient, onClosed: (client: object) => void = () => undefined, ctx?: KafkaClientContext) {
     this.admin = kafka.admin();
     this.onClosed = onClosed;
+    this.ctx = ctx;
   }
 
   private async ready(): Promise<KafkaJsAdmin> {
     if (this.closed) throw closedError('admin');
-    this.connecting ??= mapped('admin: connect', () => this.admin.connect()).catch((err: unknown) => {
+    this.connecting ??= mapped('admin: connect', async () => { await this.ctx?.preflight(); await this.admin.connect(); }, { security: this.ctx?.security }).catch((err: unknown) => {
       this.connecting = undefined;
       throw err;
     });
     await this.connecting;
     return this.admin;
+  }
+
+  /** A kafkajs call with this client's security, for errors that name the principal and the resource. */
+  private call<T>(operation: string, fn: () => Promise<T>, resource?: string): Promise<T> {
+    return mapped(operation, fn, { security: this.ctx?.security, resource });
   }
 
   async createTopics(topics: TopicSpec[]): Promise<string[]> {
@@ -45,7 +54,7 @@ export class KafkaAdmin implements Admin {
     const created = await Promise.all(
       topics.map(async (spec) => {
         const configs = Object.entries(spec.configs ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
-        const ok = await mapped(`admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`, () =>
+        const ok = await this.call(`admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`, () =>
           admin.createTopics({
             waitForLeaders: true,
             topics: [
@@ -57,6 +66,7 @@ export class KafkaAdmin implements Admin {
               },
             ],
           }),
+          spec.topic,
         );
         return ok ? spec.topic : undefined;
       }),
@@ -66,20 +76,20 @@ export class KafkaAdmin implements Admin {
 
   async deleteTopics(topics: string[]): Promise<void> {
     const admin = await this.ready();
-    const existing = new Set(await mapped('admin: list topics', () => admin.listTopics()));
+    const existing = new Set(await this.call('admin: list topics', () => admin.listTopics()));
     const present = topics.filter((t) => existing.has(t));
     if (present.length === 0) return;
-    await mapped(`admin: delete topics ${present.join(', ')}`, () => admin.deleteTopics({ topics: present }));
+    await this.call(`admin: delete topics ${present.join(', ')}`, () => admin.deleteTopics({ topics: present }));
   }
 
   async listTopics(): Promise<string[]> {
     const admin = await this.ready();
-    return (await mapped('admin: list topics', () => admin.listTopics())).sort();
+    return (await this.call('admin: list topics', () => admin.listTopics())).sort();
   }
 
   /** kafkajs retries UNKNOWN_TOPIC_OR_PARTITION for seconds; a missing topic is answered at once instead. */
   private async requireTopic(admin: KafkaJsAdmin, topic: string, operation: string): Promise<void> {
-    const topics = await mapped('admin: list topics', () => admin.listTopics());
+    const topics = await this.call('admin: list topics', () => admin.listTopics());
     if (!topics.includes(topic)) {
       throw new FedStreamError('TRANSPORT_TOPIC', `${operation}: topic ${topic} does not exist`, {
         retriable: true,
@@ -92,8 +102,8 @@ export class KafkaAdmin implements Admin {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: describe topic ${topic}`);
     const [metadata, configs] = await Promise.all([
-      mapped(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] })),
-      mapped(`admin: describe configs of topic ${topic}`, () =>
+      this.call(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }), topic),
+      this.call(`admin: describe configs of topic ${topic}`, () =>
         admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] }),
       ),
     ]);
@@ -108,14 +118,14 @@ export class KafkaAdmin implements Admin {
   async fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]> {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: fetch offsets of topic ${topic}`);
-    const offsets = await mapped(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic));
+    const offsets = await this.call(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic), topic);
     return offsets.map(({ partition, low, high }) => ({ partition, low, high })).sort((a, b) => a.partition - b.partition);
   }
 
   async fetchCommittedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]> {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: fetch committed offsets of group ${groupId}`);
-    const result = await mapped(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }));
+    const result = await this.call(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }));
     return result
       .flatMap((t) => t.partitions.map(({ partition, offset }) => ({ topic: t.topic, partition, offset })))
       .sort((a, b) => a.partition - b.partition);

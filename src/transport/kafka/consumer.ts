@@ -7,6 +7,7 @@ import type {
 } from 'kafkajs';
 import { FedStreamError, type Logger } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
+import type { KafkaClientContext } from './security.ts';
 import { toTransportMessage } from './records.ts';
 import type {
   Batch,
@@ -26,9 +27,13 @@ export class KafkaConsumer implements Consumer {
   private readonly logger: Logger;
   private state: 'new' | 'connected' | 'running' | 'closed' = 'new';
   private readonly onClosed: (client: object) => void;
+  private readonly ctx: KafkaClientContext | undefined;
+  /** Subscribed topics, for errors that name them. */
+  private topics: string[] = [];
 
-  constructor(kafka: KafkaJsClient, options: ConsumerOptions, logger: Logger, maxWaitTimeMs: number, onClosed: (client: object) => void = () => undefined) {
+  constructor(kafka: KafkaJsClient, options: ConsumerOptions, logger: Logger, maxWaitTimeMs: number, onClosed: (client: object) => void = () => undefined, ctx?: KafkaClientContext) {
     this.options = options;
+    this.ctx = ctx;
     this.onClosed = onClosed;
     this.logger = logger.child({ groupId: options.groupId });
     const sessionTimeout = options.sessionTimeoutMs ?? 30_000;
@@ -46,15 +51,16 @@ export class KafkaConsumer implements Consumer {
   async connect(): Promise<void> {
     if (this.state === 'closed') throw closedError(`consumer of group ${this.options.groupId}`);
     if (this.state !== 'new') return;
-    await mapped(`consumer ${this.options.groupId}: connect`, () => this.consumer.connect());
+    await mapped(`consumer ${this.options.groupId}: connect`, async () => { await this.ctx?.preflight(); await this.consumer.connect(); }, { security: this.ctx?.security, resource: { 'consumer group': this.options.groupId } });
     this.state = 'connected';
   }
 
   async subscribe(topics: string[]): Promise<void> {
+    this.topics = [...new Set([...this.topics, ...topics])];
     this.ensure('connected');
     await mapped(`consumer ${this.options.groupId}: subscribe to ${topics.join(', ')}`, () =>
       this.consumer.subscribe({ topics, fromBeginning: this.options.fromBeginning ?? true }),
-    );
+    { security: this.ctx?.security, resource: { topic: topics.join(', '), 'consumer group': this.options.groupId } });
   }
 
   private ensure(...states: KafkaConsumer['state'][]): void {
@@ -146,12 +152,12 @@ export class KafkaConsumer implements Consumer {
         },
       }),
     );
-    await mapped(`consumer ${this.options.groupId}: start`, () => ready);
+    await mapped(`consumer ${this.options.groupId}: start`, () => ready, { security: this.ctx?.security, resource: { 'consumer group': this.options.groupId, topic: this.topics.join(', ') } });
   }
 
   async commitOffsets(offsets: TopicPartitionOffset[]): Promise<void> {
     this.ensure('running');
-    await mapped(`consumer ${this.options.groupId}: commit offsets`, () => this.consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset }))));
+    await mapped(`consumer ${this.options.groupId}: commit offsets`, () => this.consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset }))), { security: this.ctx?.security, resource: { 'consumer group': this.options.groupId } });
   }
 
   seek(tp: TopicPartitionOffset): void {

@@ -1,5 +1,6 @@
 /** kafkajs errors as FedStreamErrors: the code from the error's kind, `retriable` from kafkajs' own flag. */
 import { type ErrorCode, FedStreamError, toFedStreamError } from '../../common/index.ts';
+import { explainKafkaSecurityError, type ResolvedKafkaSecurity, type SecurityResource } from './security.ts';
 
 interface KafkaJsErrorLike extends Error {
   retriable?: boolean;
@@ -46,8 +47,11 @@ function innermost(err: KafkaJsErrorLike): KafkaJsErrorLike {
 }
 
 /** Maps anything kafkajs throws into the FedStreamError family; `operation` names what was being done. */
-export function fromKafkaJsError(err: unknown, operation: string, inTransaction = false): FedStreamError {
+export function fromKafkaJsError(err: unknown, operation: string, inTransaction = false, security?: ResolvedKafkaSecurity, resource?: SecurityResource): FedStreamError {
   if (err instanceof FedStreamError) return err;
+  // Authentication, authorization and TLS failures first: retrying cannot fix a password, an ACL or a certificate.
+  const denied = explainKafkaSecurityError(err, security ?? { protocol: 'PLAINTEXT' }, operation, resource);
+  if (denied) return denied;
   if (err instanceof Error && err.name === 'KafkaJSAggregateError') {
     // e.g. createTopics: one error per topic; they share a cause in practice.
     const first = (err as Error & { errors?: unknown[] }).errors?.[0];
@@ -79,11 +83,20 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
   return new FedStreamError(code, message, { cause: err, retriable, details });
 }
 
-export async function mapped<T>(operation: string, fn: () => Promise<T>, inTransaction = false): Promise<T> {
+/** Where a call happens, for error messages: the client's security (its principal) and the resource it touched. */
+export interface CallContext {
+  inTransaction?: boolean;
+  security?: ResolvedKafkaSecurity;
+  /** What the call touches, for an authorization error: a bare name, or names by kind. */
+  resource?: SecurityResource;
+}
+
+export async function mapped<T>(operation: string, fn: () => Promise<T>, context: boolean | CallContext = false): Promise<T> {
+  const c = typeof context === 'boolean' ? { inTransaction: context } : context;
   try {
     return await fn();
   } catch (err) {
-    throw fromKafkaJsError(err, operation, inTransaction);
+    throw fromKafkaJsError(err, operation, c.inTransaction ?? false, c.security, c.resource);
   }
 }
 

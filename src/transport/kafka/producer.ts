@@ -9,6 +9,8 @@ import type {
 } from 'kafkajs';
 import { FedStreamError } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
+import type { ResolvedKafkaSecurity } from './security.ts';
+import type { KafkaClientContext } from './security.ts';
 import { Mutex, offsetsByTopic, sendInRequests } from './records.ts';
 import type {
   Producer,
@@ -20,6 +22,11 @@ import type {
 } from '../types.ts';
 
 const { Partitioners } = kafkajs;
+
+/** The topics a send writes, for an authorization error that names them. */
+function topicsOf(records: readonly ProducerRecord[]): string {
+  return [...new Set(records.map((r) => r.topic))].join(', ');
+}
 
 /** Broker answers meaning "a newer producer with this transactionalId exists" (or the broker expired ours). */
 const FENCING_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTION_COORDINATOR_FENCED']);
@@ -33,11 +40,11 @@ class KafkaTransaction implements Transaction {
     this.producer = producer;
   }
 
-  private run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  private run<T>(what: string, fn: () => Promise<T>, resource?: string): Promise<T> {
     return this.producer.mutex.run(async () => {
       this.producer.checkNotFenced(what);
       try {
-        return await mapped(`${this.producer.label}: ${what}`, fn, true);
+        return await mapped(`${this.producer.label}: ${what}`, fn, { inTransaction: true, security: this.producer.security, resource });
       } catch (err) {
         this.producer.noteFailure(err as FedStreamError);
         throw err;
@@ -46,7 +53,7 @@ class KafkaTransaction implements Transaction {
   }
 
   send(records: ProducerRecord[]): Promise<RecordMetadata[]> {
-    return this.run('send', () => sendInRequests((b) => this.txn.sendBatch(b), records));
+    return this.run('send', () => sendInRequests((b) => this.txn.sendBatch(b), records), topicsOf(records));
   }
 
   sendOffsets(groupId: string, offsets: TopicPartitionOffset[]): Promise<void> {
@@ -71,9 +78,14 @@ export class KafkaProducer implements Producer {
   private fencedBy: FedStreamError | undefined;
   private readonly onClosed: (client: object) => void;
 
-  constructor(kafka: KafkaJsClient, options: ProducerOptions, onClosed: (client: object) => void = () => undefined) {
+  readonly security: ResolvedKafkaSecurity | undefined;
+  private readonly ctx: KafkaClientContext | undefined;
+
+  constructor(kafka: KafkaJsClient, options: ProducerOptions, onClosed: (client: object) => void = () => undefined, ctx?: KafkaClientContext) {
     this.options = options;
     this.onClosed = onClosed;
+    this.ctx = ctx;
+    this.security = ctx?.security;
     const idempotent = options.transactionalId !== undefined || options.idempotent !== false;
     this.label = options.transactionalId ? `producer ${options.transactionalId}` : 'producer';
     this.producer = kafka.producer({
@@ -97,7 +109,7 @@ export class KafkaProducer implements Producer {
   async connect(): Promise<void> {
     if (this.state === 'closed') throw closedError(this.label);
     if (this.state === 'connected') return;
-    await mapped(`${this.label}: connect`, () => this.producer.connect());
+    await mapped(`${this.label}: connect`, async () => { await this.ctx?.preflight(); await this.producer.connect(); }, { security: this.security });
     if (this.options.transactionalId) {
       // InitProducerId now: bumps the epoch, fences older producers with this id and aborts their open transaction.
       await mapped(
@@ -106,7 +118,7 @@ export class KafkaProducer implements Producer {
           const txn = await this.producer.transaction();
           await txn.abort();
         },
-        true,
+        { inTransaction: true, security: this.security, resource: this.options.transactionalId },
       );
     }
     this.state = 'connected';
@@ -138,14 +150,14 @@ export class KafkaProducer implements Producer {
   send(records: ProducerRecord[]): Promise<RecordMetadata[]> {
     return this.mutex.run(async () => {
       this.checkNotFenced('send');
-      return mapped(`${this.label}: send`, () => sendInRequests((b) => this.producer.sendBatch(b), records));
+      return mapped(`${this.label}: send`, () => sendInRequests((b) => this.producer.sendBatch(b), records), { security: this.security, resource: topicsOf(records) });
     });
   }
 
   async transaction(): Promise<Transaction> {
     if (!this.options.transactionalId) throw new FedStreamError('TRANSPORT_TRANSACTION', 'transaction() needs a producer created with a transactionalId');
     this.checkNotFenced('begin transaction');
-    const txn = await mapped(`${this.label}: begin transaction`, () => this.producer.transaction(), true);
+    const txn = await mapped(`${this.label}: begin transaction`, () => this.producer.transaction(), { inTransaction: true, security: this.security, resource: this.options.transactionalId });
     return new KafkaTransaction(txn, this);
   }
 

@@ -7,6 +7,7 @@ import type {
 } from 'kafkajs';
 import { FedStreamError, type Logger, rootLogger } from '../../common/index.ts';
 import { KafkaAdmin } from './admin.ts';
+import { probeTls, describeSecurity, type KafkaClientContext, type ResolvedKafkaSecurity } from './security.ts';
 import { KafkaConsumer } from './consumer.ts';
 import { closedError, fromKafkaJsError } from './errors.ts';
 import { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
@@ -35,7 +36,10 @@ export interface KafkaTransportOptions {
   retry?: { retries?: number; initialRetryTimeMs?: number; maxRetryTimeMs?: number };
   /** Longest a consumer's fetch waits at the broker for data; bounds how long pause/seek/stop take to act. */
   maxWaitTimeMs?: number;
+  /** TLS and SASL (resolveKafkaSecurity of the manifest's kafka.security); absent: plaintext. */
+  security?: ResolvedKafkaSecurity;
 }
+
 
 
 const HEALTH_TIMEOUT_MS = 15_000;
@@ -49,6 +53,8 @@ class KafkaTransport implements Transport {
   private closed = false;
 
   private readonly baseLogger: Logger;
+  private readonly context: KafkaClientContext;
+  private probed: Promise<void> | undefined;
 
   constructor(options: KafkaTransportOptions) {
     if (options.brokers.length === 0) throw new FedStreamError('CONFIG_INVALID', 'the Kafka transport needs at least one broker (host:port)');
@@ -56,6 +62,19 @@ class KafkaTransport implements Transport {
     this.baseLogger = options.logger ?? rootLogger();
     this.logger = this.baseLogger.child({ component: 'transport', transport: 'kafka' });
     this.kafka = this.client(options.retry);
+    const security = options.security ?? { protocol: 'PLAINTEXT' as const };
+    if (security.protocol !== 'PLAINTEXT') this.logger.debug({ security: describeSecurity(security) }, 'kafka client security');
+    this.context = {
+      security,
+      // Once per transport, and again after a failure (a broker that was down may be up now).
+      preflight: () => {
+        this.probed ??= probeTls(options.brokers[0]!, security).catch((err: unknown) => {
+          this.probed = undefined;
+          throw err;
+        });
+        return this.probed;
+      },
+    };
   }
 
   private client(retry: KafkaTransportOptions['retry'], connectionTimeout = this.options.connectionTimeoutMs ?? 3_000): KafkaJsClient {
@@ -65,6 +84,8 @@ class KafkaTransport implements Transport {
       connectionTimeout,
       requestTimeout: this.options.requestTimeoutMs ?? 30_000,
       retry: retry && { retries: retry.retries, initialRetryTime: retry.initialRetryTimeMs, maxRetryTime: retry.maxRetryTimeMs },
+      ...(this.options.security?.ssl ? { ssl: this.options.security.ssl } : {}),
+      ...(this.options.security?.sasl ? { sasl: this.options.security.sasl } : {}),
       logCreator: pinoLogCreator(this.baseLogger),
       logLevel: kafkajsLogLevel(this.baseLogger),
     });
@@ -81,21 +102,21 @@ class KafkaTransport implements Transport {
 
   admin(): Admin {
     this.ensureOpen();
-    const admin = new KafkaAdmin(this.kafka, this.forget);
+    const admin = new KafkaAdmin(this.kafka, this.forget, this.context);
     this.clients.set(admin, () => admin.close());
     return admin;
   }
 
   producer(options: ProducerOptions = {}): Producer {
     this.ensureOpen();
-    const producer = new KafkaProducer(this.kafka, options, this.forget);
+    const producer = new KafkaProducer(this.kafka, options, this.forget, this.context);
     this.clients.set(producer, () => producer.disconnect());
     return producer;
   }
 
   consumer(options: ConsumerOptions): Consumer {
     this.ensureOpen();
-    const consumer = new KafkaConsumer(this.kafka, options, this.logger, this.options.maxWaitTimeMs ?? 500, this.forget);
+    const consumer = new KafkaConsumer(this.kafka, options, this.logger, this.options.maxWaitTimeMs ?? 500, this.forget, this.context);
     this.clients.set(consumer, () => consumer.disconnect());
     return consumer;
   }
@@ -107,6 +128,7 @@ class KafkaTransport implements Transport {
     let timer: NodeJS.Timeout | undefined;
     try {
       const check = (async () => {
+        await this.context.preflight();
         await admin.connect();
         return admin.describeCluster();
       })();
@@ -118,7 +140,7 @@ class KafkaTransport implements Transport {
       const brokers = cluster.brokers.map((b) => `${b.host}:${b.port}`).join(', ');
       return { success: true, detail: `kafka cluster ${cluster.clusterId}: ${cluster.brokers.length} broker(s) ${brokers}, controller ${cluster.controller ?? 'unknown'}` };
     } catch (err) {
-      const error = fromKafkaJsError(err, `kafka at ${where}`);
+      const error = fromKafkaJsError(err, `kafka at ${where}`, false, this.context.security);
       return { success: false, detail: error.message, error };
     } finally {
       clearTimeout(timer);

@@ -13,8 +13,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { SASLOptions } from 'kafkajs';
-import { ConfigError, FedStreamError, readSecret } from '../common/index.ts';
-import type { KafkaSecurity } from '../config/index.ts';
+import { ConfigError, FedStreamError, readSecret } from '../../common/index.ts';
+import type { KafkaSecurity } from '../../config/index.ts';
 
 /** A token for SASL/OAUTHBEARER, as kafkajs' `oauthBearerProvider` returns it. */
 export interface OAuthBearerToken {
@@ -33,6 +33,13 @@ export interface ResolvedKafkaSecurity {
   mechanism?: string;
   /** Where the trusted CA comes from (a file, or the system store), for error messages. */
   caSource?: string;
+}
+
+/** What every client of one transport shares: its security, and a check of it done once before the first connect. */
+export interface KafkaClientContext {
+  security: ResolvedKafkaSecurity;
+  /** Resolves once the first broker completed a TLS handshake the client trusts (at once without TLS). */
+  preflight(): Promise<void>;
 }
 
 export interface ResolveSecurityOptions {
@@ -171,10 +178,13 @@ function chain(err: unknown): KafkaJsLike[] {
 
 /**
  * A security failure from kafkajs as a FedStreamError that names what was wrong, or undefined when `err` is not one.
- * `resource` is what the operation touched (a topic, a group, a transactional id) when the caller knows it.
+ * `resource` is what the operation touched (a topic, a group, a transactional id) when the caller knows it: a name,
+ * or names by kind when a call may be refused on more than one (a consumer's start: its group or its topics).
  * Authentication and authorization failures are never retriable: retrying cannot fix a password or an ACL.
  */
-export function explainKafkaSecurityError(err: unknown, r: ResolvedKafkaSecurity, operation: string, resource?: string): FedStreamError | undefined {
+export type SecurityResource = string | { topic?: string; 'consumer group'?: string; 'transactional id'?: string };
+
+export function explainKafkaSecurityError(err: unknown, r: ResolvedKafkaSecurity, operation: string, resource?: SecurityResource): FedStreamError | undefined {
   for (const e of chain(err)) {
     if (e.name === 'KafkaJSSASLAuthenticationError') {
       return new FedStreamError('TRANSPORT_AUTH', `${operation}: authentication failed for principal ${r.principal ?? '(token)'} with mechanism ${r.mechanism ?? 'SASL'}: ${e.message}`, {
@@ -183,9 +193,10 @@ export function explainKafkaSecurityError(err: unknown, r: ResolvedKafkaSecurity
     }
     const what = e.type ? AUTHORIZATION_TYPES[e.type] : undefined;
     if (what) {
-      const target = resource ? `${what} ${resource}` : `the ${what}`;
+      const name = typeof resource === 'object' ? resource[what as keyof typeof resource] : resource;
+      const target = name ? `${what} ${name}` : `the ${what}`;
       return new FedStreamError('TRANSPORT_AUTHORIZATION', `${operation}: principal ${r.principal ?? 'User:ANONYMOUS'} is not authorized for ${target} (${e.type}); an administrator grants it with \`fedstream access\``, {
-        cause: err, retriable: false, details: { operation, principal: r.principal ?? 'User:ANONYMOUS', resource, kafkaType: e.type },
+        cause: err, retriable: false, details: { operation, principal: r.principal ?? 'User:ANONYMOUS', resource: name, kafkaType: e.type },
       });
     }
     if (/self[- ]signed certificate|unable to verify|certificate has expired|Hostname\/IP does not match|ERR_TLS_CERT/i.test(e.message)) {
