@@ -21,8 +21,3 @@ export const DEFAULTS = {
 
 export const TOPIC_KINDS = ['control', 'updates', 'models', 'telemetry', 'audit', 'dead-letter'] as const;
 export type TopicKind = (typeof TOPIC_KINDS)[number];
-
-/** `<tenant>.<pipeline>.<kind>`: one tenant never reads or writes another tenant's topics. */
-export function topicName(tenant: string, pipeline: string, kind: TopicKind): string {
-  return `${tenant}.${pipeline}.${kind}`;
-}

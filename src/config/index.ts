@@ -1,2 +1,3 @@
 export * from './defaults.ts';
 export * from './manifest.ts';
+export * from './overrides.ts';

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { applyOverrides, loadManifest, parseManifest, parseDuration, topicName } from '../../src/config/index.ts';
+import { applyOverrides, loadManifest, parseManifest, parseDuration } from '../../src/config/index.ts';
+import { pipelineTopics } from '../../src/protocol/index.ts';
 
 const pipelinesDir = new URL('../../pipelines/', import.meta.url).pathname;
 const base = () => parse(`
@@ -95,7 +96,8 @@ describe('pipeline manifests', () => {
     expect(parseDuration('7d')).toBe(7 * 86_400_000);
     expect(parseDuration('30s')).toBe(30_000);
     expect(parseDuration(5)).toBe(5);
-    expect(topicName('acme', 'p1', 'dead-letter')).toBe('acme.p1.dead-letter');
+    // protocol/topics.ts is the one place that names topics.
+    expect(pipelineTopics({ tenant: 'acme', name: 'p1' })['dead-letter']).toBe('acme.p1.dead-letter');
   });
 });
 

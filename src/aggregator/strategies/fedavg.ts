@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mulberry32, sampleWithoutReplacement } from '../../ml/index.ts';
 import type { Weights } from '../../codec/index.ts';
 import { FedStreamError } from '../../common/index.ts';
 import type { RoundConfig } from '../../protocol/index.ts';
@@ -54,20 +55,8 @@ export class FedAvg implements Strategy {
 
 /** Deterministic sample of m nodes (partial Fisher-Yates with a seeded PRNG), sorted for readability. */
 export function sampleNodes(nodes: readonly string[], m: number, seed: number): string[] {
-  const pool = [...nodes].sort();
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < m; i++) {
-    const j = i + Math.floor(rand() * (pool.length - i));
-    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-  }
-  return pool.slice(0, m).sort();
+  // The one seeded PRNG of the project (ml/random.ts): the same draws as before it moved there.
+  return sampleWithoutReplacement([...nodes].sort(), m, mulberry32(seed >>> 0)).sort();
 }
 
 /**
