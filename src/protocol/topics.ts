@@ -70,7 +70,10 @@ export async function waitForTopics(
         for (const topic of topics) out.set(topic, await admin.fetchTopicOffsets(topic));
         return out;
       } catch (err) {
-        if (!(err instanceof FedStreamError) || err.code !== 'TRANSPORT_TOPIC' || Date.now() > deadline || isStopped()) throw err;
+        // A missing topic, or one just created whose partitions have no leader yet (NOT_LEADER_FOR_PARTITION and the
+        // like are retriable): both mean "not ready yet" until the deadline.
+        const notYet = err instanceof FedStreamError && (err.code === 'TRANSPORT_TOPIC' || err.retriable);
+        if (!notYet || Date.now() > deadline || isStopped()) throw err;
         if (!logged) logger?.info({ topics }, 'waiting for the pipeline topics to be created');
         logged = true;
         await sleep(500);

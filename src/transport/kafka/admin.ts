@@ -6,7 +6,7 @@ import type {
   Admin as KafkaJsAdmin,
   Kafka as KafkaJsClient,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/index.ts';
+import { FedStreamError, sleep } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import type {
@@ -48,6 +48,24 @@ export class KafkaAdmin implements Admin {
     return mapped(operation, fn, { security: this.ctx?.security, resource });
   }
 
+  /**
+   * A read that changes nothing, retried while the broker's answer is retriable: a topic created a moment ago has
+   * partitions whose leader this client's metadata does not know yet (NOT_LEADER_FOR_PARTITION,
+   * LEADER_NOT_AVAILABLE), which kafkajs' admin does not retry on every path.
+   */
+  private async read<T>(operation: string, fn: () => Promise<T>, resource?: string): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.call(operation, fn, resource);
+      } catch (err) {
+        // A missing topic is the caller's to wait for (protocol/topics.ts waitForTopics), not this loop's.
+        const e = err as FedStreamError;
+        if (!e.retriable || e.code === 'TRANSPORT_TOPIC' || attempt >= 6) throw err;
+        await sleep(Math.min(2_000, 100 * 2 ** attempt));
+      }
+    }
+  }
+
   async createTopics(topics: TopicSpec[]): Promise<string[]> {
     const admin = await this.ready();
     // One request per topic: kafkajs reports only "all created or not" per request, and callers need the names.
@@ -84,7 +102,7 @@ export class KafkaAdmin implements Admin {
 
   async listTopics(): Promise<string[]> {
     const admin = await this.ready();
-    return (await this.call('admin: list topics', () => admin.listTopics())).sort();
+    return (await this.read('admin: list topics', () => admin.listTopics())).sort();
   }
 
   /** kafkajs retries UNKNOWN_TOPIC_OR_PARTITION for seconds; a missing topic is answered at once instead. */
@@ -102,7 +120,7 @@ export class KafkaAdmin implements Admin {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: describe topic ${topic}`);
     const [metadata, configs] = await Promise.all([
-      this.call(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }), topic),
+      this.read(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }), topic),
       this.call(`admin: describe configs of topic ${topic}`, () =>
         admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] }),
       ),
@@ -118,14 +136,14 @@ export class KafkaAdmin implements Admin {
   async fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]> {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: fetch offsets of topic ${topic}`);
-    const offsets = await this.call(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic), topic);
+    const offsets = await this.read(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic), topic);
     return offsets.map(({ partition, low, high }) => ({ partition, low, high })).sort((a, b) => a.partition - b.partition);
   }
 
   async fetchCommittedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]> {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: fetch committed offsets of group ${groupId}`);
-    const result = await this.call(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }));
+    const result = await this.read(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }));
     return result
       .flatMap((t) => t.partitions.map(({ partition, offset }) => ({ topic: t.topic, partition, offset })))
       .sort((a, b) => a.partition - b.partition);
