@@ -1,6 +1,6 @@
 import { ConfigError } from '../common/index.ts';
 import { topicPrefix, type Manifest } from '../config/index.ts';
-import { pipelineTopics } from './topics.ts';
+import { pipelineTopics, SINK_TOPIC_KINDS } from './topics.ts';
 
 /**
  * Least privilege per role and tenant, as Kafka ACL bindings (docs/security.md). The plan is pure: which principal
@@ -87,11 +87,11 @@ export function accessPlan(m: Pick<Manifest, 'tenant' | 'name'>, req: AccessRequ
       break;
     }
     case 'sink': {
-      for (const k of ['telemetry', 'audit', 'control', 'updates', 'models'] as const) topic(t[k], 'read');
+      for (const k of SINK_TOPIC_KINDS) topic(t[k], 'read');
       topic(t['dead-letter'], 'write');
       group(`${prefix}.sink`, 'prefixed');
       group(`${prefix}.report`, 'prefixed');
-      readers('models', 'control', 'telemetry', 'audit', 'updates');
+      readers(...SINK_TOPIC_KINDS);
       break;
     }
   }

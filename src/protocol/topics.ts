@@ -8,6 +8,10 @@ import type { Admin, PartitionOffsets, TopicSpec, Transport } from '../transport
 
 export type PipelineTopics = Record<TopicKind, string>;
 
+/** The topic kinds the sink reads (the dead-letter topic it only writes): its intake and its ACLs (access.ts). */
+export const SINK_TOPIC_KINDS = ['telemetry', 'audit', 'control', 'updates', 'models'] as const satisfies readonly TopicKind[];
+export type SinkTopicKind = (typeof SINK_TOPIC_KINDS)[number];
+
 export function pipelineTopics(m: Pick<Manifest, 'tenant' | 'name'>): PipelineTopics {
   const prefix = topicPrefix(m);
   return Object.fromEntries(TOPIC_KINDS.map((k) => [k, `${prefix}.${k}`])) as PipelineTopics;

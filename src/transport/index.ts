@@ -17,7 +17,8 @@ export {
   resolveKafkaSecurity, describeSecurity, probeTls, explainKafkaSecurityError,
   type OAuthBearerToken, type ResolvedKafkaSecurity, type ResolveSecurityOptions,
 } from './kafka/security.ts';
-export { createKafkaAclAdmin, type KafkaAcl, type KafkaAclAdmin, type KafkaAclAdminOptions } from './kafka/acl.ts';
+export type { KafkaAcl, KafkaAclAdmin } from './kafka/acl.ts';
+export { createKafkaAclAdmin } from './kafka/transport.ts';
 
 export interface CreateTransportOptions {
   /** Comma-separated `host:port` list of Kafka brokers; without it, the in-memory transport. */

@@ -15,10 +15,10 @@ import {
   auditRow, contributionRows, decidedUpdateId, modelVersionRow, rejectedUpdateRow, roundRow, telemetryRow, unreadableRow, updateRow,
   type RowScope,
 } from './rows.ts';
+import { SINK_TOPIC_KINDS, type SinkTopicKind } from '../../protocol/index.ts';
 
-/** The topic kinds the sink reads (the dead-letter topic it only writes). */
-export const SINK_TOPIC_KINDS = ['telemetry', 'audit', 'control', 'updates', 'models'] as const;
-export type SinkTopicKind = (typeof SINK_TOPIC_KINDS)[number];
+// The topic kinds the sink reads are protocol's (the ACLs of the sink role grant exactly those).
+export { SINK_TOPIC_KINDS, type SinkTopicKind } from '../../protocol/index.ts';
 
 export interface IntakeOptions {
   scope: RowScope;

@@ -1,13 +1,10 @@
 /**
  * Kafka ACLs through the admin API (kafkajs createAcls, describeAcls, deleteAcls): what `fedstream access` applies.
- * Bindings are planned elsewhere (protocol/access.ts); this file only speaks Kafka's vocabulary. Every call needs a
- * principal with ALTER and DESCRIBE on the cluster (the broker's super user, or an ACL administrator).
+ * Bindings are planned elsewhere (protocol/access.ts); this file only speaks Kafka's vocabulary, for the transport's
+ * admin client (admin.ts). Every call needs a principal with ALTER and DESCRIBE on the cluster (the broker's super
+ * user, or an ACL administrator).
  */
 import kafkajs, { type Admin } from 'kafkajs';
-import { rootLogger, type Logger } from '../../common/index.ts';
-import { mapped } from './errors.ts';
-import { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
-import { probeTls, type ResolvedKafkaSecurity } from './security.ts';
 
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
 
@@ -91,44 +88,10 @@ export async function deleteAcls(admin: Admin, acls: readonly KafkaAcl[]): Promi
   return res.filterResponses.reduce((n, f) => n + f.matchingAcls.length, 0);
 }
 
-export interface KafkaAclAdminOptions {
-  brokers: string[];
-  security: ResolvedKafkaSecurity;
-  clientId?: string;
-  logger?: Logger;
-}
-
-/** ACL administration on one cluster: the principal of `security` must hold ALTER and DESCRIBE on the cluster. */
+/** ACL administration on one cluster (createKafkaAclAdmin in transport.ts). */
 export interface KafkaAclAdmin {
   create(acls: readonly KafkaAcl[]): Promise<void>;
   describe(namePrefix: string, principal?: string): Promise<KafkaAcl[]>;
   delete(acls: readonly KafkaAcl[]): Promise<number>;
   close(): Promise<void>;
-}
-
-/** An ACL admin client with the same security as the transport's clients; errors name principal and operation. */
-export function createKafkaAclAdmin(o: KafkaAclAdminOptions): KafkaAclAdmin {
-  const logger = o.logger ?? rootLogger();
-  const kafka = new kafkajs.Kafka({
-    clientId: o.clientId ?? 'fedstream-access',
-    brokers: o.brokers,
-    ...(o.security.ssl ? { ssl: o.security.ssl } : {}),
-    ...(o.security.sasl ? { sasl: o.security.sasl } : {}),
-    retry: { retries: 2, initialRetryTime: 200 },
-    logCreator: pinoLogCreator(logger),
-    logLevel: kafkajsLogLevel(logger),
-  });
-  const admin = kafka.admin();
-  let connected: Promise<void> | undefined;
-  const call = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
-    connected ??= mapped('access: connect', async () => { await probeTls(o.brokers[0]!, o.security); await admin.connect(); }, { security: o.security });
-    await connected;
-    return mapped(operation, fn, { security: o.security });
-  };
-  return {
-    create: (acls) => call(`access: create ${acls.length} ACLs`, () => createAcls(admin, acls)),
-    describe: (prefix, principal) => call(`access: describe ACLs of ${prefix}*`, () => describeAcls(admin, prefix, principal)),
-    delete: (acls) => call(`access: delete ${acls.length} ACLs`, () => deleteAcls(admin, acls)),
-    close: async () => { if (connected) await admin.disconnect().catch(() => undefined); },
-  };
 }

@@ -7,6 +7,7 @@ import type {
   Kafka as KafkaJsClient,
 } from 'kafkajs';
 import { FedStreamError, sleep } from '../../common/index.ts';
+import { createAcls, deleteAcls, describeAcls, type KafkaAcl } from './acl.ts';
 import { closedError, mapped } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import type {
@@ -147,6 +148,24 @@ export class KafkaAdmin implements Admin {
     return result
       .flatMap((t) => t.partitions.map(({ partition, offset }) => ({ topic: t.topic, partition, offset })))
       .sort((a, b) => a.partition - b.partition);
+  }
+
+  /** Kafka only (`fedstream access`): creates ALLOW bindings; idempotent. */
+  async createAcls(acls: readonly KafkaAcl[]): Promise<void> {
+    const admin = await this.ready();
+    await this.call(`admin: create ${acls.length} ACLs`, () => createAcls(admin, acls));
+  }
+
+  /** Kafka only: the ALLOW bindings on resources named under `namePrefix`, optionally of one principal. */
+  async describeAcls(namePrefix: string, principal?: string): Promise<KafkaAcl[]> {
+    const admin = await this.ready();
+    return this.read(`admin: describe ACLs of ${namePrefix}*`, () => describeAcls(admin, namePrefix, principal));
+  }
+
+  /** Kafka only: deletes exactly these bindings; how many the broker removed. */
+  async deleteAcls(acls: readonly KafkaAcl[]): Promise<number> {
+    const admin = await this.ready();
+    return this.call(`admin: delete ${acls.length} ACLs`, () => deleteAcls(admin, acls));
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import type {
   Kafka as KafkaJsClient,
 } from 'kafkajs';
 import { FedStreamError, type Logger, rootLogger } from '../../common/index.ts';
+import type { KafkaAclAdmin } from './acl.ts';
 import { KafkaAdmin } from './admin.ts';
 import { probeTls, describeSecurity, type KafkaClientContext, type ResolvedKafkaSecurity } from './security.ts';
 import { KafkaConsumer } from './consumer.ts';
@@ -13,7 +14,6 @@ import { closedError, fromKafkaJsError } from './errors.ts';
 import { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
 import { KafkaProducer } from './producer.ts';
 import type {
-  Admin,
   Consumer,
   ConsumerOptions,
   HealthResult,
@@ -100,7 +100,7 @@ class KafkaTransport implements Transport {
     this.clients.delete(client);
   };
 
-  admin(): Admin {
+  admin(): KafkaAdmin {
     this.ensureOpen();
     const admin = new KafkaAdmin(this.kafka, this.forget, this.context);
     this.clients.set(admin, () => admin.close());
@@ -155,6 +155,21 @@ class KafkaTransport implements Transport {
     this.clients.clear();
     await Promise.all(clients.map((close) => close().catch((err: unknown) => this.logger.warn({ err }, 'closing a kafka client failed'))));
   }
+}
+
+/**
+ * ACL administration (`fedstream access`) through an admin client of a Kafka transport of its own: the same
+ * security, TLS probe and error explanations as every other client. Few retries: an operator waits for the answer.
+ */
+export function createKafkaAclAdmin(options: KafkaTransportOptions): KafkaAclAdmin {
+  const transport = new KafkaTransport({ clientId: 'fedstream-access', retry: { retries: 2, initialRetryTimeMs: 200 }, ...options });
+  const admin = transport.admin();
+  return {
+    create: (acls) => admin.createAcls(acls),
+    describe: (prefix, principal) => admin.describeAcls(prefix, principal),
+    delete: (acls) => admin.deleteAcls(acls),
+    close: () => transport.close(),
+  };
 }
 
 /** The Kafka transport: `createKafkaTransport({ brokers: ['127.0.0.1:9092'], clientId, logger })`. */
