@@ -10,6 +10,7 @@ export interface SecurityMaterial {
   users: Record<string, string>;
   controllerPassword: string;
 }
-export declare function ensureSecurityMaterial(dir: string, users?: string[]): SecurityMaterial;
+export declare function ensureSecurityMaterial(dir: string, users?: string[], options?: { brokerNames?: string[] }): SecurityMaterial;
 export declare function secureListenerProperties(ports: { host: string; port: number; securePort: number; controllerPort: number }, m: SecurityMaterial): string;
 export declare function scramFormatArgs(m: SecurityMaterial): string[];
+export declare function securityProperties(m: SecurityMaterial, listeners: string[], options?: { unsecuredOauthbearer?: boolean }): string;

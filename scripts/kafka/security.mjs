@@ -61,17 +61,19 @@ function makeLeaf(dir, name, ca, subject, extensions) {
 
 /**
  * Makes (once) and returns the TLS material and user passwords of a secured broker under `dir`
- * (<state>/security). Idempotent: an existing directory is reused as it is.
+ * (<state>/security). Idempotent: an existing directory is reused as it is. `brokerNames` are the DNS names and IP
+ * addresses the broker certificate carries (clients verify the host they dial against them).
  * @returns {{ dir: string, ca: string, rogueCa: string, keystore: string, clientCert: string, clientKey: string, users: Record<string, string>, controllerPassword: string }}
  */
-export function ensureSecurityMaterial(dir, users = DEFAULT_USERS) {
+export function ensureSecurityMaterial(dir, users = DEFAULT_USERS, { brokerNames = ['localhost', '127.0.0.1'] } = {}) {
   const usersDir = path.join(dir, 'users');
   const done = path.join(dir, 'complete');
   if (!existsSync(done)) {
     mkdirSync(usersDir, { recursive: true });
     makeCa(dir, 'ca', '/CN=FedStream development CA');
     makeCa(dir, 'rogue-ca', '/CN=Some other CA');
-    makeLeaf(dir, 'broker', 'ca', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+    const san = brokerNames.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
+    makeLeaf(dir, 'broker', 'ca', `/CN=${brokerNames[0]}`, `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
     makeLeaf(dir, 'client', 'ca', '/CN=fedstream-client', 'extendedKeyUsage=clientAuth\n');
     // Kafka's PEM keystore: the private key, then the certificate chain.
     writeSecret(path.join(dir, 'broker-keystore.pem'), `${readFileSync(path.join(dir, 'broker.key'), 'utf8').trim()}\n${readFileSync(path.join(dir, 'broker.pem'), 'utf8').trim()}\n${readFileSync(path.join(dir, 'ca.pem'), 'utf8').trim()}`);
@@ -102,22 +104,36 @@ const q = (s) => `"${String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
  * controller on SASL_PLAINTEXT/PLAIN, the StandardAuthorizer with admin as the only client super user.
  */
 export function secureListenerProperties({ host, port, securePort, controllerPort }, m) {
-  const plainUsers = Object.entries(m.users).map(([u, p]) => `user_${u}=${q(p)}`).join(' ');
   return `listeners=PLAINTEXT://${host}:${port},SASL_SSL://${host}:${securePort},CONTROLLER://${host}:${controllerPort}
 advertised.listeners=PLAINTEXT://${host}:${port},SASL_SSL://localhost:${securePort}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=SASL_SSL
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+${securityProperties(m, ['sasl_ssl'], { unsecuredOauthbearer: true })}`;
+}
+
+/**
+ * The security lines every secured broker shares (the development broker above, docker-compose.secure.yml): the
+ * controller on SASL_PLAINTEXT/PLAIN as its own super user, SCRAM-SHA-256/512 and PLAIN on each of the SASL_SSL
+ * `listeners` (lower-case listener names), PEM key and trust stores, the StandardAuthorizer with
+ * allow.everyone.if.no.acl.found=false and admin as the only client super user.
+ *
+ * `unsecuredOauthbearer` adds OAUTHBEARER with Kafka's unsecured JWS validator, which trusts any unsigned token and
+ * so lets anyone claim any principal: the development broker only (tests of the token-provider hook), never compose.
+ */
+export function securityProperties(m, listeners, { unsecuredOauthbearer = false } = {}) {
+  const plainUsers = Object.entries(m.users).map(([u, p]) => `user_${u}=${q(p)}`).join(' ');
+  const perListener = listeners.map((l) => `listener.name.${l}.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password=${q(m.users.admin)};
+listener.name.${l}.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.${l}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};${unsecuredOauthbearer ? `
+# Development only: Kafka's unsecured JWS validator accepts any unsigned token. Production: an OIDC validator.
+listener.name.${l}.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";` : ''}`).join('\n');
+  return `sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 sasl.mechanism.controller.protocol=PLAIN
 listener.name.controller.sasl.enabled.mechanisms=PLAIN
 listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=${q(CONTROLLER_USER)} password=${q(m.controllerPassword)} user_${CONTROLLER_USER}=${q(m.controllerPassword)};
-sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password=${q(m.users.admin)};
-listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};
-# Development only: Kafka's unsecured JWS validator accepts any unsigned token. Production: an OIDC validator.
-listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN${unsecuredOauthbearer ? ',OAUTHBEARER' : ''}
+${perListener}
 ssl.keystore.type=PEM
 ssl.keystore.location=${m.keystore}
 ssl.truststore.type=PEM

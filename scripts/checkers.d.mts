@@ -1,0 +1,3 @@
+/** Types of checkers.mjs, for the TypeScript tests that run the real checkers. */
+export declare const CHECKERS: { composeGo: string };
+export declare function dockerCompose(): string;
