@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { rootLogger } from '../common/index.ts';
-import type { Manifest, Overrides } from '../config/index.ts';
+import { applyOverrides, parseManifest, type Manifest, type Overrides } from '../config/index.ts';
 import { loadPipeline } from '../service/index.ts';
 
 /** Options shared by every command that runs a pipeline. */
@@ -38,4 +38,20 @@ export function withPipelineOptions(cmd: Command, required = true): Command {
 export function manifestFrom(flags: PipelineFlags): Manifest {
   const { pipeline, ...overrides } = flags;
   return loadPipeline(pipeline, overrides, { logger: rootLogger() });
+}
+
+/**
+ * The servers of the flags and environment alone, for commands that need no pipeline (`health`): the override
+ * flags applied to a placeholder manifest, so Kafka security and ClickHouse credentials are read exactly as for a
+ * pipeline (secrets from files or the environment only).
+ */
+export function serversFrom(flags: Partial<PipelineFlags>): Manifest {
+  const { pipeline: _pipeline, ...overrides } = flags;
+  const placeholder = parseManifest({
+    apiVersion: 'fedstream/v1', tenant: 'health', name: 'health',
+    model: { inputShape: [1], layers: [{ type: 'dense', units: 1 }] },
+    data: { source: 'mnist' },
+    rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
+  }, 'flags');
+  return applyOverrides(placeholder, overrides, process.env);
 }

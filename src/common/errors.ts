@@ -23,6 +23,8 @@ export const ErrorCodes = {
   TRANSPORT_TLS: { retriable: false, summary: 'TLS with a broker failed: an untrusted or mismatched certificate (named), or a plaintext port where TLS was asked for.' },
   TRANSPORT_TOPIC: { retriable: false, summary: 'A topic is missing or could not be created with the requested configuration.' },
   ANALYTICS_UNAVAILABLE: { retriable: true, summary: 'ClickHouse cannot be reached or refused the request for a transient reason.' },
+  ANALYTICS_AUTH: { retriable: false, summary: 'The ClickHouse server refused the user: wrong password, unknown user or no password given (the message names the user, never the password).' },
+  ANALYTICS_TLS: { retriable: false, summary: 'TLS with the ClickHouse server failed: its certificate is not trusted by the configured CA (and why), names another host, or the port does not speak TLS.' },
   ANALYTICS_QUERY: { retriable: false, summary: 'ClickHouse rejected a statement (syntax, schema or type error).' },
   ANALYTICS_DDL: { retriable: false, summary: 'A schema file in schemas/clickhouse failed to apply; the message names the file and statement.' },
   UPDATE_REJECTED: { retriable: false, summary: 'A model update failed validation (round, base version, shape, non-finite value, norm bound, duplicate).' },

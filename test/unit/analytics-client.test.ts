@@ -140,9 +140,9 @@ describe('createAnalyticsClient with a server URL', () => {
     mode = 'auth';
     const c = await connect(base, { password: 'wrong' });
     const h = await c.health();
-    expect(h).toMatchObject({ success: false, error: { code: 'ANALYTICS_UNAVAILABLE', retriable: false } });
+    expect(h).toMatchObject({ success: false, error: { code: 'ANALYTICS_AUTH', retriable: false } });
     expect(h.detail).toContain('Authentication failed');
-    await expect(c.ensureDatabase()).rejects.toMatchObject({ code: 'ANALYTICS_UNAVAILABLE', retriable: false });
+    await expect(c.ensureDatabase()).rejects.toMatchObject({ code: 'ANALYTICS_AUTH', retriable: false });
   });
 
   it.each([
@@ -179,10 +179,10 @@ describe('error mapping over HTTP', () => {
     expect(err.message).toContain('Too many parts');
   });
 
-  it('failed authentication is ANALYTICS_UNAVAILABLE, not retriable', async () => {
+  it('failed authentication is ANALYTICS_AUTH, not retriable', async () => {
     const c = await connect(base);
     const err = await rejection(c.client.command({ query: 'SELECT auth_failed' }));
-    expect(err).toMatchObject({ code: 'ANALYTICS_UNAVAILABLE', retriable: false });
+    expect(err).toMatchObject({ code: 'ANALYTICS_AUTH', retriable: false });
   });
 
   it("a proxy's 502 page is ANALYTICS_UNAVAILABLE, retriable", async () => {
@@ -214,7 +214,11 @@ describe('toAnalyticsError', () => {
     ['MEMORY_LIMIT_EXCEEDED', chError('241', 'MEMORY_LIMIT_EXCEEDED', 'Memory limit exceeded'), 'ANALYTICS_UNAVAILABLE', true],
     ['UNKNOWN_TABLE', chError('60', 'UNKNOWN_TABLE', 'Unknown table fedstream.nope'), 'ANALYTICS_QUERY', false],
     ['TYPE_MISMATCH', chError('53', 'TYPE_MISMATCH', 'Cannot convert'), 'ANALYTICS_QUERY', false],
-    ['REQUIRED_PASSWORD', chError('194', 'REQUIRED_PASSWORD', 'password required'), 'ANALYTICS_UNAVAILABLE', false],
+    ['REQUIRED_PASSWORD', chError('194', 'REQUIRED_PASSWORD', 'password required'), 'ANALYTICS_AUTH', false],
+    ['WRONG_PASSWORD by number only (servers before 20.x)', new Error('Code: 193, e.displayText() = DB::Exception: Wrong password for user fedstream, e.what() = DB::Exception'), 'ANALYTICS_AUTH', false],
+    ['an untrusted certificate', errno('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), 'ANALYTICS_TLS', false],
+    ['a certificate for other names', errno('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), 'ANALYTICS_TLS', false],
+    ['https to the plain port', errno('EPROTO', 'write EPROTO 40E7:error:0A00010B:SSL routines:ssl3_get_record:wrong version number'), 'ANALYTICS_TLS', false],
     ['a closed client', new Error('ChdbConnection is closed'), 'ANALYTICS_UNAVAILABLE', false],
     ['anything else', new TypeError('values must be an array'), 'ANALYTICS_QUERY', false],
   ])('%s', (_name, err, code, retriable) => {

@@ -10,7 +10,7 @@ const CLI = path.resolve(import.meta.dirname, '../../src/cli');
 const FLAGS: Record<string, string> = {
   validate: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
   topics: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
-  health: '--kafka --clickhouse --clickhouse-path --log-level',
+  health: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
   aggregator: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --no-evaluate --log-level',
   node: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --node-id --data --backend --heartbeat-ms --log-level',
   sink: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --until-finished --batch-rows --batch-ms --progress-ms --log-level',

@@ -17,8 +17,18 @@ const TRANSIENT_TYPES = new Set([
   'CANNOT_SCHEDULE_TASK', 'KEEPER_EXCEPTION', 'POCO_EXCEPTION', 'QUERY_WAS_CANCELLED', 'SERVER_OVERLOADED',
 ]);
 
-/** The server answered but will not let us in: not transient, not a statement error either. */
+/**
+ * The server answered but will not let us in: not transient, not a statement error either. By name, and by number
+ * for servers whose messages carry no name (`Code: 193, e.displayText() = …` before ClickHouse 20).
+ */
 const AUTH_TYPES = new Set(['AUTHENTICATION_FAILED', 'REQUIRED_PASSWORD', 'UNKNOWN_USER', 'WRONG_PASSWORD']);
+const AUTH_CODES = new Set([192, 193, 194, 516]);
+
+/** Node's codes for a certificate the client does not accept. */
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
@@ -46,6 +56,25 @@ function asClickHouseError(err: unknown): ClickHouseErrorLike | undefined {
     : undefined;
 }
 
+/** ANALYTICS_TLS when `err` (or a cause) is a TLS failure: an untrusted or misnamed certificate, or a port without TLS. */
+function tlsError(err: unknown, prefix: string, context: string): FedStreamError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    if (TLS_TRUST_CODES.has(code)) {
+      const why = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'the certificate names other hosts' : 'the certificate is not trusted by the configured CA (analytics.tls.ca, --clickhouse-ca)';
+      return new FedStreamError('ANALYTICS_TLS', `${prefix}TLS with ClickHouse failed: ${why}: ${e.message} (${code})`, { cause: err, details: { context, tlsCode: code } });
+    }
+    if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long/i.test(e.message)) {
+      return new FedStreamError('ANALYTICS_TLS', `${prefix}the ClickHouse port does not speak TLS: is this the plain HTTP port (8123) behind an https:// URL? (${e.message.trim()})`, { cause: err, details: { context, tlsCode: code } });
+    }
+  }
+  return undefined;
+}
+
+function authError(message: string, prefix: string, err: unknown, details: Record<string, unknown>): FedStreamError {
+  return new FedStreamError('ANALYTICS_AUTH', `${prefix}ClickHouse refused the user (wrong password, unknown user or no password given; the password is read from analytics.password or --clickhouse-password-file): ${message}`, { cause: err, details });
+}
+
 function networkCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -63,8 +92,10 @@ function networkCode(err: unknown): string | undefined {
  * - ANALYTICS_UNAVAILABLE, retriable: the server cannot be reached (ECONNREFUSED, DNS, resets),
  *   timed out, answered with a gateway 5xx, or raised a transient exception (TOO_MANY_PARTS,
  *   MEMORY_LIMIT_EXCEEDED, TIMEOUT_EXCEEDED, …);
- * - ANALYTICS_UNAVAILABLE, not retriable: authentication failed, the client was closed, or the
- *   embedded engine cannot open its directory;
+ * - ANALYTICS_UNAVAILABLE, not retriable: the client was closed, or the embedded engine cannot open its directory;
+ * - ANALYTICS_AUTH: the server refused the user (AUTHENTICATION_FAILED, WRONG_PASSWORD, UNKNOWN_USER,
+ *   REQUIRED_PASSWORD, by name or by number);
+ * - ANALYTICS_TLS: the server's certificate is not trusted or names other hosts, or the port does not speak TLS;
  * - ANALYTICS_QUERY: the statement was rejected (syntax, unknown table, type mismatch…), with the
  *   server's message and `details.clickhouseCode` / `details.clickhouseType`.
  * `context` says what was being done ("inserting into fedstream.updates"); it prefixes the message.
@@ -77,10 +108,14 @@ export function toAnalyticsError(err: unknown, context: string): FedStreamError 
   if (ch) {
     const details = { clickhouseCode: Number(ch.code), clickhouseType: ch.type, context };
     if (TRANSIENT_TYPES.has(ch.type)) return new FedStreamError('ANALYTICS_UNAVAILABLE', `${prefix}${ch.message} (${ch.type})`, { cause: err, details });
-    if (AUTH_TYPES.has(ch.type)) return new FedStreamError('ANALYTICS_UNAVAILABLE', `${prefix}${ch.message} (${ch.type})`, { cause: err, retriable: false, details });
+    if (AUTH_TYPES.has(ch.type) || AUTH_CODES.has(Number(ch.code))) return authError(`${ch.message} (${ch.type})`, prefix, err, details);
     return new FedStreamError('ANALYTICS_QUERY', `${prefix}${ch.message} (${ch.type})`, { cause: err, details });
   }
   const message = err instanceof Error ? err.message : String(err);
+  const tls = tlsError(err, prefix, context);
+  if (tls) return tls;
+  const untypedCode = /^Code: (\d+)[,.]/.exec(message.trim())?.[1];
+  if (untypedCode && AUTH_CODES.has(Number(untypedCode))) return authError(message.trim(), prefix, err, { clickhouseCode: Number(untypedCode), context });
   const code = networkCode(err);
   if (code || TRANSPORT_MESSAGE.test(message)) {
     return new FedStreamError('ANALYTICS_UNAVAILABLE', `${prefix}ClickHouse unavailable: ${message || code}`, { cause: err, details: { context, ...(code ? { errno: code } : {}) } });

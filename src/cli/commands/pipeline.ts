@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { rootLogger } from '../../common/index.ts';
 import { DEFAULTS } from '../../config/index.ts';
 import { runCommand } from '../../service/index.ts';
-import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+import { manifestFrom, serversFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
 
 export function registerPipelineCommands(program: Command): void {
   withPipelineOptions(program.command('validate').description('validate a pipeline manifest and print it with defaults filled in'))
@@ -34,19 +34,16 @@ export function registerPipelineCommands(program: Command): void {
       }
     }));
 
-  program.command('health')
-    .description('check that Kafka and ClickHouse answer')
-    .option('--kafka <brokers>', 'Kafka bootstrap brokers (env FEDSTREAM_KAFKA)', process.env.FEDSTREAM_KAFKA ?? DEFAULTS.kafkaBrokers)
-    .option('--clickhouse <url>', 'ClickHouse server URL (env FEDSTREAM_CLICKHOUSE)', process.env.FEDSTREAM_CLICKHOUSE)
-    .option('--clickhouse-path <dir>', 'embedded ClickHouse data directory', DEFAULTS.embeddedClickhousePath)
-    .action((flags: { kafka: string; clickhouse?: string; clickhousePath: string }) => runCommand(async () => {
-      // No manifest here: the servers come from the flags alone.
+  withPipelineOptions(program.command('health').description("check that Kafka and ClickHouse answer (a pipeline's, or the flags' servers), with the same TLS, SASL and ClickHouse credentials as the pipeline's processes"), false)
+    .action((flags: Partial<PipelineFlags>) => runCommand(async () => {
+      const m = flags.pipeline ? manifestFrom(flags as PipelineFlags) : serversFrom(flags);
       const { createTransport } = await import('../../transport/index.ts');
-      const { createAnalyticsClient } = await import('../../analytics/index.ts');
-      const transport = createTransport({ kafka: flags.kafka, logger: rootLogger() });
+      const { analyticsOptionsFrom, createAnalyticsClient } = await import('../../analytics/index.ts');
+      // Without --kafka (or a manifest's brokers) the default development broker, never the in-memory transport.
+      const transport = createTransport({ kafka: m.kafka.brokers ?? DEFAULTS.kafkaBrokers, logger: rootLogger(), ...(m.kafka.security ? { security: m.kafka.security } : {}) });
       const kafka = await transport.health();
       await transport.close();
-      const analytics = await createAnalyticsClient({ url: flags.clickhouse, path: flags.clickhousePath, logger: rootLogger() });
+      const analytics = await createAnalyticsClient(analyticsOptionsFrom(m.analytics, rootLogger()));
       const ch = await analytics.health();
       await analytics.close();
       process.stdout.write(`kafka      ${kafka.success ? 'ok  ' : 'FAIL'} ${kafka.detail}\n`);
