@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyticsOptionsFrom, createAnalyticsClient, type AnalyticsHealth } from '../../src/analytics/index.ts';
-import { createLogger } from '../../src/common/index.ts';
+import { createLogger, type FedStreamError } from '../../src/common/index.ts';
 import { applyOverrides, parseManifest } from '../../src/config/index.ts';
 import { ensureSecurityMaterial, type SecurityMaterial } from '../../scripts/kafka/security.mjs';
 import { startClickhouseServer, type ClickhouseServer } from '../support/clickhouse-server.ts';
@@ -92,17 +92,17 @@ describe(`a real ClickHouse server's users and https`, () => {
     }
   });
 
-  it('an untrusted certificate and https to the plain port: ANALYTICS_TLS, saying which, within seconds', async () => {
+  it('an untrusted certificate and https to the plain port: ANALYTICS_TLS when the client is made, saying which, within seconds', async () => {
+    const make = (url: string, ca: string) => createAnalyticsClient(analyticsOptionsFrom(manifest({ clickhouse: url, user: 'fedstream', password: { file: passwordFile }, tls: { ca } }).analytics, logger));
     let t0 = Date.now();
-    const rogue = await healthOf({ clickhouse: server.httpsUrl, user: 'fedstream', password: { file: passwordFile }, tls: { ca: tls.rogueCa } });
-    expect(rogue.error).toMatchObject({ code: 'ANALYTICS_TLS', retriable: false });
-    expect(rogue.error?.message).toMatch(/not trusted by the configured CA/);
+    const rogue = await make(server.httpsUrl, tls.rogueCa).then(() => undefined, (e: FedStreamError) => e);
+    expect(rogue).toMatchObject({ code: 'ANALYTICS_TLS', retriable: false });
+    expect(rogue?.message).toMatch(/certificate CN=localhost issued by CN=FedStream development CA, which is not trusted by the configured CA/);
     expect(Date.now() - t0).toBeLessThan(10_000);
     t0 = Date.now();
-    const plainPort = server.httpUrl.replace('http://127.0.0.1', 'https://localhost');
-    const plain = await healthOf({ clickhouse: plainPort, user: 'fedstream', password: { file: passwordFile }, tls: { ca: tls.ca } });
-    expect(plain.error).toMatchObject({ code: 'ANALYTICS_TLS' });
-    expect(plain.error?.message).toMatch(/does not speak TLS/);
+    const plain = await make(server.httpUrl.replace('http://127.0.0.1', 'https://localhost'), tls.ca).then(() => undefined, (e: FedStreamError) => e);
+    expect(plain).toMatchObject({ code: 'ANALYTICS_TLS' });
+    expect(plain?.message).toMatch(/plain HTTP port \(8123\) behind an https:\/\/ URL/);
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 

@@ -16,6 +16,7 @@ import { ConfigError, FedStreamError, readSecret } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
 import { DEFAULTS, type Manifest } from '../../config/index.ts';
 import { toAnalyticsError } from './errors.ts';
+import { probeClickhouseTls } from './tls-probe.ts';
 
 export { toAnalyticsError } from './errors.ts';
 
@@ -144,6 +145,15 @@ async function createServerClient(options: AnalyticsClientOptions, rawUrl: strin
       await bootstrap.close();
     }
   };
+
+  // A TLS misconfiguration is refused here, at start and in seconds: no request could ever succeed.
+  if (url.protocol === 'https:') {
+    const tlsError = await probeClickhouseTls(url, { ...(options.tls?.caCert ? { ca: options.tls.caCert } : {}), ...(options.tls?.cert && options.tls.key ? { cert: options.tls.cert, key: options.tls.key } : {}) });
+    if (tlsError) {
+      await client.close();
+      throw tlsError;
+    }
+  }
 
   try {
     await ensureDatabase();

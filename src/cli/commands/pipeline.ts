@@ -43,9 +43,11 @@ export function registerPipelineCommands(program: Command): void {
       const transport = createTransport({ kafka: m.kafka.brokers ?? DEFAULTS.kafkaBrokers, logger: rootLogger(), ...(m.kafka.security ? { security: m.kafka.security } : {}) });
       const kafka = await transport.health();
       await transport.close();
-      const analytics = await createAnalyticsClient(analyticsOptionsFrom(m.analytics, rootLogger()));
-      const ch = await analytics.health();
-      await analytics.close();
+      // A client that cannot be made (a TLS misconfiguration) is a failed check, printed like the others.
+      const ch = await createAnalyticsClient(analyticsOptionsFrom(m.analytics, rootLogger())).then(
+        async (analytics) => { try { return await analytics.health(); } finally { await analytics.close(); } },
+        (err: Error) => ({ success: false, detail: err.message }),
+      );
       process.stdout.write(`kafka      ${kafka.success ? 'ok  ' : 'FAIL'} ${kafka.detail}\n`);
       process.stdout.write(`clickhouse ${ch.success ? 'ok  ' : 'FAIL'} ${ch.detail}\n`);
       return kafka.success && ch.success ? 0 : 1;

@@ -50,18 +50,21 @@ export class KafkaAdmin implements Admin {
   }
 
   /**
-   * A read that changes nothing, retried while the broker's answer is retriable: a topic created a moment ago has
-   * partitions whose leader this client's metadata does not know yet (NOT_LEADER_FOR_PARTITION,
-   * LEADER_NOT_AVAILABLE), which kafkajs' admin does not retry on every path.
+   * A read, or a write that may be repeated (creating a topic or an ACL that exists is no error), retried while the
+   * broker's answer is retriable: a topic created a moment ago has partitions whose leader this client's metadata
+   * does not know yet (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION "This server does
+   * not host this topic-partition"), which kafkajs' admin does not retry on every path, least of all on a loaded
+   * machine.
    */
-  private async read<T>(operation: string, fn: () => Promise<T>, resource?: string): Promise<T> {
+  private async read<T>(operation: string, fn: () => Promise<T>, resource?: string, o: { topicExists?: boolean } = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.call(operation, fn, resource);
       } catch (err) {
-        // A missing topic is the caller's to wait for (protocol/topics.ts waitForTopics), not this loop's.
+        // A missing topic is the caller's to wait for (protocol/topics.ts waitForTopics), not this loop's; unless the
+        // caller knows it exists (it created it, or listed it), when "does not host this topic-partition" is transient.
         const e = err as FedStreamError;
-        if (!e.retriable || e.code === 'TRANSPORT_TOPIC' || attempt >= 6) throw err;
+        if (!e.retriable || (e.code === 'TRANSPORT_TOPIC' && !o.topicExists) || attempt >= 6) throw err;
         await sleep(Math.min(2_000, 100 * 2 ** attempt));
       }
     }
@@ -73,20 +76,28 @@ export class KafkaAdmin implements Admin {
     const created = await Promise.all(
       topics.map(async (spec) => {
         const configs = Object.entries(spec.configs ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
-        const ok = await this.call(`admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`, () =>
-          admin.createTopics({
-            waitForLeaders: true,
-            topics: [
-              {
-                topic: spec.topic,
-                numPartitions: spec.numPartitions,
-                replicationFactor: spec.replicationFactor,
-                configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
-              },
-            ],
-          }),
-          spec.topic,
-        );
+        // kafkajs' own wait for the new topic's leaders may fail retriably after the broker created it: then the
+        // repeated request finds the topic there, and this request is still the one that created it.
+        let failedRetriably = false;
+        const ok = await this.read(`admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`, async () => {
+          try {
+            return await admin.createTopics({
+              waitForLeaders: true,
+              topics: [
+                {
+                  topic: spec.topic,
+                  numPartitions: spec.numPartitions,
+                  replicationFactor: spec.replicationFactor,
+                  configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+                },
+              ],
+            });
+          } catch (err) {
+            if ((err as { retriable?: boolean }).retriable) failedRetriably = true;
+            throw err;
+          }
+        }, spec.topic, { topicExists: true });
+        if (!ok && failedRetriably) return spec.topic;
         return ok ? spec.topic : undefined;
       }),
     );
@@ -95,7 +106,7 @@ export class KafkaAdmin implements Admin {
 
   async deleteTopics(topics: string[]): Promise<void> {
     const admin = await this.ready();
-    const existing = new Set(await this.call('admin: list topics', () => admin.listTopics()));
+    const existing = new Set(await this.read('admin: list topics', () => admin.listTopics()));
     const present = topics.filter((t) => existing.has(t));
     if (present.length === 0) return;
     await this.call(`admin: delete topics ${present.join(', ')}`, () => admin.deleteTopics({ topics: present }));
@@ -108,7 +119,7 @@ export class KafkaAdmin implements Admin {
 
   /** kafkajs retries UNKNOWN_TOPIC_OR_PARTITION for seconds; a missing topic is answered at once instead. */
   private async requireTopic(admin: KafkaJsAdmin, topic: string, operation: string): Promise<void> {
-    const topics = await this.call('admin: list topics', () => admin.listTopics());
+    const topics = await this.read('admin: list topics', () => admin.listTopics());
     if (!topics.includes(topic)) {
       throw new FedStreamError('TRANSPORT_TOPIC', `${operation}: topic ${topic} does not exist`, {
         retriable: true,
@@ -121,8 +132,8 @@ export class KafkaAdmin implements Admin {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: describe topic ${topic}`);
     const [metadata, configs] = await Promise.all([
-      this.read(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }), topic),
-      this.call(`admin: describe configs of topic ${topic}`, () =>
+      this.read(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }), topic, { topicExists: true }),
+      this.read(`admin: describe configs of topic ${topic}`, () =>
         admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] }),
       ),
     ]);
@@ -153,7 +164,7 @@ export class KafkaAdmin implements Admin {
   /** Kafka only (`fedstream access`): creates ALLOW bindings; idempotent. */
   async createAcls(acls: readonly KafkaAcl[]): Promise<void> {
     const admin = await this.ready();
-    await this.call(`admin: create ${acls.length} ACLs`, () => createAcls(admin, acls));
+    await this.read(`admin: create ${acls.length} ACLs`, () => createAcls(admin, acls));
   }
 
   /** Kafka only: the ALLOW bindings on resources named under `namePrefix`, optionally of one principal. */
@@ -165,7 +176,7 @@ export class KafkaAdmin implements Admin {
   /** Kafka only: deletes exactly these bindings; how many the broker removed. */
   async deleteAcls(acls: readonly KafkaAcl[]): Promise<number> {
     const admin = await this.ready();
-    return this.call(`admin: delete ${acls.length} ACLs`, () => deleteAcls(admin, acls));
+    return this.read(`admin: delete ${acls.length} ACLs`, () => deleteAcls(admin, acls));
   }
 
   async close(): Promise<void> {
