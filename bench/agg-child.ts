@@ -128,6 +128,7 @@ function timedTransport(t: Transport): Transport {
         send: (r) => p.send(r),
         disconnect: () => p.disconnect(),
         transaction: async () => timeTx(await p.transaction()),
+        checkFenced: (groupId) => p.checkFenced(groupId),
       };
     },
   };

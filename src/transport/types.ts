@@ -68,6 +68,23 @@ export interface TopicDescription {
   configs: Record<string, string>;
 }
 
+/** A member of a consumer group, as the group coordinator describes it. */
+export interface ConsumerGroupMember {
+  memberId: string;
+  /** The client id the member's client connected with (FedStream: `<tenant>.<pipeline>.<role>`). */
+  clientId: string;
+  /** The member's address as the broker sees it, e.g. `/10.0.0.7`. */
+  clientHost: string;
+}
+
+export interface GroupDescription {
+  groupId: string;
+  /** Kafka's group state: `Empty`, `Stable`, `PreparingRebalance`, `CompletingRebalance` or `Dead` (never used). */
+  state: string;
+  /** Members with a live session (a crashed member stays until its session timeout expires). */
+  members: ConsumerGroupMember[];
+}
+
 export interface Admin {
   /** Creates the topics that do not exist yet; returns the names it created. Existing topics are left as they are. */
   createTopics(topics: TopicSpec[]): Promise<string[]>;
@@ -78,6 +95,8 @@ export interface Admin {
   fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Committed offsets of a group for a topic; -1 where nothing is committed. */
   fetchCommittedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]>;
+  /** The group's state and members (a group nobody ever joined is `Dead` with no members). */
+  describeGroup(groupId: string): Promise<GroupDescription>;
   close(): Promise<void>;
 }
 
@@ -103,6 +122,13 @@ export interface Producer {
   /** Sends and waits for the acknowledgement of all in-sync replicas. Concurrent calls are serialized. */
   send(records: ProducerRecord[]): Promise<RecordMetadata[]>;
   transaction(): Promise<Transaction>;
+  /**
+   * Transactional producers only: asks the transaction coordinator whether this producer still owns its
+   * transactionalId, writing no record (Kafka: an empty transaction with `groupId`'s offsets, aborted; the
+   * principal needs READ on that group, as for `sendOffsets`). Throws TRANSPORT_FENCED when a newer producer with
+   * the same id fenced this one; every later call then fails the same way.
+   */
+  checkFenced(groupId: string): Promise<void>;
   disconnect(): Promise<void>;
 }
 
@@ -143,6 +169,12 @@ export interface RunOptions {
    * it has caught up with a transactional topic, where the last offsets are markers no reader sees.
    */
   onPosition?: (position: { topic: string; partition: number; nextOffset: string; highWatermark: string }) => void;
+  /**
+   * Called when the group coordinator tells this member that the group rebalances (a member joined or left), before
+   * it rejoins and gets its new assignment. Kafka tells a member at its next heartbeat (within the heartbeat interval,
+   * 3 s at most here). Not called for the member's own first join.
+   */
+  onRebalance?: () => void;
 }
 
 export interface Consumer {

@@ -412,14 +412,17 @@ export function transportContract(name: string, makeTransport: () => Transport |
 
         const successor = await connectedProducer(transport, { transactionalId });
         const err = await rejection(oldTxn.commit());
-        expect(err.code).toBe('TRANSPORT_TRANSACTION');
+        expect(err.code).toBe('TRANSPORT_FENCED');
         expect(err.retriable).toBe(false);
-        expect((await rejection(old.transaction().then((t) => t.send([{ topic, value: Buffer.from('again') }])))).code).toBe('TRANSPORT_TRANSACTION');
-        expect((await rejection(old.send([{ topic, value: Buffer.from('plain') }]))).code).toBe('TRANSPORT_TRANSACTION');
+        expect((await rejection(old.transaction().then((t) => t.send([{ topic, value: Buffer.from('again') }])))).code).toBe('TRANSPORT_FENCED');
+        expect((await rejection(old.send([{ topic, value: Buffer.from('plain') }]))).code).toBe('TRANSPORT_FENCED');
+        expect((await rejection(old.checkFenced(uniqueName('group')))).code).toBe('TRANSPORT_FENCED');
 
         const txn = await successor.transaction();
         await txn.send([{ topic, value: Buffer.from('from-successor') }]);
         await txn.commit();
+        // The successor is not fenced, and asking writes no record.
+        await successor.checkFenced(uniqueName('group'));
         const reader = await collectMessages(transport, { topics: [topic], readCommitted: true });
         await reader.waitForValue('from-successor', { timeoutMs });
         expect(reader.values()).toEqual(['from-successor']);

@@ -12,6 +12,7 @@ import { closedError, mapped } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import type {
   Admin,
+  GroupDescription,
   PartitionOffsets,
   TopicDescription,
   TopicPartitionOffset,
@@ -159,6 +160,14 @@ export class KafkaAdmin implements Admin {
     return result
       .flatMap((t) => t.partitions.map(({ partition, offset }) => ({ topic: t.topic, partition, offset })))
       .sort((a, b) => a.partition - b.partition);
+  }
+
+  async describeGroup(groupId: string): Promise<GroupDescription> {
+    const admin = await this.ready();
+    const { groups } = await this.read(`admin: describe consumer group ${groupId}`, () => admin.describeGroups([groupId]));
+    const g = groups.find((x) => x.groupId === groupId);
+    if (!g) return { groupId, state: 'Dead', members: [] };
+    return { groupId, state: g.state, members: g.members.map(({ memberId, clientId, clientHost }) => ({ memberId, clientId, clientHost })) };
   }
 
   /** Kafka only (`fedstream access`): creates ALLOW bindings; idempotent. */

@@ -124,6 +124,11 @@ export class KafkaConsumer implements Consumer {
         if (next !== undefined) onPosition({ topic: p.topic, partition: p.partition, nextOffset: next.toString(), highWatermark: String(p.highWatermark) });
       });
     }
+    if (options.onRebalance) {
+      const onRebalance = options.onRebalance;
+      // kafkajs emits REBALANCING when a heartbeat or fetch is answered REBALANCE_IN_PROGRESS, before it rejoins.
+      c.on(c.events.REBALANCING, () => onRebalance());
+    }
     c.on(c.events.CRASH, (e) => {
       if (e.payload.restart) this.logger.warn({ err: e.payload.error }, 'kafka consumer crashed; kafkajs restarts it');
       else this.logger.error({ err: e.payload.error }, 'kafka consumer crashed and stopped');

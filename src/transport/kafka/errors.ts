@@ -9,9 +9,21 @@ interface KafkaJsErrorLike extends Error {
   cause?: unknown;
 }
 
+/**
+ * The transaction coordinator's "a newer producer with this transactionalId exists": InitProducerId of another
+ * instance bumped the epoch. PRODUCER_FENCED (90, KIP-588) is answered to newer request versions; kafkajs 2.2.4
+ * speaks older ones (answered INVALID_PRODUCER_EPOCH) and does not know code 90 by name.
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not fencing: an ACL refuses the id (TRANSPORT_AUTHORIZATION).
+ */
+const FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED']);
+
+function isFencing(e: KafkaJsErrorLike): boolean {
+  if (e.type && FENCED_TYPES.has(e.type)) return true;
+  // kafkajs turns a code it does not know into KAFKAJS_UNKNOWN_ERROR_CODE, keeping the number only in the message.
+  return e.type === 'KAFKAJS_UNKNOWN_ERROR_CODE' && /\bUnknown error code 90$/.test(e.message);
+}
+
 const TRANSACTION_TYPES = new Set([
-  'INVALID_PRODUCER_EPOCH',
-  'PRODUCER_FENCED',
   'INVALID_TXN_STATE',
   'INVALID_PRODUCER_ID_MAPPING',
   'INVALID_TRANSACTION_TIMEOUT',
@@ -65,7 +77,12 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
   if (inner.broker) details.broker = inner.broker;
   let code: ErrorCode;
   let retriable = inner.retriable ?? err.retriable ?? false;
-  if (inTransaction || (type && TRANSACTION_TYPES.has(type))) {
+  if (isFencing(inner)) {
+    // Never retried, in place or with a new producer: the instance that fenced this one owns the work now.
+    code = 'TRANSPORT_FENCED';
+    details.kafkaRetriable = retriable;
+    retriable = false;
+  } else if (inTransaction || (type && TRANSACTION_TYPES.has(type))) {
     code = 'TRANSPORT_TRANSACTION';
     details.kafkaRetriable = retriable;
     retriable = false;
@@ -77,7 +94,9 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
     code = 'TRANSPORT_CONNECTION';
   }
   let message = `${operation}: ${inner.message}`;
-  if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') {
+  if (code === 'TRANSPORT_FENCED') {
+    message += ' (fenced: a newer producer with the same transactional id, another instance of this service, took over)';
+  } else if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') {
     message += ' (the broker refuses record batches above max.message.bytes, 1 MB by default; chunk large payloads)';
   }
   return new FedStreamError(code, message, { cause: err, retriable, details });

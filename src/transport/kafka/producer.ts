@@ -28,8 +28,13 @@ function topicsOf(records: readonly ProducerRecord[]): string {
   return [...new Set(records.map((r) => r.topic))].join(', ');
 }
 
-/** Broker answers meaning "a newer producer with this transactionalId exists" (or the broker expired ours). */
-const FENCING_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED', 'TRANSACTION_COORDINATOR_FENCED']);
+/**
+ * Failures after which this producer is done for good: fenced by a newer producer with its transactionalId
+ * (TRANSPORT_FENCED, errors.ts), or by a newer transaction coordinator.
+ */
+function endsTheProducer(err: FedStreamError): boolean {
+  return err.code === 'TRANSPORT_FENCED' || err.details.kafkaType === 'TRANSACTION_COORDINATOR_FENCED';
+}
 
 class KafkaTransaction implements Transaction {
   private readonly txn: KafkaJsTransaction;
@@ -136,7 +141,7 @@ export class KafkaProducer implements Producer {
   checkNotFenced(what: string): void {
     this.ensureConnected();
     if (this.fencedBy) {
-      throw new FedStreamError('TRANSPORT_TRANSACTION', `${this.label}: ${what}: the producer was fenced (${this.fencedBy.message})`, {
+      throw new FedStreamError(this.fencedBy.code === 'TRANSPORT_FENCED' ? 'TRANSPORT_FENCED' : 'TRANSPORT_TRANSACTION', `${this.label}: ${what}: the producer was fenced (${this.fencedBy.message})`, {
         cause: this.fencedBy,
         details: this.fencedBy.details,
       });
@@ -144,7 +149,35 @@ export class KafkaProducer implements Producer {
   }
 
   noteFailure(err: FedStreamError): void {
-    if (FENCING_TYPES.has(String(err.details.kafkaType))) this.fencedBy ??= err;
+    if (endsTheProducer(err)) this.fencedBy ??= err;
+  }
+
+  /**
+   * An empty transaction that registers `groupId`'s offsets (none) and is aborted: AddOffsetsToTxn carries this
+   * producer's id and epoch to the transaction coordinator, which answers INVALID_PRODUCER_EPOCH once a newer
+   * producer with the same transactionalId initialised. No record is written; the abort leaves a transaction
+   * marker in the group's `__consumer_offsets` partition. Three round trips.
+   */
+  async checkFenced(groupId: string): Promise<void> {
+    if (!this.options.transactionalId) throw new FedStreamError('TRANSPORT_TRANSACTION', 'checkFenced() needs a producer created with a transactionalId');
+    await this.mutex.run(async () => {
+      this.checkNotFenced('check fencing');
+      try {
+        await mapped(`${this.label}: check fencing`, async () => {
+          const txn = await this.producer.transaction();
+          try {
+            await txn.sendOffsets({ consumerGroupId: groupId, topics: [] });
+          } catch (err) {
+            await txn.abort().catch(() => undefined);
+            throw err;
+          }
+          await txn.abort();
+        }, { inTransaction: true, security: this.security, resource: { 'transactional id': this.options.transactionalId!, 'consumer group': groupId } });
+      } catch (err) {
+        this.noteFailure(err as FedStreamError);
+        throw err;
+      }
+    });
   }
 
   send(records: ProducerRecord[]): Promise<RecordMetadata[]> {

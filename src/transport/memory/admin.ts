@@ -3,6 +3,7 @@ import { FedStreamError } from '../../common/index.ts';
 import { TopicState, topicError, tpKey, type MemoryCluster } from './cluster.ts';
 import type {
   Admin,
+  GroupDescription,
   PartitionOffsets,
   TopicDescription,
   TopicPartitionOffset,
@@ -92,6 +93,14 @@ export class MemoryAdmin implements Admin {
     const t = this.cluster.topic(topic);
     const committed = this.cluster.groups.get(groupId)?.committed;
     return t.partitions.map((_, partition) => ({ topic, partition, offset: String(committed?.get(tpKey(topic, partition)) ?? -1) }));
+  }
+
+  /** Members are the running consumers of the group in this process: they never crash apart from it, so never expire. */
+  async describeGroup(groupId: string): Promise<GroupDescription> {
+    this.check('describeGroup');
+    const group = this.cluster.groups.get(groupId);
+    const members = (group?.members ?? []).map((m) => ({ memberId: m.memberId, clientId: 'memory', clientHost: 'in-process' }));
+    return { groupId, state: group === undefined ? 'Dead' : members.length > 0 ? 'Stable' : 'Empty', members };
   }
 
   async close(): Promise<void> {

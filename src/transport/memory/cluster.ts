@@ -14,6 +14,7 @@ const BATCH_OVERHEAD_BYTES = 61 + 21;
 
 /** What the cluster needs of a consumer in a group (the consumer is in consumer.ts). */
 export interface GroupMember {
+  readonly memberId: string;
   readonly subscriptions: readonly string[];
   /** Called on every rebalance of the group. */
   assign(generation: number, assigned: TopicPartitionOffset[]): void;
@@ -21,7 +22,7 @@ export interface GroupMember {
 
 /** What the cluster needs of a transactional producer (producer.ts): a newer one with its id fences it. */
 export interface TransactionalOwner {
-  fence(reason: string): void;
+  fence(reason: string, code: 'TRANSPORT_FENCED' | 'TRANSPORT_TRANSACTION'): void;
 }
 
 

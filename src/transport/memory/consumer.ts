@@ -84,9 +84,12 @@ export class MemoryConsumer implements Consumer {
   assign(generation: number, assigned: TopicPartitionOffset[]): void {
     this.assignedGeneration = generation;
     this.assigned = assigned;
+    const onRebalance = this.onRebalance;
+    if (onRebalance && this.state === 'running') queueMicrotask(onRebalance);
   }
 
   private onPosition: RunOptions['onPosition'];
+  private onRebalance: RunOptions['onRebalance'];
 
   async run(options: RunOptions): Promise<void> {
     this.ensure('run', 'connected');
@@ -97,6 +100,8 @@ export class MemoryConsumer implements Consumer {
     this.cluster.rebalance(this.group);
     this.sync();
     this.onPosition = options.onPosition;
+    // After its own join: a member is told of the rebalances that others cause.
+    this.onRebalance = options.onRebalance;
     this.loopDone = this.loop(options.eachBatch);
   }
 

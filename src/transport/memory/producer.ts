@@ -26,7 +26,7 @@ class MemoryTransaction implements Transaction, TxnMarker {
     // The coordinator aborts a transaction left open too long and bumps the producer epoch: the producer is fenced.
     this.timer = setTimeout(() => {
       if (this.status !== 'open') return;
-      this.producer.fence(`its transaction stayed open longer than the transaction timeout (${timeoutMs} ms) and was aborted`);
+      this.producer.fence(`its transaction stayed open longer than the transaction timeout (${timeoutMs} ms) and was aborted`, 'TRANSPORT_TRANSACTION');
     }, timeoutMs);
     this.timer.unref();
   }
@@ -74,6 +74,7 @@ export class MemoryProducer implements Producer {
   private readonly options: ProducerOptions;
   private state: 'new' | 'connected' | 'closed' = 'new';
   private fencedReason: string | undefined;
+  private fencedCode: 'TRANSPORT_FENCED' | 'TRANSPORT_TRANSACTION' = 'TRANSPORT_FENCED';
   private current: MemoryTransaction | undefined;
   private readonly onClosed: (client: object) => void;
 
@@ -90,14 +91,18 @@ export class MemoryProducer implements Producer {
     const id = this.options.transactionalId;
     if (id !== undefined) {
       const previous = this.cluster.transactionalOwners.get(id);
-      if (previous && previous !== this) previous.fence(`a newer producer with transactionalId ${id} connected`);
+      if (previous && previous !== this) previous.fence(`a newer producer with transactionalId ${id} connected`, 'TRANSPORT_FENCED');
       this.cluster.transactionalOwners.set(id, this);
     }
     this.state = 'connected';
   }
 
-  /** Aborts the open transaction and makes every further call fail: what an epoch bump does to a Kafka producer. */
-  fence(reason: string): void {
+  /**
+   * Aborts the open transaction and makes every further call fail: what an epoch bump does to a Kafka producer.
+   * `code`: TRANSPORT_FENCED when a newer producer took over, TRANSPORT_TRANSACTION when the coordinator aborted.
+   */
+  fence(reason: string, code: 'TRANSPORT_FENCED' | 'TRANSPORT_TRANSACTION'): void {
+    if (this.fencedReason === undefined) this.fencedCode = code;
     this.fencedReason ??= reason;
     this.current?.abortNow();
   }
@@ -106,8 +111,13 @@ export class MemoryProducer implements Producer {
     if (this.state === 'closed') throw new FedStreamError('TRANSPORT_CLOSED', `${this.label}: ${what}: the producer is closed`);
     if (this.state === 'new') throw new FedStreamError('TRANSPORT_CLOSED', `${this.label}: ${what}: not connected, call connect() first`);
     if (this.fencedReason) {
-      throw new FedStreamError('TRANSPORT_TRANSACTION', `${this.label}: ${what}: the producer was fenced: ${this.fencedReason}`, { details: { kafkaType: 'INVALID_PRODUCER_EPOCH' } });
+      throw new FedStreamError(this.fencedCode, `${this.label}: ${what}: the producer was fenced: ${this.fencedReason}`, { details: { kafkaType: 'INVALID_PRODUCER_EPOCH' } });
     }
+  }
+
+  async checkFenced(groupId: string): Promise<void> {
+    if (this.options.transactionalId === undefined) throw new FedStreamError('TRANSPORT_TRANSACTION', 'checkFenced() needs a producer created with a transactionalId');
+    this.checkUsable(`check fencing (group ${groupId})`);
   }
 
   transactionEnded(txn: MemoryTransaction): void {
