@@ -17,6 +17,7 @@ export {
 export { decide, nextStep, roundPolicy, stateOf, ROUND_STATES, type NextStep, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy, type RoundStateName } from './rounds.ts';
 export { foldScaledScalar } from './kernels/index.ts';
 export type * from './strategy.ts';
+export { AGGREGATOR_SESSION_TIMEOUT_MS, awaitNoLiveHolder, describeMembers, fencedError, isFenced, type HolderCheck } from './ownership.ts';
 export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
 
 export interface CreateAggregatorOptions {
@@ -26,6 +27,8 @@ export interface CreateAggregatorOptions {
   /** Evaluate each version on the manifest's held-out data (default true). */
   evaluate?: boolean;
   fault?: AggregatorOptions['fault'];
+  /** Fence a running aggregator of the same pipeline instead of refusing to start (AggregatorOptions.takeOver). */
+  takeOver?: boolean;
   /** The strategy (default: the one the manifest names, `strategyFor`): the SDK's extension point. */
   strategy?: Strategy;
   onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
@@ -53,6 +56,7 @@ export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggr
       : undefined,
     knownNodes,
     fault: o.fault,
+    takeOver: o.takeOver,
     onVersion: o.onVersion,
   });
 }

@@ -23,6 +23,11 @@ export interface AggregatorOptions {
    * (transaction sent, not committed). Read from FEDSTREAM_FAULT by the CLI.
    */
   fault?: string | ((point: FaultPoint, round: number) => void);
+  /**
+   * Start even when another aggregator holds the pipeline (a live member of its consumer group): this one fences it,
+   * and the other stops with TRANSPORT_FENCED. Default false: refuse with PIPELINE_HELD (ownership.ts).
+   */
+  takeOver?: boolean;
   /** Called after every published version (for progress displays and tests). */
   onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
 }

@@ -18,6 +18,7 @@ import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transac
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
 import { healthOf, openRound, policyState, validationState, type OpenRound, type Phase } from './open-round.ts';
 import { UpdatesLog } from './updates-log.ts';
+import { awaitNoLiveHolder, fencedError, isFenced } from './ownership.ts';
 import { validateUpdate } from './validate.ts';
 
 /**
@@ -80,6 +81,8 @@ export class Aggregator implements Service<AggregatorSummary> {
         await admin.close();
       }
     }, { retries: 10, initialDelayMs: 500, onRetry: (err, attempt) => this.log.warn({ err, attempt }, 'creating topics failed; retrying') });
+    // Before fencing anybody: is another aggregator running this pipeline? (ownership.ts)
+    await this.awaitNoLiveHolder();
     this.slot.producer = this.t.producer({ transactionalId: this.transactionalId, idempotent: true });
     // Initialising the transactional producer aborts whatever a previous incarnation left open.
     await this.slot.producer.connect();
@@ -99,6 +102,8 @@ export class Aggregator implements Service<AggregatorSummary> {
       // Caught up with a partition: nothing more to fold right now, so fold what the strategy buffered while
       // idle (under a backlog it keeps batching). The round's close then has only the last update to fold.
       onCaughtUp: () => this.exclusive(async () => this.round?.aggregation.flush?.()),
+      // A member joined or left the group: if another aggregator took over, it fenced this one before joining.
+      onRebalance: () => void this.exclusive(() => this.checkNotFenced()).catch(() => undefined),
     });
     if (!this.finished) this.phase = 'running';
     this.armDeadline();
@@ -130,12 +135,43 @@ export class Aggregator implements Service<AggregatorSummary> {
   }
 
   private fail(err: unknown): void {
-    this.log.error({ err }, 'aggregator stopped on an error it cannot recover from');
+    if (this.phase === 'failed') return;
+    const fenced = fencedError(err, { pipeline: topicPrefix(this.m), transactionalId: this.transactionalId, groupId: this.groupId });
     this.finished = true;
     this.phase = 'failed';
-    this.failure = err;
+    this.failure = fenced ?? err;
     if (this.timer) clearTimeout(this.timer);
-    this.rejectDone(err);
+    if (fenced) {
+      this.log.error({ err: fenced, transactionalId: this.transactionalId, groupId: this.groupId }, fenced.message);
+      // Give the updates partitions back now, not when the process ends: the aggregator that took over waits for them.
+      void this.updates.close();
+      void this.slot.producer.disconnect().catch(() => undefined);
+    } else {
+      this.log.error({ err }, 'aggregator stopped on an error it cannot recover from');
+    }
+    this.rejectDone(fenced ?? err);
+  }
+
+  // ---------------------------------------------------------------- one aggregator per pipeline (ownership.ts)
+
+  private async awaitNoLiveHolder(): Promise<void> {
+    const admin = this.t.admin();
+    try {
+      await awaitNoLiveHolder({ admin, groupId: this.groupId, pipeline: topicPrefix(this.m), takeOver: this.opts.takeOver ?? false, log: this.log });
+    } finally {
+      await admin.close();
+    }
+  }
+
+  /** Asks the transaction coordinator whether this aggregator was fenced; throws TRANSPORT_FENCED if so. */
+  private async checkNotFenced(): Promise<void> {
+    if (this.finished) return;
+    try {
+      await this.slot.producer.checkFenced(this.groupId);
+    } catch (err) {
+      if (isFenced(err)) throw err;
+      this.log.warn({ err }, 'could not ask whether another aggregator fenced this one; the next transaction will tell');
+    }
   }
 
   // ---------------------------------------------------------------- recovery

@@ -5,6 +5,7 @@
  */
 import type { Consumer, TopicPartitionOffset, Transport, TransportMessage } from '../transport/index.ts';
 import { PayloadReader } from '../protocol/index.ts';
+import { AGGREGATOR_SESSION_TIMEOUT_MS } from './ownership.ts';
 
 export interface FollowOptions {
   groupId: string;
@@ -14,6 +15,8 @@ export interface FollowOptions {
   onCaughtUp: () => Promise<void>;
   /** True once nothing more should be read. */
   stopped: () => boolean;
+  /** Called when the group rebalances because another member joined or left (see RunOptions.onRebalance). */
+  onRebalance?: () => void;
 }
 
 export class UpdatesLog {
@@ -43,12 +46,13 @@ export class UpdatesLog {
       await admin.close();
     }
     // A short session: after a crash, the group waits this long for the dead member before the new one takes over.
-    this.consumer = this.t.consumer({ groupId: o.groupId, readCommitted: true, fromBeginning: true, sessionTimeoutMs: 10_000 });
+    this.consumer = this.t.consumer({ groupId: o.groupId, readCommitted: true, fromBeginning: true, sessionTimeoutMs: AGGREGATOR_SESSION_TIMEOUT_MS });
     await this.consumer.connect();
     await this.consumer.subscribe([this.topic]);
     await this.consumer.run({
       autoCommit: false,
       onPosition: (p) => this.reached(p.partition, BigInt(p.nextOffset)),
+      ...(o.onRebalance ? { onRebalance: o.onRebalance } : {}),
       eachBatch: async (batch, ctx) => {
         let next: bigint | undefined;
         for (const msg of batch.messages) {

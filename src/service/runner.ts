@@ -6,8 +6,12 @@
 import { FedStreamError, isFedStreamError, type Logger, rootLogger } from '../common/index.ts';
 import type { Service } from '../common/index.ts';
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage, 130 stopped by a signal. */
-export const EXIT = { ok: 0, failure: 1, config: 2, interrupted: 130 } as const;
+/**
+ * Exit codes (README, "Exit codes"): 0 ok, 1 runtime failure, 2 bad configuration or usage, 3 fenced (another
+ * instance took over: TRANSPORT_FENCED), 4 another aggregator holds the pipeline (PIPELINE_HELD), 130 stopped by a
+ * signal. A supervisor should not restart a process that exited 3 or 4: the other instance owns the work.
+ */
+export const EXIT = { ok: 0, failure: 1, config: 2, fenced: 3, held: 4, interrupted: 130 } as const;
 
 export type ExitSignal = 'SIGINT' | 'SIGTERM';
 const SIGNALS: readonly ExitSignal[] = ['SIGINT', 'SIGTERM'];
@@ -26,10 +30,20 @@ export function realProcess(): RunnerProcess {
   return process as unknown as RunnerProcess;
 }
 
-/** The exit code an error ends a command with: 2 for bad configuration, else 1. */
+/** The exit code an error ends a command with: 2 for bad configuration, 3 fenced, 4 pipeline held, else 1. */
 export function exitCodeFor(err: unknown): number {
-  if (isFedStreamError(err) && (err.code === 'CONFIG_INVALID' || err.code === 'CONFIG_NOT_FOUND')) return EXIT.config;
-  return EXIT.failure;
+  if (!isFedStreamError(err)) return EXIT.failure;
+  switch (err.code) {
+    case 'CONFIG_INVALID':
+    case 'CONFIG_NOT_FOUND':
+      return EXIT.config;
+    case 'TRANSPORT_FENCED':
+      return EXIT.fenced;
+    case 'PIPELINE_HELD':
+      return EXIT.held;
+    default:
+      return EXIT.failure;
+  }
 }
 
 /**

@@ -41,6 +41,8 @@ export interface CompositionOptions {
 export interface AggregatorServiceOptions {
   evaluate?: boolean;
   fault?: string;
+  /** Fence a running aggregator of the pipeline instead of refusing to start (`--take-over`). */
+  takeOver?: boolean;
   strategy?: CreateAggregatorOptions['strategy'];
   onVersion?: CreateAggregatorOptions['onVersion'];
 }
@@ -126,6 +128,7 @@ export class Composition {
       logger: this.logger,
       ...(o.evaluate === undefined ? {} : { evaluate: o.evaluate }),
       ...(o.fault === undefined ? {} : { fault: o.fault as CreateAggregatorOptions['fault'] }),
+      ...(o.takeOver ? { takeOver: true } : {}),
       ...(o.strategy ? { strategy: o.strategy } : {}),
       ...(o.onVersion ? { onVersion: o.onVersion } : {}),
     });

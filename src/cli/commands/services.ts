@@ -7,12 +7,20 @@ import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../option
 export function registerServiceCommands(program: Command): void {
   withPipelineOptions(program.command('aggregator').description('run the aggregator: rounds, validation, model versions (exits 0 after the last round)'))
     .option('--no-evaluate', 'do not evaluate versions on held-out data')
-    .action((flags: PipelineFlags & { evaluate: boolean }) => runCommand(async () => {
+    .option('--take-over', 'start even if another aggregator runs this pipeline: fence it (it exits with code 3); without it, refuse (exit code 4)')
+    .action((flags: PipelineFlags & { evaluate: boolean; takeOver?: boolean }) => runCommand(async () => {
       const m = manifestFrom(flags);
       const { compose } = await import('../../service/index.ts');
       const logger = rootLogger();
-      const aggregator = await compose({ manifest: m, logger }).aggregator({ evaluate: flags.evaluate, fault: process.env.FEDSTREAM_FAULT });
-      const outcome = await runService(aggregator, { logger });
+      const aggregator = await compose({ manifest: m, logger }).aggregator({ evaluate: flags.evaluate, fault: process.env.FEDSTREAM_FAULT, takeOver: flags.takeOver === true });
+      let outcome;
+      try {
+        outcome = await runService(aggregator, { logger });
+      } catch (err) {
+        // A fenced or failed aggregator exits with its code even if a client library left a timer behind.
+        exitWhenIdle();
+        throw err;
+      }
       if (outcome.kind !== 'done') return;
       process.stdout.write(`aggregator finished: version=${outcome.result.finalVersion} rounds=${outcome.result.rounds}\n`);
       exitWhenIdle();
