@@ -114,7 +114,7 @@ describe('kafkajs error mapping', () => {
     expect(fromKafkaJsError(exhausted, 'send')).toMatchObject({ code: 'TRANSPORT_TOPIC', retriable: true, details: { kafkaType: 'UNKNOWN_TOPIC_OR_PARTITION' } });
 
     const fenced = new KafkaJSProtocolError!({ message: 'Producer attempted an operation with an old epoch', type: 'INVALID_PRODUCER_EPOCH', code: 47, retriable: false });
-    expect(fromKafkaJsError(fenced, 'commit')).toMatchObject({ code: 'TRANSPORT_TRANSACTION', retriable: false });
+    expect(fromKafkaJsError(fenced, 'commit')).toMatchObject({ code: 'TRANSPORT_FENCED', retriable: false });
 
     const inTxn = fromKafkaJsError(new KafkaJSConnectionError!('Connection error'), 'commit', true);
     expect(inTxn).toMatchObject({ code: 'TRANSPORT_TRANSACTION', retriable: false, details: { kafkaRetriable: true } });
