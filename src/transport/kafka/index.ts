@@ -13,7 +13,8 @@
  * - kafkajs errors become FedStreamErrors: the code from the error's kind, `retriable` from kafkajs' own flag
  *   (of the underlying error when kafkajs gave up retrying, because the condition itself is still transient).
  *   Inside a transaction every failure is TRANSPORT_TRANSACTION and not retriable in place: abort (or recreate
- *   the producer) and redo the work.
+ *   the producer) and redo the work. Fencing by a newer producer with the same transactionalId is TRANSPORT_FENCED,
+ *   in or out of a transaction: never retried, the other instance owns the work (`Producer.checkFenced` asks).
  */
 // First, so that kafkajs finds the faster CRC-32C in require.cache when it loads its record batch encoder.
 import './kafkajs-crc.ts';
