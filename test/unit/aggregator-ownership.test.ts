@@ -5,8 +5,14 @@
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { FedStreamError } from '../../src/common/errors.ts';
+import { waitFor } from '../../src/common/retry.ts';
 import { createLogger } from '../../src/common/logger.ts';
+import { createAggregator } from '../../src/aggregator/index.ts';
 import { awaitNoLiveHolder, describeMembers, fencedError, isFenced } from '../../src/aggregator/ownership.ts';
+import { parseManifest, topicPrefix, type Manifest } from '../../src/config/index.ts';
+import { pipelineTopics } from '../../src/protocol/topics.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
+import { readAudit, readVersions } from '../support/pipeline-log.ts';
 import { EXIT, exitCodeFor } from '../../src/service/runner.ts';
 import { fromKafkaJsError } from '../../src/transport/kafka/index.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory/index.ts';
@@ -107,5 +113,77 @@ describe('a live holder of the pipeline at start (memory transport)', () => {
     await awaitNoLiveHolder({ admin, groupId, pipeline: 'it.p', takeOver: false, log, sessionTimeoutMs: 60_000 });
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect((await admin.describeGroup(groupId)).members).toEqual([]);
+  });
+});
+
+describe('a fenced aggregator (memory transport)', () => {
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+
+  function manifest(): Manifest {
+    return parseManifest({
+      apiVersion: 'fedstream/v1', tenant: 'test', name: uniqueName('fence').toLowerCase(),
+      model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
+      data: { source: 'mnist', nodes: 2, testExamples: 100, trainExamples: 200 },
+      rounds: { count: 2, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
+    });
+  }
+
+  async function sendUpdate(cluster: MemoryCluster, m: Manifest, updateId: string, round: number): Promise<void> {
+    const t = createMemoryTransport({ cluster, logger: log });
+    const base = (await readVersions(t, m)).at(-1)!;
+    const p = t.producer();
+    await p.connect();
+    await p.send(toRecords(pipelineTopics(m).updates, 'ModelUpdate', {
+      updateId, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round, baseVersion: base.version,
+      numExamples: 10, tensors: base.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
+    }, 'node-1', m.topics.chunkSizeBytes));
+    await t.close();
+  }
+
+  it('stops at the rebalance a takeover causes, leaves the group, and the new one finishes; every update counted once', async () => {
+    const m = manifest();
+    const cluster = new MemoryCluster();
+    const groupId = `${topicPrefix(m)}.aggregator`;
+    const old = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger: log }), logger: log, evaluate: false });
+    deferCleanup(() => old.stop());
+    await old.start();
+    const fresh = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger: log }), logger: log, evaluate: false, takeOver: true });
+    deferCleanup(() => fresh.stop());
+    await fresh.start();
+    const err = await old.done.then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TRANSPORT_FENCED', details: { pipeline: topicPrefix(m), transactionalId: groupId } });
+    expect(old.health()).toMatchObject({ healthy: false, state: 'failed' });
+    const admin = createMemoryTransport({ cluster, logger: log }).admin();
+    await waitFor(async () => (await admin.describeGroup(groupId)).members.length === 1, { timeoutMs: 2_000, what: 'the fenced aggregator to leave' });
+
+    await sendUpdate(cluster, m, 'u1', 1);
+    await waitFor(async () => (await readVersions(createMemoryTransport({ cluster, logger: log }), m)).length === 2, { timeoutMs: 5_000, what: 'version 1' });
+    await sendUpdate(cluster, m, 'u2', 2);
+    expect(await fresh.done).toMatchObject({ finalVersion: 2 });
+    const t = createMemoryTransport({ cluster, logger: log });
+    expect((await readVersions(t, m)).map((v) => v.contributors.map((c) => c.updateId))).toEqual([[], ['u1'], ['u2']]);
+    expect((await readAudit(t, m)).filter((e) => e.action === 'UPDATE_ACCEPTED').map((e) => e.updateId)).toEqual(['u1', 'u2']);
+  });
+
+  it('fenced when it publishes: fails once with TRANSPORT_FENCED, no retry, nothing published, the group left', async () => {
+    const m = manifest();
+    const cluster = new MemoryCluster();
+    const groupId = `${topicPrefix(m)}.aggregator`;
+    const old = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger: log }), logger: log, evaluate: false });
+    deferCleanup(() => old.stop());
+    await old.start();
+    // A newer producer with the aggregator's transactional id, not (yet) in the group: no rebalance tells the old one.
+    const usurper = createMemoryTransport({ cluster, logger: log }).producer({ transactionalId: groupId });
+    await usurper.connect();
+    expect(old.health()).toMatchObject({ state: 'running' });
+    await sendUpdate(cluster, m, 'u1', 1);
+    const err = await old.done.then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TRANSPORT_FENCED', retriable: false });
+    expect((err as Error).message).toContain(`another aggregator instance took over transactional id ${groupId}`);
+    const admin = createMemoryTransport({ cluster, logger: log }).admin();
+    await waitFor(async () => (await admin.describeGroup(groupId)).members.length === 0, { timeoutMs: 2_000, what: 'the fenced aggregator to leave' });
+    const t = createMemoryTransport({ cluster, logger: log });
+    expect((await readVersions(t, m)).map((v) => v.version)).toEqual([0]);
+    expect((await readAudit(t, m)).filter((e) => e.action === 'UPDATE_ACCEPTED')).toEqual([]);
   });
 });
