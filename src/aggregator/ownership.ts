@@ -85,10 +85,11 @@ export function isFenced(err: unknown): err is FedStreamError {
 
 /**
  * The error a fenced aggregator stops with: names the pipeline, the transactional id and the takeover, with the
- * transport's error as its cause. Undefined when `err` is not fencing.
+ * transport's error as its cause (`err` itself when it already is that error). Undefined when `err` is not fencing.
  */
 export function fencedError(err: unknown, o: { pipeline: string; transactionalId: string; groupId: string }): FedStreamError | undefined {
   if (!isFenced(err)) return undefined;
+  if (err.details.pipeline === o.pipeline && err.details.transactionalId === o.transactionalId) return err;
   return new FedStreamError(
     'TRANSPORT_FENCED',
     `the aggregator of pipeline ${o.pipeline} was fenced: another aggregator instance took over transactional id ${o.transactionalId}; ` +

@@ -145,7 +145,7 @@ export class Aggregator implements Service<AggregatorSummary> {
       this.log.error({ err: fenced, transactionalId: this.transactionalId, groupId: this.groupId }, fenced.message);
       // Give the updates partitions back now, not when the process ends: the aggregator that took over waits for them.
       void this.updates.close();
-      void this.slot.producer.disconnect().catch(() => undefined);
+      void this.slot.producer?.disconnect().catch(() => undefined);
     } else {
       this.log.error({ err }, 'aggregator stopped on an error it cannot recover from');
     }
@@ -426,6 +426,9 @@ export class Aggregator implements Service<AggregatorSummary> {
     await transact({
       transport: this.t, slot: this.slot, transactionalId: this.transactionalId, groupId: this.groupId, log: this.log, what, records,
       offsets: withOffsets ? this.updates.offsetsToCommit() : [], beforeCommit: round !== undefined ? () => this.maybeFault('before-commit', round) : undefined,
+    }).catch((err: unknown) => {
+      // Also during start (recovery publishes), where no fail() rewords it: fenced says who took over.
+      throw fencedError(err, { pipeline: topicPrefix(this.m), transactionalId: this.transactionalId, groupId: this.groupId }) ?? err;
     });
   }
 

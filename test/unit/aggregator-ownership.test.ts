@@ -61,6 +61,7 @@ describe('fencing errors from kafkajs', () => {
     expect(e).toMatchObject({ code: 'TRANSPORT_FENCED', retriable: false, cause, details: { pipeline: 'it.p', transactionalId: 'it.p.aggregator', kafkaType: 'INVALID_PRODUCER_EPOCH' } });
     expect(e.message).toMatch(/pipeline it\.p was fenced: another aggregator instance took over transactional id it\.p\.aggregator/);
     expect(fencedError(new FedStreamError('TRANSPORT_TRANSACTION', 'x'), { pipeline: 'a', transactionalId: 'b', groupId: 'c' })).toBeUndefined();
+    expect(fencedError(e, { pipeline: 'it.p', transactionalId: 'it.p.aggregator', groupId: 'it.p.aggregator' })).toBe(e);
     expect(isFenced(new Error('INVALID_PRODUCER_EPOCH'))).toBe(false);
   });
 });
