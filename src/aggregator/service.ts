@@ -105,6 +105,8 @@ export class Aggregator implements Service<AggregatorSummary> {
       // A member joined or left the group: if another aggregator took over, it fenced this one before joining.
       onRebalance: () => void this.exclusive(() => this.checkNotFenced()).catch(() => undefined),
     });
+    // Once now as well: a takeover that fenced this one while it was starting had no rebalance left to announce.
+    void this.exclusive(() => this.checkNotFenced()).catch(() => undefined);
     if (!this.finished) this.phase = 'running';
     this.armDeadline();
   }
