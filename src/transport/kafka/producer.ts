@@ -7,7 +7,7 @@ import type {
   Producer as KafkaJsProducer,
   Transaction as KafkaJsTransaction,
 } from 'kafkajs';
-import { FedStreamError } from '../../common/index.ts';
+import { FedStreamError, sleep } from '../../common/index.ts';
 import { closedError, mapped } from './errors.ts';
 import type { ResolvedKafkaSecurity } from './security.ts';
 import type { KafkaClientContext } from './security.ts';
@@ -22,6 +22,8 @@ import type {
 } from '../types.ts';
 
 const { Partitioners } = kafkajs;
+/** Attempts of `checkFenced` after a retriable answer (25 ms doubling: about 6 s in all). */
+const PROBE_RETRIES = 8;
 
 /** The topics a send writes, for an authorization error that names them. */
 function topicsOf(records: readonly ProducerRecord[]): string {
@@ -162,20 +164,30 @@ export class KafkaProducer implements Producer {
     if (!this.options.transactionalId) throw new FedStreamError('TRANSPORT_TRANSACTION', 'checkFenced() needs a producer created with a transactionalId');
     await this.mutex.run(async () => {
       this.checkNotFenced('check fencing');
-      try {
-        await mapped(`${this.label}: check fencing`, async () => {
-          const txn = await this.producer.transaction();
-          try {
-            await txn.sendOffsets({ consumerGroupId: groupId, topics: [] });
-          } catch (err) {
-            await txn.abort().catch(() => undefined);
-            throw err;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await mapped(`${this.label}: check fencing`, async () => {
+            const txn = await this.producer.transaction();
+            try {
+              await txn.sendOffsets({ consumerGroupId: groupId, topics: [] });
+            } catch (err) {
+              await txn.abort().catch(() => undefined);
+              throw err;
+            }
+            await txn.abort();
+          }, { inTransaction: true, security: this.security, resource: { 'transactional id': this.options.transactionalId!, 'consumer group': groupId } });
+          return;
+        } catch (err) {
+          const e = err as FedStreamError;
+          // Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS for a few ms, and kafkajs does not
+          // retry AddOffsetsToTxn: ask again shortly, as it does for AddPartitionsToTxn.
+          if (e.code !== 'TRANSPORT_FENCED' && e.details.kafkaRetriable === true && attempt < PROBE_RETRIES) {
+            await sleep(Math.min(1_000, 25 * 2 ** attempt));
+            continue;
           }
-          await txn.abort();
-        }, { inTransaction: true, security: this.security, resource: { 'transactional id': this.options.transactionalId!, 'consumer group': groupId } });
-      } catch (err) {
-        this.noteFailure(err as FedStreamError);
-        throw err;
+          this.noteFailure(e);
+          throw err;
+        }
       }
     });
   }
