@@ -46,12 +46,15 @@ function headerValues(headers: Record<string, HeaderValue> | undefined, name: st
 
 /**
  * A CodecError about one or more consumed messages; `messages` holds them, raw, for the dead-letter topic.
- * Codes: CODEC_CHUNK_MISSING (expired or evicted incomplete payload), CODEC_CHUNK_DUPLICATE, CODEC_CHECKSUM_MISMATCH,
- * CODEC_INVALID (bad or inconsistent chunk headers, no value).
+ * Codes: CODEC_CHUNK_MISSING (expired or evicted incomplete payload, or a late chunk of one), CODEC_CHUNK_DUPLICATE,
+ * CODEC_CHECKSUM_MISMATCH, CODEC_INVALID (bad or inconsistent chunk headers, no value), CODEC_LIMIT (a declared size
+ * or a chunk above the reader's limits).
  */
 export class ChunkedPayloadError extends CodecError {
   readonly payloadId: string | undefined;
   readonly messages: readonly IncomingMessage[];
+  /** Other incomplete payloads the reader dropped (expired) while refusing this message: report them too. */
+  readonly dropped: ChunkedPayloadError[] = [];
 
   constructor(code: Extract<ErrorCode, `CODEC_${string}`>, message: string, payloadId: string | undefined, messages: readonly IncomingMessage[], details: Record<string, unknown> = {}) {
     super(code, message, { details: { payloadId, ...details } });

@@ -40,10 +40,9 @@ export interface PendingPayloadInfo {
   payloadId: string;
   key: string | Buffer | null | undefined;
   partition: number | undefined;
+  /** Declared number of chunks, and how many distinct chunks arrived (what is missing is never listed: see `drop`). */
   chunkCount: number;
   received: number;
-  /** Indices not received yet. */
-  missing: number[];
   /** Declared size of the whole payload, and bytes buffered so far. */
   size: number;
   bufferedBytes: number;
@@ -54,15 +53,44 @@ export interface PendingPayloadInfo {
   lastSeenAt: number;
 }
 
+/**
+ * Bounds on what chunk headers may declare and what incomplete payloads may hold (docs/security.md, "Hostile-input
+ * limits"). Pipeline readers get them from the manifest's `limits` (protocol/wire.ts `reassemblerOptions`); the
+ * defaults below are for a bare Reassembler.
+ */
 export interface ReassemblerOptions {
+  /** Largest declared `fedstream-size` of a payload, in bytes (default: `maxBufferedBytes`); larger is CODEC_LIMIT. */
+  maxPayloadBytes?: number;
   /** Most bytes buffered over all incomplete payloads (default 256 MiB); the least recently active are evicted. */
   maxBufferedBytes?: number;
-  /** Most incomplete payloads at once (default 1024). */
+  /** Most incomplete payloads at once (default 1024); the least recently active is evicted beyond it. */
   maxPendingPayloads?: number;
-  /** Ids of completed payloads remembered to recognise late duplicate chunks (default 1024). */
+  /** Incomplete payloads with no chunk for this long (ms) are expired by `accept` itself (default: only by `expire`). */
+  maxAgeMs?: number;
+  /**
+   * Smallest and largest chunk size any writer may have used, in bytes (default 1 and unbounded). A header set is
+   * refused unless ceil(size / maxChunkBytes) <= count <= ceil(size / minChunkBytes), and a chunk value larger than
+   * maxChunkBytes is refused: a count can never make the reader allocate or wait for more than the size allows.
+   */
+  minChunkBytes?: number;
+  maxChunkBytes?: number;
+  /** Ids of completed (and of dropped) payloads remembered, to recognise late chunks (default 1024 each). */
   rememberCompleted?: number;
-  /** Clock for `expire` (default Date.now). */
+  /** Clock for ages (default Date.now). */
   now?: () => number;
+}
+
+/** The reassembler's own counters: what it holds now, the most it ever held, and what it let go. */
+export interface ReassemblerStats {
+  pendingPayloads: number;
+  bufferedBytes: number;
+  peakPendingPayloads: number;
+  peakBufferedBytes: number;
+  /** Payloads dropped incomplete: evicted to stay within the bounds, or expired by age. */
+  evicted: number;
+  expired: number;
+  /** Messages refused outright (bad or over-limit headers, late chunks of dropped payloads, conflicting duplicates). */
+  refused: number;
 }
 
 interface ChunkHeaders {
@@ -74,12 +102,12 @@ interface ChunkHeaders {
 }
 
 interface Pending extends ChunkHeaders {
+  /** `<partition>/<id>`: the map key (payload ids are only unique within a partition). */
+  slot: string;
   key: string | Buffer | null | undefined;
   partition: number | undefined;
-  chunks: (IncomingMessage | undefined)[];
-  /** Every accepted message, duplicates included: what a dead-letter copy needs. */
-  messages: IncomingMessage[];
-  received: number;
+  /** Chunks by index, in arrival order: what a dead-letter copy needs. Sized by arrivals, never by the declared count. */
+  chunks: Map<number, IncomingMessage>;
   bufferedBytes: number;
   firstOffset: string | undefined;
   lastOffset: string | undefined;
@@ -107,29 +135,40 @@ function maxOffset(a: string | undefined, b: string | undefined): string | undef
   return BigInt(a) >= BigInt(b) ? a : b;
 }
 
-function missingIndices(p: Pending): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < p.count; i++) if (!p.chunks[i]) out.push(i);
-  return out;
-}
-
 /**
- * Reassembles chunked payloads from consumed messages; chunks of several payloads may interleave and arrive
- * in any order. Not thread-safe (one per consumer). Offsets: a consumer should not commit past the
- * `firstOffset` of a pending payload (`lowestPendingOffset`), or a restart would lose its first chunks.
+ * Reassembles chunked payloads from consumed messages; chunks of several payloads may interleave and arrive in any
+ * order. Not thread-safe (one per consumer and topic). Offsets: a consumer should not commit past the `firstOffset`
+ * of a pending payload (`lowestPendingOffset`), or a restart would lose its first chunks; a payload dropped
+ * (evicted, expired, refused) no longer holds any offset back.
+ *
+ * Hostile input costs O(1) per message: headers are checked against the limits before anything is kept, memory is
+ * bounded by `maxBufferedBytes` and `maxPendingPayloads`, and the incomplete payloads are kept in a Map ordered by
+ * their latest chunk, so that the least recently active one (eviction) and the stale ones (expiry) are at its front.
  */
 export class Reassembler {
+  /** Incomplete payloads by slot, least recently active first (a chunk moves its payload to the end). */
   private readonly payloads = new Map<string, Pending>();
   private readonly completed = new Map<string, { count: number; size: number; sha256: string }>();
+  /** Slots of payloads dropped incomplete, oldest first: their late chunks are refused, not buffered again. */
+  private readonly droppedSlots = new Map<string, 'evicted' | 'expired'>();
+  private readonly maxPayloadBytes: number;
   private readonly maxBufferedBytes: number;
   private readonly maxPendingPayloads: number;
+  private readonly maxAgeMs: number | undefined;
+  private readonly minChunkBytes: number;
+  private readonly maxChunkBytes: number;
   private readonly rememberCompleted: number;
   private readonly now: () => number;
   private buffered = 0;
+  private readonly counters = { peakPendingPayloads: 0, peakBufferedBytes: 0, evicted: 0, expired: 0, refused: 0 };
 
   constructor(options: ReassemblerOptions = {}) {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 256 * 1024 * 1024;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? this.maxBufferedBytes;
     this.maxPendingPayloads = options.maxPendingPayloads ?? 1024;
+    this.maxAgeMs = options.maxAgeMs;
+    this.minChunkBytes = options.minChunkBytes ?? 1;
+    this.maxChunkBytes = options.maxChunkBytes ?? Infinity;
     this.rememberCompleted = options.rememberCompleted ?? 1024;
     this.now = options.now ?? Date.now;
   }
@@ -139,12 +178,32 @@ export class Reassembler {
     return this.buffered;
   }
 
+  /** What it holds now, the most it held, and what it dropped or refused (a copy). */
+  stats(): ReassemblerStats {
+    return { pendingPayloads: this.payloads.size, bufferedBytes: this.buffered, ...this.counters };
+  }
+
   /**
    * Takes one consumed message. A message without chunk headers is complete by itself. Throws a
-   * ChunkedPayloadError for a message it refuses (bad headers, conflicting duplicate) and for a payload that
-   * fails its size or sha256 check once complete (that payload is then discarded).
+   * ChunkedPayloadError for a message it refuses (bad or over-limit headers, a late chunk of a payload it dropped,
+   * a conflicting duplicate) and for a payload that fails its size or sha256 check once complete (that payload is
+   * then discarded). Payloads it drops to keep within its bounds come back in `dropped` (CODEC_CHUNK_MISSING).
    */
   accept(message: IncomingMessage): AcceptResult {
+    // Expired first, so that a refused message still reports them (on the error's `dropped`).
+    const stale = this.maxAgeMs === undefined ? [] : this.expire(this.maxAgeMs);
+    try {
+      return withDropped(this.take(message), stale);
+    } catch (err) {
+      if (err instanceof ChunkedPayloadError) {
+        if (err.messages.length === 1 && err.messages[0] === message) this.counters.refused++;
+        err.dropped.push(...stale);
+      }
+      throw err;
+    }
+  }
+
+  private take(message: IncomingMessage): AcceptResult {
     const value = message.value;
     if (message.offset !== undefined && !/^\d+$/.test(message.offset)) {
       throw this.reject('CODEC_INVALID', `offset ${JSON.stringify(message.offset)} is not a decimal string`, undefined, message);
@@ -168,20 +227,35 @@ export class Reassembler {
 
     const h = this.parseHeaders(message);
     if (!value) throw this.reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} has no value`, h.id, message, { index: h.index });
+    if (value.length > this.maxChunkBytes) {
+      throw this.reject('CODEC_LIMIT', `chunk ${h.index} of payload ${h.id} holds ${value.length} bytes, more than any chunk size (${this.maxChunkBytes})`, h.id, message, {
+        index: h.index, bytes: value.length, limit: this.maxChunkBytes,
+      });
+    }
+    const slot = `${message.partition ?? ''}/${h.id}`;
 
-    const done = this.completed.get(h.id);
-    if (done && !this.payloads.has(h.id)) {
+    const done = this.completed.get(slot);
+    if (done && !this.payloads.has(slot)) {
       // A late copy of a chunk of a payload already delivered. Index 0 starts a genuine replay.
       if (h.index !== 0 && done.count === h.count && done.size === h.size && done.sha256 === h.sha256) {
         return { status: 'pending', payloadId: h.id, received: h.count, chunkCount: h.count, duplicate: true };
       }
-      this.completed.delete(h.id);
+      this.completed.delete(slot);
+    }
+    const gone = this.droppedSlots.get(slot);
+    if (gone && !this.payloads.has(slot)) {
+      // A straggler of a payload dropped incomplete would only start a payload that can never complete. Index 0
+      // is a replay (a redelivery after a rebalance) and starts over.
+      if (h.index !== 0) {
+        throw this.reject('CODEC_CHUNK_MISSING', `chunk ${h.index} of payload ${h.id} arrived after the payload was ${gone} incomplete; refused`, h.id, message, { index: h.index, reason: gone });
+      }
+      this.droppedSlots.delete(slot);
     }
 
-    let p = this.payloads.get(h.id);
+    let p = this.payloads.get(slot);
     if (p) {
       this.checkConsistent(p, h, message);
-      const existing = p.chunks[h.index];
+      const existing = p.chunks.get(h.index);
       if (existing) {
         if (!(existing.value as Buffer).equals(value)) {
           throw this.reject('CODEC_CHUNK_DUPLICATE', `chunk ${h.index} of payload ${h.id} arrived twice with different content (the first copy is kept)`, h.id, message, {
@@ -190,40 +264,44 @@ export class Reassembler {
             firstCopyOffset: existing.offset,
           });
         }
+        // An identical copy (a redelivery) is not kept: repeating a chunk costs nothing.
         this.touch(p, message);
-        p.messages.push(message);
-        return { status: 'pending', payloadId: h.id, received: p.received, chunkCount: p.count, duplicate: true };
+        return { status: 'pending', payloadId: h.id, received: p.chunks.size, chunkCount: p.count, duplicate: true };
       }
-    } else {
+    }
+    const held = p?.bufferedBytes ?? 0;
+    if (held + value.length > h.size) {
+      throw this.reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} brings its chunks to ${held + value.length} bytes, more than its ${CHUNK_HEADERS.size} ${h.size}`, h.id, message, {
+        header: CHUNK_HEADERS.size, index: h.index, size: h.size, bytes: held + value.length,
+      });
+    }
+    if (!p) {
       p = {
         ...h,
+        slot,
         key: message.key,
         partition: message.partition,
-        chunks: new Array<IncomingMessage | undefined>(h.count),
-        messages: [],
-        received: 0,
+        chunks: new Map(),
         bufferedBytes: 0,
         firstOffset: undefined,
         lastOffset: undefined,
         firstSeenAt: this.now(),
         lastSeenAt: 0,
       };
-      this.payloads.set(h.id, p);
+      this.payloads.set(slot, p);
     }
 
-    p.chunks[h.index] = message;
-    p.messages.push(message);
-    p.received++;
+    p.chunks.set(h.index, message);
     p.bufferedBytes += value.length;
     this.buffered += value.length;
     this.touch(p, message);
 
-    if (p.received === p.count) return this.complete(p);
+    if (p.chunks.size === p.count) return this.complete(p);
 
     const dropped = this.enforceBounds(p);
-    const result: PendingResult = { status: 'pending', payloadId: p.id, received: p.received, chunkCount: p.count };
-    if (dropped.length) result.dropped = dropped;
-    return result;
+    this.counters.peakPendingPayloads = Math.max(this.counters.peakPendingPayloads, this.payloads.size);
+    this.counters.peakBufferedBytes = Math.max(this.counters.peakBufferedBytes, this.buffered);
+    return withDropped({ status: 'pending', payloadId: p.id, received: p.chunks.size, chunkCount: p.count }, dropped);
   }
 
   /** Incomplete payloads, oldest first. */
@@ -235,8 +313,7 @@ export class Reassembler {
         key: p.key,
         partition: p.partition,
         chunkCount: p.count,
-        received: p.received,
-        missing: missingIndices(p),
+        received: p.chunks.size,
         size: p.size,
         bufferedBytes: p.bufferedBytes,
         firstOffset: p.firstOffset,
@@ -255,12 +332,14 @@ export class Reassembler {
 
   /**
    * Drops incomplete payloads that received no chunk for `olderThanMs` and returns one CODEC_CHUNK_MISSING
-   * error per payload, with the raw messages received, for the caller to dead-letter and audit.
+   * error per payload, with the raw messages received, for the caller to dead-letter and audit. O(expired): the
+   * stale payloads are at the front of the map.
    */
   expire(olderThanMs: number, now: number = this.now()): ChunkedPayloadError[] {
     const dropped: ChunkedPayloadError[] = [];
-    for (const p of [...this.payloads.values()]) {
-      if (now - p.lastSeenAt >= olderThanMs) dropped.push(this.drop(p, `no chunk for ${now - p.lastSeenAt} ms`, 'expired'));
+    for (const p of this.payloads.values()) {
+      if (now - p.lastSeenAt < olderThanMs) break;
+      dropped.push(this.drop(p, `no chunk for ${now - p.lastSeenAt} ms`, 'expired'));
     }
     return dropped;
   }
@@ -290,8 +369,19 @@ export class Reassembler {
     if (index >= count) {
       throw this.reject('CODEC_INVALID', `chunk index ${index} of payload ${id} is out of range 0..${count - 1}`, id, message, { header: CHUNK_HEADERS.index, index, count });
     }
-    if (size > this.maxBufferedBytes) {
-      throw this.reject('CODEC_INVALID', `payload ${id} of ${size} bytes exceeds the reassembly bound of ${this.maxBufferedBytes} bytes`, id, message, { header: CHUNK_HEADERS.size, size });
+    // Against the limits before anything is kept: a count must agree with the size and the chunk sizes writers
+    // may use, so that neither can make this reader wait for, or hold, more than `maxPayloadBytes`.
+    if (size > this.maxPayloadBytes) {
+      throw this.reject('CODEC_LIMIT', `payload ${id}: header ${CHUNK_HEADERS.size} is ${size}, above the limit of ${this.maxPayloadBytes} bytes (limits.maxPayloadBytes)`, id, message, {
+        header: CHUNK_HEADERS.size, size, limit: this.maxPayloadBytes,
+      });
+    }
+    const most = Math.ceil(size / this.minChunkBytes);
+    const least = Math.ceil(size / this.maxChunkBytes);
+    if (count > most || count < least) {
+      throw this.reject('CODEC_INVALID', `payload ${id}: header ${CHUNK_HEADERS.count} is ${count}, but ${size} bytes in chunks of ${this.minChunkBytes}..${this.maxChunkBytes} bytes make ${least}..${most} chunks`, id, message, {
+        header: CHUNK_HEADERS.count, count, size, least, most,
+      });
     }
     return { id, index, count, size, sha256 };
   }
@@ -320,22 +410,29 @@ export class Reassembler {
     p.lastSeenAt = this.now();
     p.firstOffset = minOffset(p.firstOffset, message.offset);
     p.lastOffset = maxOffset(p.lastOffset, message.offset);
+    // To the end of the map: the front is then always the least recently active payload.
+    this.payloads.delete(p.slot);
+    this.payloads.set(p.slot, p);
   }
 
   private forget(p: Pending): void {
-    this.payloads.delete(p.id);
+    this.payloads.delete(p.slot);
     this.buffered -= p.bufferedBytes;
+  }
+
+  /** The raw messages of a payload, in arrival order. */
+  private messagesOf(p: Pending): IncomingMessage[] {
+    return [...p.chunks.values()];
   }
 
   private complete(p: Pending): CompleteResult {
     this.forget(p);
-    const payload = Buffer.concat(
-      p.chunks.map((c) => (c as IncomingMessage).value as Buffer),
-      p.bufferedBytes,
-    );
+    const parts: Buffer[] = [];
+    for (let i = 0; i < p.count; i++) parts.push(p.chunks.get(i)!.value as Buffer);
+    const payload = Buffer.concat(parts, p.bufferedBytes);
     const where = { chunkCount: p.count, firstOffset: p.firstOffset, lastOffset: p.lastOffset, partition: p.partition };
     if (payload.length !== p.size) {
-      throw new ChunkedPayloadError('CODEC_CHECKSUM_MISMATCH', `payload ${p.id} reassembled to ${payload.length} bytes, its chunks declare ${p.size}`, p.id, p.messages, {
+      throw new ChunkedPayloadError('CODEC_CHECKSUM_MISMATCH', `payload ${p.id} reassembled to ${payload.length} bytes, its chunks declare ${p.size}`, p.id, this.messagesOf(p), {
         ...where,
         expectedSize: p.size,
         actualSize: payload.length,
@@ -343,23 +440,27 @@ export class Reassembler {
     }
     const sha256 = createHash('sha256').update(payload).digest('hex');
     if (sha256 !== p.sha256) {
-      throw new ChunkedPayloadError('CODEC_CHECKSUM_MISMATCH', `payload ${p.id} reassembled to sha256 ${sha256}, its chunks declare ${p.sha256}`, p.id, p.messages, {
+      throw new ChunkedPayloadError('CODEC_CHECKSUM_MISMATCH', `payload ${p.id} reassembled to sha256 ${sha256}, its chunks declare ${p.sha256}`, p.id, this.messagesOf(p), {
         ...where,
         expected: p.sha256,
         actual: sha256,
       });
     }
-    this.completed.set(p.id, { count: p.count, size: p.size, sha256: p.sha256 });
-    if (this.completed.size > this.rememberCompleted) this.completed.delete(this.completed.keys().next().value as string);
+    remember(this.completed, p.slot, { count: p.count, size: p.size, sha256: p.sha256 }, this.rememberCompleted);
     return { status: 'complete', payload, payloadId: p.id, key: p.key, partition: p.partition, firstOffset: p.firstOffset, lastOffset: p.lastOffset, chunkCount: p.count };
   }
 
-  /** Evicts the least recently active other payloads while over a bound. */
+  /** Evicts the least recently active other payloads while over a bound: each one O(1), from the front of the map. */
   private enforceBounds(current: Pending): ChunkedPayloadError[] {
     const dropped: ChunkedPayloadError[] = [];
     while (this.buffered > this.maxBufferedBytes || this.payloads.size > this.maxPendingPayloads) {
       let victim: Pending | undefined;
-      for (const p of this.payloads.values()) if (p !== current && (!victim || p.lastSeenAt < victim.lastSeenAt)) victim = p;
+      for (const p of this.payloads.values()) {
+        if (p !== current) {
+          victim = p;
+          break;
+        }
+      }
       if (!victim) break;
       const why = this.buffered > this.maxBufferedBytes ? `more than ${this.maxBufferedBytes} bytes buffered` : `more than ${this.maxPendingPayloads} incomplete payloads`;
       dropped.push(this.drop(victim, why, 'evicted'));
@@ -367,16 +468,17 @@ export class Reassembler {
     return dropped;
   }
 
+  /** Drops an incomplete payload; says how many chunks arrived, never which are missing (the count may be huge). */
   private drop(p: Pending, why: string, reason: 'expired' | 'evicted'): ChunkedPayloadError {
     this.forget(p);
-    const missing = missingIndices(p);
-    const shown = missing.length > 20 ? `${missing.slice(0, 20).join(', ')}, ...` : missing.join(', ');
-    return new ChunkedPayloadError('CODEC_CHUNK_MISSING', `payload ${p.id} ${reason} incomplete (${why}): ${p.received} of ${p.count} chunks, missing ${shown}`, p.id, p.messages, {
+    this.counters[reason]++;
+    remember(this.droppedSlots, p.slot, reason, this.rememberCompleted);
+    return new ChunkedPayloadError('CODEC_CHUNK_MISSING', `payload ${p.id} ${reason} incomplete (${why}): ${p.chunks.size} of ${p.count} chunks received`, p.id, this.messagesOf(p), {
       reason,
-      received: p.received,
+      received: p.chunks.size,
       chunkCount: p.count,
-      missing: missing.slice(0, 100),
-      missingCount: missing.length,
+      size: p.size,
+      bufferedBytes: p.bufferedBytes,
       partition: p.partition,
       firstOffset: p.firstOffset,
       lastOffset: p.lastOffset,
@@ -386,4 +488,16 @@ export class Reassembler {
   private reject(code: Extract<ErrorCode, `CODEC_${string}`>, message: string, payloadId: string | undefined, incoming: IncomingMessage, details: Record<string, unknown> = {}): ChunkedPayloadError {
     return new ChunkedPayloadError(code, message, payloadId, [incoming], { offset: incoming.offset, partition: incoming.partition, ...details });
   }
+}
+
+/** Sets `key` in an insertion-ordered map, forgetting the oldest entry beyond `most`. */
+function remember<V>(map: Map<string, V>, key: string, value: V, most: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > most) map.delete(map.keys().next().value as string);
+}
+
+function withDropped<R extends AcceptResult>(result: R, dropped: ChunkedPayloadError[]): R {
+  if (dropped.length) result.dropped = [...(result.dropped ?? []), ...dropped];
+  return result;
 }

@@ -34,4 +34,4 @@ export {
 } from './tensors.ts';
 export { CHUNK_HEADERS, ChunkedPayloadError, isChunk, type HeaderValue, type IncomingMessage } from './chunk-headers.ts';
 export { splitPayload, type ChunkRecord, type SplitOptions } from './chunk-split.ts';
-export { Reassembler, type AcceptResult, type CompleteResult, type PendingPayloadInfo, type PendingResult, type ReassemblerOptions } from './chunk-reassemble.ts';
+export { Reassembler, type AcceptResult, type CompleteResult, type PendingPayloadInfo, type PendingResult, type ReassemblerOptions, type ReassemblerStats } from './chunk-reassemble.ts';

@@ -19,5 +19,30 @@ export const DEFAULTS = {
   demoOutDir: './fedstream-demo',
 } as const;
 
+/** Smallest and largest `topics.chunkSizeBytes` a manifest may set: the bounds a reader checks chunk headers against. */
+export const CHUNK_SIZE_BOUNDS = { min: 1024, max: 1_000_000 } as const;
+
+/**
+ * Defaults of the manifest's `limits` section (docs/security.md, "Hostile-input limits"): what any input may make a
+ * reader hold or the aggregator count, whoever sent it. Sizes in bytes, ages in milliseconds.
+ */
+export const LIMIT_DEFAULTS = {
+  maxUpdateNorm: 1000,
+  /** Largest `numExamples` one update may claim. */
+  maxExamplesPerUpdate: 10_000_000,
+  /** Largest |value| of a metric that is averaged and published (non-finite values never are). */
+  maxMetricAbs: 1e9,
+  /** Largest whole payload (declared `fedstream-size`) a reader reassembles: 64 MiB, ~16M float32 parameters. */
+  maxPayloadBytes: 64 * 1024 * 1024,
+  /** Most incomplete chunked payloads a reader holds per topic. */
+  maxPendingPayloads: 256,
+  /** Most bytes of incomplete chunked payloads a reader holds per topic. */
+  maxPendingBytes: 128 * 1024 * 1024,
+  /** An incomplete payload with no new chunk for this long is expired. */
+  maxPendingAgeMs: 10 * 60_000,
+  /** Most raw bytes of rejected messages the aggregator keeps for the dead-letter topic until a round's transaction. */
+  maxDeadLetterBytesPerRound: 64 * 1024 * 1024,
+} as const;
+
 export const TOPIC_KINDS = ['control', 'updates', 'models', 'telemetry', 'audit', 'dead-letter'] as const;
 export type TopicKind = (typeof TOPIC_KINDS)[number];

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDocument } from 'yaml';
 import { ConfigError, FedStreamError } from '../common/index.ts';
-import { DEFAULTS, TOPIC_KINDS } from './defaults.ts';
+import { CHUNK_SIZE_BOUNDS, DEFAULTS, LIMIT_DEFAULTS, TOPIC_KINDS } from './defaults.ts';
 
 /**
  * The pipeline manifest: one YAML file per pipeline (pipelines/*.yaml). Parsed once, at start,
@@ -110,6 +110,34 @@ export const kafkaSecuritySchema = z.object({
 
 export type KafkaSecurity = z.infer<typeof kafkaSecuritySchema>;
 
+/** The `limits` section; defaults in LIMIT_DEFAULTS (config/defaults.ts). */
+export const limitsSchema = z.object({
+  /** Updates whose L2 distance from the base version exceeds this are rejected (`norm_bound`). */
+  maxUpdateNorm: z.number().positive().default(LIMIT_DEFAULTS.maxUpdateNorm),
+  /** Updates claiming more examples than this are rejected (`bad_num_examples`). */
+  maxExamplesPerUpdate: posInt.max(Number.MAX_SAFE_INTEGER).default(LIMIT_DEFAULTS.maxExamplesPerUpdate),
+  /**
+   * Optional: the largest share of a round's total weight one update may have, in [0.5, 1]. A larger weight is
+   * clamped to exactly this share (FedAvg), and the ROUND_CLOSED audit event says whose. Below 0.5 several updates
+   * could exceed the share at once, which a streaming fold cannot correct without keeping them all.
+   */
+  maxWeightShare: z.number().min(0.5, 'expected a number in [0.5, 1]').max(1, 'expected a number in [0.5, 1]').optional(),
+  /** Metrics whose absolute value exceeds this (or that are not finite) are neither averaged nor published. */
+  maxMetricAbs: z.number().positive().default(LIMIT_DEFAULTS.maxMetricAbs),
+  /** Largest whole chunked payload a reader reassembles, in bytes (its declared `fedstream-size`). */
+  maxPayloadBytes: posInt.default(LIMIT_DEFAULTS.maxPayloadBytes),
+  /** Most incomplete chunked payloads a reader holds per topic; the least recently active is evicted beyond it. */
+  maxPendingPayloads: posInt.default(LIMIT_DEFAULTS.maxPendingPayloads),
+  /** Most bytes of incomplete chunked payloads a reader holds per topic; at least maxPayloadBytes. */
+  maxPendingBytes: posInt.default(LIMIT_DEFAULTS.maxPendingBytes),
+  /** An incomplete chunked payload with no new chunk for this long (ms) is expired. */
+  maxPendingAgeMs: posInt.default(LIMIT_DEFAULTS.maxPendingAgeMs),
+  /** Most raw bytes of rejected messages the aggregator keeps for the dead-letter topic per round (beyond: audited only). */
+  maxDeadLetterBytesPerRound: nonNegInt.default(LIMIT_DEFAULTS.maxDeadLetterBytesPerRound),
+}).strict().refine((l) => l.maxPendingBytes >= l.maxPayloadBytes, { message: 'must be at least limits.maxPayloadBytes, or no payload of the largest size could be reassembled', path: ['maxPendingBytes'] });
+
+export type Limits = z.infer<typeof limitsSchema>;
+
 const duration = z.union([nonNegInt, z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration like 500ms, 30s, 5m, 12h or 7d')]);
 
 export const manifestSchema = z.object({
@@ -141,11 +169,11 @@ export const manifestSchema = z.object({
     /** How many times a round below quorum is extended before it is abandoned. */
     maxExtensions: nonNegInt.default(2),
   }).strict().refine((s) => s.minUpdates <= s.targetUpdates, { message: 'minUpdates must not exceed targetUpdates', path: ['minUpdates'] }),
-  /** What an update may contain; anything beyond is rejected before it is folded. */
-  limits: z.object({
-    /** Updates whose L2 distance from the base version exceeds this are rejected. */
-    maxUpdateNorm: z.number().positive().default(1000),
-  }).strict().default({ maxUpdateNorm: 1000 }),
+  /**
+   * Hostile-input limits (docs/security.md): what an update may contain, and what any record may make a reader hold.
+   * Anything beyond is refused before it is allocated or folded, audited and dead-lettered.
+   */
+  limits: limitsSchema.default(LIMIT_DEFAULTS),
   /**
    * The strategy and its own options. Only `name` is checked here: each strategy validates its options with its
    * own schema (aggregator/strategies/registry.ts), which the composition root applies when a manifest is loaded.
@@ -154,7 +182,7 @@ export const manifestSchema = z.object({
   topics: z.object({
     partitions: posInt.default(1),
     replicationFactor: posInt.default(1),
-    chunkSizeBytes: z.number().int().min(1024).max(1_000_000).default(DEFAULTS.chunkSizeBytes),
+    chunkSizeBytes: z.number().int().min(CHUNK_SIZE_BOUNDS.min).max(CHUNK_SIZE_BOUNDS.max).default(DEFAULTS.chunkSizeBytes),
     /** Retention per topic kind; models default to forever (-1) so that every version stays readable. */
     retention: z.partialRecord(z.enum(TOPIC_KINDS), duration).optional(),
   }).strict().default({ partitions: 1, replicationFactor: 1, chunkSizeBytes: DEFAULTS.chunkSizeBytes }),

@@ -12,7 +12,10 @@ import {
   type AvroCodec,
   type RecordKind,
   type RecordTypes,
+  type ReassemblerOptions,
+  type ReassemblerStats,
 } from '../codec/index.ts';
+import { CHUNK_SIZE_BOUNDS, type Limits } from '../config/index.ts';
 import type { ProducerRecord, TransportMessage } from '../transport/index.ts';
 
 export type { RecordKind, RecordTypes } from '../codec/index.ts';
@@ -59,22 +62,45 @@ export interface PayloadFailure {
 }
 
 /**
- * Turns a stream of Kafka messages into whole payloads. One Reassembler per topic-partition, so
- * chunk ids never collide across partitions. Failures (checksum, duplicate chunk with other content,
- * incomplete payloads evicted to bound memory) come back as values with their raw bytes, never as
- * exceptions: a consumer must not crash on bad input.
+ * The Reassembler options of every reader of a pipeline's chunked payloads (the aggregator's updates consumer and its
+ * recovery, the nodes' models consumer, the sink, the reports), from the manifest's `limits`: the one place they are
+ * built. Chunk counts are checked against the whole range of chunk sizes a manifest may set (CHUNK_SIZE_BOUNDS),
+ * not only the current one, so that records written under an earlier `topics.chunkSizeBytes` stay readable.
+ */
+export function reassemblerOptions(limits: Limits): ReassemblerOptions {
+  return {
+    maxPayloadBytes: limits.maxPayloadBytes,
+    maxBufferedBytes: limits.maxPendingBytes,
+    maxPendingPayloads: limits.maxPendingPayloads,
+    maxAgeMs: limits.maxPendingAgeMs,
+    minChunkBytes: CHUNK_SIZE_BOUNDS.min,
+    maxChunkBytes: CHUNK_SIZE_BOUNDS.max,
+  };
+}
+
+/**
+ * Turns a stream of Kafka messages into whole payloads, within the pipeline's limits (`reassemblerOptions`): one
+ * Reassembler per topic, so that the bounds on incomplete payloads hold per topic whatever the number of
+ * partitions (payload ids are kept apart per partition inside it). Failures (bad or over-limit chunk headers,
+ * checksum, duplicate chunk with other content, incomplete payloads evicted or expired to bound memory) come back
+ * as values with their raw bytes, never as exceptions: a consumer must not crash on bad input. A dropped payload no
+ * longer holds offsets back (`pendingLowWatermark`).
  */
 export class PayloadReader {
   private readonly reassemblers = new Map<string, Reassembler>();
+  private readonly options: ReassemblerOptions;
+
+  /** `limits`: the manifest's (`m.limits`); `now` replaces the clock in tests. */
+  constructor(limits: Limits, now?: () => number) {
+    this.options = { ...reassemblerOptions(limits), ...(now ? { now } : {}) };
+  }
 
   accept(msg: TransportMessage): { payload?: Payload; failures: PayloadFailure[] } {
-    const id = `${msg.topic}/${msg.partition}`;
-    let r = this.reassemblers.get(id);
-    if (!r) this.reassemblers.set(id, (r = new Reassembler()));
+    const r = this.reassembler(msg.topic);
     const value = msg.value ?? Buffer.alloc(0);
     try {
       const res = r.accept({ key: msg.key, value, headers: msg.headers, offset: msg.offset, partition: msg.partition });
-      const failures = (res.dropped ?? []).map(failureOf);
+      const failures = (res.dropped ?? []).map((e) => failureOf(e, msg.topic));
       if (res.status === 'pending') return { failures };
       return {
         failures,
@@ -90,25 +116,39 @@ export class PayloadReader {
         },
       };
     } catch (error) {
-      return { failures: [error instanceof ChunkedPayloadError ? failureOf(error) : { error: error as Error, bytes: value }] };
+      if (!(error instanceof ChunkedPayloadError)) return { failures: [{ error: error as Error, bytes: value }] };
+      return { failures: [failureOf(error, msg.topic), ...error.dropped.map((e) => failureOf(e, msg.topic))] };
     }
   }
 
   /** Smallest first offset of an incomplete payload on this partition, if any: offsets must not be committed past it. */
   pendingLowWatermark(topic: string, partition: number): bigint | undefined {
-    const low = this.reassemblers.get(`${topic}/${partition}`)?.lowestPendingOffset(partition);
+    const low = this.reassemblers.get(topic)?.lowestPendingOffset(partition);
     return low === undefined ? undefined : BigInt(low);
   }
 
-  /** Drops incomplete payloads that saw no chunk for `maxAgeMs`; returns them for the dead-letter topic. */
-  expire(maxAgeMs: number): PayloadFailure[] {
+  /** Drops incomplete payloads that saw no chunk for `maxAgeMs` (default: `limits.maxPendingAgeMs`); returns them for the dead-letter topic. */
+  expire(maxAgeMs: number = this.options.maxAgeMs ?? Infinity): PayloadFailure[] {
     const out: PayloadFailure[] = [];
-    for (const r of this.reassemblers.values()) out.push(...r.expire(maxAgeMs).map(failureOf));
+    for (const [topic, r] of this.reassemblers) out.push(...r.expire(maxAgeMs).map((e) => failureOf(e, topic)));
     return out;
+  }
+
+  /** The counters of one topic's reassembler (zeros before its first message). */
+  stats(topic: string): ReassemblerStats {
+    return this.reassemblers.get(topic)?.stats() ?? { pendingPayloads: 0, bufferedBytes: 0, peakPendingPayloads: 0, peakBufferedBytes: 0, evicted: 0, expired: 0, refused: 0 };
+  }
+
+  private reassembler(topic: string): Reassembler {
+    let r = this.reassemblers.get(topic);
+    if (!r) this.reassemblers.set(topic, (r = new Reassembler(this.options)));
+    return r;
   }
 }
 
-function failureOf(e: ChunkedPayloadError): PayloadFailure {
+/** The raw bytes of the messages an error is about, and the topic in its details. */
+function failureOf(e: ChunkedPayloadError, topic: string): PayloadFailure {
+  e.details.topic ??= topic;
   const parts = e.messages.map((m) => (m.value === null || m.value === undefined ? Buffer.alloc(0) : Buffer.from(m.value)));
   return { error: e, bytes: Buffer.concat(parts) };
 }

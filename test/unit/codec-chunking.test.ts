@@ -245,7 +245,7 @@ describe('Reassembler', () => {
     expect(thrown(() => r.accept({ value: null })).message).toMatch(/has no value/);
     expect(thrown(() => r.accept({ value: Buffer.alloc(1), offset: 'x' })).message).toMatch(/not a decimal string/);
     // None of that disturbed the payload in progress.
-    expect(r.pending()[0]).toMatchObject({ payloadId: 'hdr', received: 1, missing: [1, 2] });
+    expect(r.pending()[0]).toMatchObject({ payloadId: 'hdr', received: 1, chunkCount: 3 });
   });
 
   it('accepts repeated identical header values (kafkajs arrays) and refuses conflicting ones', () => {
@@ -267,9 +267,9 @@ describe('Reassembler', () => {
     r.accept(consumed(a[2] as ChunkRecord, 9));
     now = 5_000;
     r.accept(consumed(b[0] as ChunkRecord, 10));
-    expect(r.pending().map((p) => [p.payloadId, p.received, p.missing, p.firstOffset])).toEqual([
-      ['a', 2, [1, 3, 4], '7'],
-      ['b', 1, [1, 2], '10'],
+    expect(r.pending().map((p) => [p.payloadId, p.received, p.chunkCount, p.firstOffset])).toEqual([
+      ['a', 2, 5, '7'],
+      ['b', 1, 3, '10'],
     ]);
     expect(r.lowestPendingOffset(0)).toBe('7');
     now = 34_000; // a: silent for 33 s, b: for 29 s
@@ -279,13 +279,17 @@ describe('Reassembler', () => {
     expect(err).toBeInstanceOf(CodecError);
     expect(err.code).toBe('CODEC_CHUNK_MISSING');
     expect(err.payloadId).toBe('a');
-    expect(err.details).toMatchObject({ reason: 'expired', missing: [1, 3, 4], received: 2, chunkCount: 5, firstOffset: '7', lastOffset: '9' });
+    expect(err.details).toMatchObject({ reason: 'expired', received: 2, chunkCount: 5, firstOffset: '7', lastOffset: '9' });
+    expect(err.details).not.toHaveProperty('missing');
     expect(err.messages.map((m) => m.offset)).toEqual(['7', '9']);
     expect(r.pending().map((p) => p.payloadId)).toEqual(['b']);
     expect(r.lowestPendingOffset(0)).toBe('10');
     expect(r.bufferedBytes).toBe(100);
-    // A straggler of the expired payload starts over rather than resurrecting it.
-    expect(r.accept(consumed(a[1] as ChunkRecord, 11))).toMatchObject({ status: 'pending', received: 1 });
+    // A straggler of the expired payload is refused at once: it could only start a payload that never completes.
+    const late = thrown(() => r.accept(consumed(a[1] as ChunkRecord, 11)));
+    expect(late.code).toBe('CODEC_CHUNK_MISSING');
+    expect(late.details).toMatchObject({ reason: 'expired', index: 1 });
+    expect(r.pending().map((p) => p.payloadId)).toEqual(['b']);
   });
 
   it('evicts the least recently active payloads beyond the buffer bounds and reports them', () => {
@@ -303,13 +307,19 @@ describe('Reassembler', () => {
     expect(more.status).toBe('complete');
     expect(r.bufferedBytes).toBe(300);
     const big = splitPayload(randomBytes(2000), { key: 'big', chunkSize: 500, payloadId: 'big' });
-    expect(thrown(() => r.accept(consumed(big[0] as ChunkRecord, 4))).message).toMatch(/exceeds the reassembly bound/);
+    const tooBig = thrown(() => r.accept(consumed(big[0] as ChunkRecord, 4)));
+    expect(tooBig.code).toBe('CODEC_LIMIT');
+    expect(tooBig.details).toMatchObject({ header: CHUNK_HEADERS.size, size: 2000, limit: 1000 });
   });
 
   it('keeps chunks of the same payload id on different partitions apart', () => {
-    const records = splitPayload(randomBytes(200), { key: 'k', chunkSize: 100, payloadId: 'same' });
+    const payload = randomBytes(200);
+    const records = splitPayload(payload, { key: 'k', chunkSize: 100, payloadId: 'same' });
     const r = new Reassembler();
     r.accept(consumed(records[0] as ChunkRecord, 0, 0));
-    expect(thrown(() => r.accept(consumed(records[1] as ChunkRecord, 0, 1))).message).toMatch(/another key or partition/);
+    expect(r.accept(consumed(records[1] as ChunkRecord, 0, 1))).toMatchObject({ status: 'pending', received: 1 });
+    expect(r.pending().map((p) => p.partition).sort()).toEqual([0, 1]);
+    expect(complete(r.accept(consumed(records[1] as ChunkRecord, 1, 0))).payload.equals(payload)).toBe(true);
+    expect(r.lowestPendingOffset(1)).toBe('0');
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { applyOverrides, loadManifest, parseManifest, parseDuration } from '../../src/config/index.ts';
+import { LIMIT_DEFAULTS, applyOverrides, loadManifest, parseManifest, parseDuration } from '../../src/config/index.ts';
 import { pipelineTopics } from '../../src/protocol/index.ts';
 
 const pipelinesDir = new URL('../../pipelines/', import.meta.url).pathname;
@@ -109,7 +109,7 @@ describe('manifests written before the rounds and limits sections', () => {
     raw.strategy = { name: 'fedavg', rounds: 4, targetUpdates: 3, minUpdates: 2, roundTimeoutMs: 5000, maxExtensions: 1, maxUpdateNorm: 7, fraction: 0.5 };
     const m = parseManifest(raw);
     expect(m.rounds).toEqual({ count: 4, targetUpdates: 3, minUpdates: 2, timeoutMs: 5000, maxExtensions: 1 });
-    expect(m.limits).toEqual({ maxUpdateNorm: 7 });
+    expect(m.limits).toEqual({ ...LIMIT_DEFAULTS, maxUpdateNorm: 7 });
     expect(m.strategy).toEqual({ name: 'fedavg', fraction: 0.5 });
     expect(manifestNotes(m)).toContain('strategy.rounds is now rounds.count; the manifest still loads, but move the key');
   });
