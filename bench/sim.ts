@@ -84,7 +84,7 @@ export class VersionObserver {
   constructor(private readonly t: Transport, private readonly m: Manifest) {}
 
   async start(): Promise<void> {
-    const reader = new PayloadReader();
+    const reader = new PayloadReader(this.m.limits);
     this.consumer = this.t.consumer({ groupId: `bench-observer-${randomUUID()}`, readCommitted: true, fromBeginning: true });
     await this.consumer.connect();
     await this.consumer.subscribe([pipelineTopics(this.m).models]);

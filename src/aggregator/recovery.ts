@@ -37,9 +37,10 @@ export interface RecoveredLog {
 export async function readPipelineLog(t: Transport, m: Manifest, topics: PipelineTopics, log: Logger): Promise<RecoveredLog> {
   const counted = new Map<string, number>();
   let latest: ModelVersionRecord | undefined;
-  const models = new PayloadReader();
+  const models = new PayloadReader(m.limits);
   await readToEnd(t, topics.models, (msg) => {
     const got = models.accept(msg);
+    for (const f of got.failures) log.warn({ err: f.error, offset: msg.offset }, 'unreadable chunk in the models topic; ignored during recovery');
     if (!got.payload) return;
     try {
       const v = decode('ModelVersion', got.payload.bytes);

@@ -4,6 +4,7 @@
  * with a round's transaction.
  */
 import type { Consumer, TopicPartitionOffset, Transport, TransportMessage } from '../transport/index.ts';
+import type { Limits } from '../config/index.ts';
 import { PayloadReader } from '../protocol/index.ts';
 import { AGGREGATOR_SESSION_TIMEOUT_MS } from './ownership.ts';
 
@@ -20,15 +21,18 @@ export interface FollowOptions {
 }
 
 export class UpdatesLog {
-  /** Reassembles chunked payloads. */
-  readonly reader = new PayloadReader();
+  /** Reassembles chunked payloads, within the pipeline's limits. */
+  readonly reader: PayloadReader;
   /** Next offset to commit per partition (last consumed + 1). */
   private readonly consumed = new Map<number, bigint>();
   /** Partitions not yet read up to the end they had at start. */
   private readonly behind = new Map<number, bigint>();
   private consumer?: Consumer;
 
-  constructor(private readonly t: Transport, readonly topic: string) {}
+  /** `limits`: the manifest's, which bound reassembly; `now` replaces the clock of its expiry in tests. */
+  constructor(private readonly t: Transport, readonly topic: string, limits: Limits, now?: () => number) {
+    this.reader = new PayloadReader(limits, now);
+  }
 
   /** True while partitions are not yet read up to the end they had when `follow` began (rounds.ts, RECOVERING). */
   get catchingUp(): boolean {

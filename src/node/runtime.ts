@@ -48,7 +48,7 @@ export class FedNode implements Service<void> {
   private readonly log: Logger;
   private producer!: Producer;
   private consumer!: Consumer;
-  private readonly reader = new PayloadReader();
+  private readonly reader: PayloadReader;
   private readonly versions = new Map<number, ModelVersionRecord>();
   private control: RoundControlRecord | undefined;
   private readonly trained = new Set<number>();
@@ -72,6 +72,7 @@ export class FedNode implements Service<void> {
   constructor(private readonly opts: NodeOptions) {
     this.m = opts.manifest;
     this.topics = pipelineTopics(this.m);
+    this.reader = new PayloadReader(this.m.limits);
     this.log = opts.logger.child({ component: 'node', nodeId: opts.nodeId, pipeline: topicPrefix(this.m) });
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => undefined);

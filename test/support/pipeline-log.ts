@@ -11,7 +11,7 @@ import type { Transport } from '../../src/transport/types.ts';
 
 export async function readVersions(t: Transport, m: Manifest): Promise<ModelVersionRecord[]> {
   const out: ModelVersionRecord[] = [];
-  const reader = new PayloadReader();
+  const reader = new PayloadReader(m.limits);
   await readToEnd(t, pipelineTopics(m).models, (msg) => {
     const got = reader.accept(msg);
     if (got.payload) out.push(decode('ModelVersion', got.payload.bytes));

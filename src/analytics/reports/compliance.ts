@@ -111,7 +111,7 @@ async function retentionInForce(analytics: AnalyticsClient, m: Manifest): Promis
 
 /** Reads every ModelVersion on the models topic and recomputes its weights' sha256. */
 async function hashesOnTopic(transport: Transport, m: Manifest, upTo: number | undefined, logger?: Logger): Promise<Map<number, { declared: string; recomputed: string }>> {
-  const reader = new PayloadReader();
+  const reader = new PayloadReader(m.limits);
   const out = new Map<number, { declared: string; recomputed: string }>();
   await readToEnd(transport, pipelineTopics(m).models, (msg) => {
     const { payload, failures } = reader.accept(msg);

@@ -7,6 +7,7 @@
 import type { AuditEventRecord, ModelVersionRecord } from '../../codec/index.ts';
 import { isFedStreamError, toFedStreamError, type FedStreamError } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
+import type { Limits } from '../../config/index.ts';
 import type { PipelineTopics } from '../../protocol/index.ts';
 import { PayloadReader, deadLetterRecords, decode, type PayloadFailure } from '../../protocol/index.ts';
 import type { ProducerRecord, TransportMessage } from '../../transport/index.ts';
@@ -23,6 +24,8 @@ export { SINK_TOPIC_KINDS, type SinkTopicKind } from '../../protocol/index.ts';
 export interface IntakeOptions {
   scope: RowScope;
   topics: PipelineTopics;
+  /** The manifest's hostile-input limits, which bound reassembly (protocol/wire.ts `reassemblerOptions`). */
+  limits: Limits;
   /** Chunk size of dead-letter records. */
   chunkSizeBytes: number;
   /** Also dead-letter unreadable records of the updates topic (see SinkOptions.deadLetterUpdates). */
@@ -36,11 +39,12 @@ type ChunkError = Error & { messages?: readonly { offset?: string; partition?: n
 
 export class Intake {
   private readonly o: IntakeOptions;
-  private readonly reader = new PayloadReader();
+  private readonly reader: PayloadReader;
   private readonly topicKinds = new Map<string, SinkTopicKind>();
 
   constructor(options: IntakeOptions) {
     this.o = options;
+    this.reader = new PayloadReader(options.limits);
     for (const kind of SINK_TOPIC_KINDS) this.topicKinds.set(options.topics[kind], kind);
   }
 
@@ -97,8 +101,8 @@ export class Intake {
     for (const row of contributionRows(this.o.scope, v, s)) b.add('contributions', row, s);
   }
 
-  /** Dead-letters the chunked payloads with no new chunk for `maxAgeMs`, into `b`. */
-  expire(b: PendingBatch, maxAgeMs: number): void {
+  /** Dead-letters the chunked payloads with no new chunk for `maxAgeMs` (default `limits.maxPendingAgeMs`), into `b`. */
+  expire(b: PendingBatch, maxAgeMs?: number): void {
     for (const f of this.reader.expire(maxAgeMs)) {
       const m = (f.error as ChunkError).messages?.[0];
       const topic = this.topicOfChunkFailure(f);
@@ -108,8 +112,7 @@ export class Intake {
   }
 
   private topicOfChunkFailure(f: PayloadFailure): string {
-    // The reassemblers are per topic-partition but the error does not name the topic: models is the one
-    // with payloads large enough to be chunked and slow enough to expire.
+    // The reader names the topic in the error's details (protocol/wire.ts); models is the likely one otherwise.
     const details = (f.error as FedStreamError).details ?? {};
     return typeof details.topic === 'string' ? details.topic : this.o.topics.models;
   }

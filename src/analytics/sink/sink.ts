@@ -95,7 +95,7 @@ export class Sink implements Service<SinkMetrics> {
     this.batchMs = Math.max(1, options.batchMs ?? 1_000);
     this.log = options.logger.child({ component: 'sink', pipeline: topicPrefix(this.m), groupId: this.groupId });
     this.intake = new Intake({
-      scope: this.scope, topics: this.topics, chunkSizeBytes: this.m.topics.chunkSizeBytes, deadLetterUpdates: options.deadLetterUpdates === true,
+      scope: this.scope, topics: this.topics, limits: this.m.limits, chunkSizeBytes: this.m.topics.chunkSizeBytes, deadLetterUpdates: options.deadLetterUpdates === true,
       log: this.log, onUnreadable: () => { this.counts.unreadable++; },
     });
     this.finish = new FinishWatch({
@@ -242,7 +242,7 @@ export class Sink implements Service<SinkMetrics> {
 
   private tick(): void {
     if (this.state !== 'running' && this.state !== 'retrying') return;
-    this.intake.expire(this.buffer, this.opts.chunkMaxAgeMs ?? 600_000);
+    this.intake.expire(this.buffer, this.opts.chunkMaxAgeMs);
     if (!this.buffer.isEmpty() && Date.now() - this.buffer.startedAt >= this.batchMs) {
       this.cut('time');
       this.requestFlush();

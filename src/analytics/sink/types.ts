@@ -94,7 +94,7 @@ export interface SinkOptions {
    * UPDATE_REJECTED audit event the sink records; a second copy would double-count them).
    */
   deadLetterUpdates?: boolean;
-  /** Incomplete chunked payloads with no new chunk for this long are dead-lettered (default 10 min). */
+  /** Incomplete chunked payloads with no new chunk for this long are dead-lettered (default the manifest's `limits.maxPendingAgeMs`). */
   chunkMaxAgeMs?: number;
   /** How long `stop()` keeps trying to flush when ClickHouse is down (default 30 s); the rest is re-read later. */
   stopTimeoutMs?: number;
