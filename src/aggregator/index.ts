@@ -9,7 +9,7 @@ import type { Strategy } from './strategy.ts';
 
 export { Aggregator } from './service.ts';
 export type { AggregatorOptions, AggregatorSummary } from './options.ts';
-export { FedAvg, WeightedMean, sampleNodes, fedavgOptions, type FedAvgOptions, type FedAvgSection } from './strategies/fedavg.ts';
+export { FedAvg, WeightedMean, sampleNodes, fedavgOptions, type FedAvgOptions, type FedAvgSection, type WeightedMeanLimits } from './strategies/fedavg.ts';
 export {
   STRATEGIES, STRATEGY_NAMES, parseStrategySection, strategyFor, strategySectionSchema, trainingConfig,
   type StrategyContext, type StrategyDefinition, type StrategyName, type StrategySection,
@@ -18,7 +18,7 @@ export { decide, nextStep, roundPolicy, stateOf, ROUND_STATES, type NextStep, ty
 export { foldScaledScalar } from './kernels/index.ts';
 export type * from './strategy.ts';
 export { AGGREGATOR_SESSION_TIMEOUT_MS, awaitNoLiveHolder, describeMembers, fencedError, isFenced, type HolderCheck } from './ownership.ts';
-export { validateUpdate, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
+export { saneMetrics, validateUpdate, validationLimits, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';
 
 export interface CreateAggregatorOptions {
   manifest: Manifest;

@@ -28,6 +28,8 @@ export interface OpenRound {
   rejections: Rejection[];
   /** Records published with the round's deciding transaction (audit, dead-letter). */
   pending: ProducerRecord[];
+  /** Raw bytes of rejected messages in `pending`'s dead-letter records, against `limits.maxDeadLetterBytesPerRound`. */
+  deadLetterBytes: number;
 }
 
 /** The round a START (or, on recovery, the last control record) opens, with `extensions` so far, at `now`. */
@@ -47,6 +49,7 @@ export function openRound(c: RoundControlRecord, extensions: number, aggregation
     contributedNodes: new Set(),
     rejections: [],
     pending: [],
+    deadLetterBytes: 0,
   };
 }
 

@@ -119,16 +119,22 @@ export function versionOut(s: RecordScope, v: ModelVersionRecord): ProducerRecor
 
 /**
  * What a rejected update leaves behind: an UPDATE_REJECTED audit event with its reason and source, and its raw bytes
- * in the dead-letter topic for a person to inspect (chunked when large, like any payload).
+ * in the dead-letter topic for a person to inspect (chunked when large, like any payload). With `deadLetter` false
+ * (the round's budget, `limits.maxDeadLetterBytesPerRound`, is spent) the audit event alone, saying so
+ * (`details.deadLetter: omitted`).
  */
-export function rejectionOut(s: RecordScope, round: number, rejection: Rejection, bytes: Buffer, msg: TransportMessage, now: number, eventId: string): ProducerRecord[] {
+export function rejectionOut(s: RecordScope, round: number, rejection: Rejection, bytes: Buffer, msg: TransportMessage, now: number, eventId: string, deadLetter = true): ProducerRecord[] {
   const audit = auditEvent(s.manifest, 'UPDATE_REJECTED', {
     round: rejection.round ?? round,
     nodeId: rejection.nodeId,
     updateId: rejection.updateId,
     reason: rejection.reason,
-    details: { code: rejection.code, sourceTopic: msg.topic, sourcePartition: String(msg.partition), sourceOffset: msg.offset, bytes: String(bytes.length) },
+    details: {
+      code: rejection.code, sourceTopic: msg.topic, sourcePartition: String(msg.partition), sourceOffset: msg.offset, bytes: String(bytes.length),
+      ...(deadLetter ? {} : { deadLetter: 'omitted', deadLetterLimit: String(s.manifest.limits.maxDeadLetterBytesPerRound) }),
+    },
   }, now, eventId);
+  if (!deadLetter) return [auditOut(s, audit)];
   return [auditOut(s, audit), ...deadLetterRecords({
     topic: s.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
     source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: s.manifest.topics.chunkSizeBytes,

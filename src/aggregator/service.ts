@@ -1,25 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { encodeRoundConfig } from '../protocol/index.ts';
-import { unpackTensors, type AuditEventRecord, type RoundControlRecord } from '../codec/index.ts';
+import { ChunkedPayloadError, unpackTensors, type AuditEventRecord, type RoundControlRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
-import { decodeView, type Payload } from '../protocol/index.ts';
+import { decodeView, type Payload, type PayloadFailure } from '../protocol/index.ts';
 import type { Service, ServiceHealth } from '../common/index.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/index.ts';
 import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
 import { decide, nextStep, roundPolicy, type RoundDecision, type RoundPolicy } from './rounds.ts';
-import type { Rejection } from './strategy.ts';
+import type { AggregateResult, Rejection } from './strategy.ts';
 import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
 import { healthOf, openRound, policyState, validationState, type OpenRound, type Phase } from './open-round.ts';
 import { UpdatesLog } from './updates-log.ts';
 import { awaitNoLiveHolder, fencedError, isFenced } from './ownership.ts';
-import { validateUpdate } from './validate.ts';
+import { saneMetrics, validateUpdate, validationLimits } from './validate.ts';
 
 /**
  * The aggregator service: the I/O shell around the round policy (rounds.ts). It consumes the updates topic,
@@ -59,7 +59,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.t = opts.transport;
     this.topics = pipelineTopics(this.m);
     this.scope = { manifest: this.m, topics: this.topics };
-    this.updates = new UpdatesLog(this.t, this.topics.updates);
+    this.updates = new UpdatesLog(this.t, this.topics.updates, this.m.limits);
     this.policy = roundPolicy(this.m);
     this.groupId = `${topicPrefix(this.m)}.aggregator`;
     this.transactionalId = `${topicPrefix(this.m)}.aggregator`;
@@ -120,7 +120,10 @@ export class Aggregator implements Service<AggregatorSummary> {
 
   /** The phase (`starting`, `recovering` while re-reading the log after a restart, `running`, `finished`, `stopped`, `failed`) and the open round. */
   health(): ServiceHealth {
-    return healthOf(this.phase, this.version, this.round, this.updates.catchingUp, this.failure);
+    const h = healthOf(this.phase, this.version, this.round, this.updates.catchingUp, this.failure);
+    // The updates reader's own counters: what incomplete chunked payloads hold now and at most (limits.maxPending*).
+    const s = this.updates.reader.stats(this.topics.updates);
+    return { ...h, figures: { ...h.figures, pendingPayloads: s.pendingPayloads, bufferedChunkBytes: s.bufferedBytes, peakBufferedChunkBytes: s.peakBufferedBytes, droppedPayloads: s.evicted + s.expired, refusedChunks: s.refused } };
   }
 
   private summary(): AggregatorSummary {
@@ -221,10 +224,24 @@ export class Aggregator implements Service<AggregatorSummary> {
     const r = this.round;
     if (!r || this.finished) return;
     const got = this.updates.reader.accept(msg);
-    for (const f of got.failures) {
-      this.reject(r, { updateId: null, nodeId: msg.key?.toString('utf8') ?? null, round: null, code: 'undecodable', reason: `${f.error.message} (${msg.topic}[${msg.partition}]@${msg.offset})` }, f.bytes, msg);
-    }
+    for (const f of got.failures) this.rejectUnreadable(r, f, msg);
     if (got.payload) await this.onPayload(r, got.payload, msg);
+  }
+
+  /** Audits (and dead-letters) what the reader refused or dropped, under the source of its first chunk. */
+  private rejectUnreadable(r: OpenRound, f: PayloadFailure, msg?: TransportMessage): void {
+    const first = f.error instanceof ChunkedPayloadError ? f.error.messages[0] : undefined;
+    const key = first?.key ?? msg?.key ?? null;
+    const src: TransportMessage = {
+      topic: this.topics.updates, partition: first?.partition ?? msg?.partition ?? 0, offset: first?.offset ?? msg?.offset ?? '0',
+      key: key === null || key === undefined ? null : Buffer.from(key), value: null, headers: {}, timestamp: msg?.timestamp ?? Date.now(),
+    };
+    this.reject(r, { updateId: null, nodeId: src.key?.toString('utf8') ?? null, round: null, code: 'undecodable', reason: `${f.error.message} (${src.topic}[${src.partition}]@${src.offset})` }, f.bytes, src);
+  }
+
+  /** Expires incomplete payloads gone silent (limits.maxPendingAgeMs) before a round's offsets commit: they no longer hold them back. */
+  private expireIncomplete(r: OpenRound): void {
+    for (const f of this.updates.reader.expire()) this.rejectUnreadable(r, f);
   }
 
   private async onPayload(r: OpenRound, p: Payload, msg: TransportMessage): Promise<void> {
@@ -245,18 +262,24 @@ export class Aggregator implements Service<AggregatorSummary> {
     }
     const state = validationState(this.m, r, this.counted);
     const candidate = { ...update, round: Number(update.round), baseVersion: Number(update.baseVersion), numExamples: Number(update.numExamples), weights };
-    const rejection = validateUpdate(candidate, state, this.weights, { maxUpdateNorm: this.m.limits.maxUpdateNorm, maxExamples: 1e12 });
+    const rejection = validateUpdate(candidate, state, this.weights, validationLimits(this.m.limits));
     const verdict = decide(this.policy, policyState(r, this.updates.catchingUp), rejection ? { type: 'validated', rejection } : { type: 'validated' });
     if (verdict.type === 'reject') {
       r.aggregation.release?.(into);
       this.reject(r, verdict.rejection, p.bytes, msg);
       return;
     }
-    r.aggregation.fold({ updateId: update.updateId, nodeId: update.nodeId, round: r.round, numExamples: candidate.numExamples, weights, metrics: update.metrics });
+    // Out-of-range metrics are neither averaged nor published (limits.maxMetricAbs); the update itself stays.
+    const metrics = saneMetrics(update.metrics, this.m.limits.maxMetricAbs);
+    if (metrics.dropped.length) this.log.info({ round: r.round, nodeId: update.nodeId, updateId: update.updateId, dropped: metrics.dropped }, 'metrics out of range; not averaged');
+    r.aggregation.fold({ updateId: update.updateId, nodeId: update.nodeId, round: r.round, numExamples: candidate.numExamples, weights, metrics: metrics.kept });
     r.acceptedIds.add(update.updateId);
     r.contributedNodes.add(update.nodeId);
     r.contributors.set(update.updateId, { nodeId: update.nodeId, numExamples: candidate.numExamples });
-    r.pending.push(this.audit('UPDATE_ACCEPTED', { round: r.round, nodeId: update.nodeId, updateId: update.updateId, details: { numExamples: String(candidate.numExamples), offset: p.firstOffset, partition: String(p.partition) } }));
+    r.pending.push(this.audit('UPDATE_ACCEPTED', { round: r.round, nodeId: update.nodeId, updateId: update.updateId, details: {
+      numExamples: String(candidate.numExamples), offset: p.firstOffset, partition: String(p.partition),
+      ...(metrics.dropped.length ? { metricsDropped: metrics.dropped.join(','), metricsLimit: String(this.m.limits.maxMetricAbs) } : {}),
+    } }));
     this.log.debug({ round: r.round, nodeId: update.nodeId, updateId: update.updateId, accepted: r.acceptedIds.size }, 'update accepted');
     this.maybeFault('mid-round', r.round);
     const then = decide(this.policy, policyState(r, this.updates.catchingUp), { type: 'accepted' });
@@ -266,7 +289,11 @@ export class Aggregator implements Service<AggregatorSummary> {
   private reject(r: OpenRound, rejection: Rejection, bytes: Buffer, msg: TransportMessage): void {
     r.rejections.push(rejection);
     this.log.info({ round: r.round, nodeId: rejection.nodeId, updateId: rejection.updateId, code: rejection.code, reason: rejection.reason }, 'update rejected');
-    r.pending.push(...rejectionOut(this.scope, r.round, rejection, bytes, msg, Date.now(), randomUUID()));
+    // Raw bytes wait in memory for the round's transaction: at most limits.maxDeadLetterBytesPerRound of them.
+    const keep = r.deadLetterBytes + bytes.length <= this.m.limits.maxDeadLetterBytesPerRound;
+    if (keep) r.deadLetterBytes += bytes.length;
+    else this.log.warn({ round: r.round, bytes: bytes.length, limit: this.m.limits.maxDeadLetterBytesPerRound }, 'dead-letter budget of the round spent; rejection audited without its bytes');
+    r.pending.push(...rejectionOut(this.scope, r.round, rejection, bytes, msg, Date.now(), randomUUID(), keep));
   }
 
   // ---------------------------------------------------------------- rounds
@@ -333,6 +360,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private async closeRound(why: string): Promise<void> {
     const r = this.round!;
     const t0 = Date.now();
+    this.expireIncomplete(r);
     const result = r.aggregation.finish(r.rejections);
     const metrics: Record<string, number> = { ...result.metrics, roundMs: t0 - r.startedAt };
     if (this.opts.evaluate) Object.assign(metrics, await this.opts.evaluate(result.weights));
@@ -345,7 +373,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const out: ProducerRecord[] = [
       ...versionOut(this.scope, v),
       ...r.pending,
-      this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: { accepted: String(contributors.length), rejected: String(r.rejections.length) } }),
+      this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: { accepted: String(contributors.length), rejected: String(r.rejections.length), ...cappedDetails(result, this.m.limits.maxWeightShare) } }),
       this.audit('VERSION_PUBLISHED', { round: r.round, version: nextVersion, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
       controlOut(this.scope, this.control('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
     ];
@@ -386,6 +414,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   }
 
   private async abandonRound(r: OpenRound, reason: string): Promise<void> {
+    this.expireIncomplete(r);
     const out: ProducerRecord[] = [...r.pending];
     for (const [updateId, c] of r.contributors) {
       out.push(this.audit('UPDATE_REJECTED', { round: r.round, nodeId: c.nodeId, updateId, reason: `round ${r.round} abandoned: ${reason}`, details: { code: 'round_abandoned' } }));
@@ -437,4 +466,10 @@ export class Aggregator implements Service<AggregatorSummary> {
   private maybeFault(point: FaultPoint, round: number): void {
     faultAt(this.opts.fault, point, round, this.log);
   }
+}
+
+/** ROUND_CLOSED details naming the updates whose weight limits.maxWeightShare clamped: `updateId:share before`. */
+function cappedDetails(result: AggregateResult, maxWeightShare: number | undefined): Record<string, string> {
+  if (!result.weightCapped?.size) return {};
+  return { weightCapped: [...result.weightCapped].map(([id, share]) => `${id}:${share}`).join(','), maxWeightShare: String(maxWeightShare) };
 }

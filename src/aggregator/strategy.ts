@@ -45,6 +45,11 @@ export interface AggregateResult {
   metrics: Record<string, number>;
   /** Weight of each contribution in the result, by updateId (for lineage). */
   contributionWeights: Map<string, number>;
+  /**
+   * Updates whose weight was clamped to `limits.maxWeightShare`, with the share they would have had (0..1); their
+   * clamped weight is in `contributionWeights`. Absent when none was.
+   */
+  weightCapped?: Map<string, number>;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Weights } from '../codec/index.ts';
+import type { Limits } from '../config/index.ts';
 import type { Rejection } from './strategy.ts';
 
 /** What validation needs to know of an update, after decoding (weights unpacked). */
@@ -30,10 +31,30 @@ export interface RoundState {
 }
 
 export interface ValidationLimits {
-  /** Largest allowed L2 distance between the update's weights and the base weights. */
+  /** Largest allowed L2 distance between the update's weights and the base weights (`limits.maxUpdateNorm`). */
   maxUpdateNorm: number;
-  /** Largest numExamples a single update may claim (guards the weighting against a lying node). */
+  /** Largest numExamples a single update may claim (`limits.maxExamplesPerUpdate`: guards the weighting against a lying node). */
   maxExamples: number;
+}
+
+/** The validation limits of a manifest's `limits` section. */
+export function validationLimits(limits: Pick<Limits, 'maxUpdateNorm' | 'maxExamplesPerUpdate'>): ValidationLimits {
+  return { maxUpdateNorm: limits.maxUpdateNorm, maxExamples: limits.maxExamplesPerUpdate };
+}
+
+/**
+ * An update's metrics split into those that may be averaged and published (finite, |value| <= `maxAbs`, i.e.
+ * `limits.maxMetricAbs`) and the names of those that may not, each as `name=value` for the audit. The update itself
+ * is kept when otherwise valid: a node's absurd loss says nothing about its weights, which validation checks apart.
+ */
+export function saneMetrics(metrics: Readonly<Record<string, number>>, maxAbs: number): { kept: Record<string, number>; dropped: string[] } {
+  const kept: Record<string, number> = {};
+  const dropped: string[] = [];
+  for (const [k, v] of Object.entries(metrics)) {
+    if (Number.isFinite(v) && Math.abs(v) <= maxAbs) kept[k] = v;
+    else dropped.push(`${k}=${v}`);
+  }
+  return { kept, dropped };
 }
 
 /**
@@ -60,7 +81,7 @@ export function validateUpdate(u: CandidateUpdate, state: RoundState, base: Weig
   }
   if (state.contributedNodes.has(u.nodeId)) return reject('node_already_contributed', `node ${u.nodeId} already contributed to round ${state.round}`);
   if (!Number.isSafeInteger(u.numExamples) || u.numExamples <= 0 || u.numExamples > limits.maxExamples) {
-    return reject('bad_num_examples', `numExamples ${u.numExamples} from node ${u.nodeId} is outside 1..${limits.maxExamples}`);
+    return reject('bad_num_examples', `numExamples ${u.numExamples} from node ${u.nodeId} is outside 1..${limits.maxExamples} (limits.maxExamplesPerUpdate)`);
   }
   if (u.weights.length !== base.length) {
     return reject('shape_mismatch', `update from node ${u.nodeId} has ${u.weights.length} tensors, the model has ${base.length}`);

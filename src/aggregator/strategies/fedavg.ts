@@ -24,6 +24,8 @@ export interface FedAvgOptions {
   fraction: number;
   /** Seed for the per-round selection of nodes. */
   seed: number;
+  /** Largest share of a round's weight one update may have, in [0.5, 1] (`limits.maxWeightShare`; undefined: no cap). See WeightedMean. */
+  maxWeightShare?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export class FedAvg implements Strategy {
   }
 
   begin(base: Weights): Aggregation {
-    return new WeightedMean(base);
+    return new WeightedMean(base, {}, { maxWeightShare: this.options.maxWeightShare });
   }
 }
 
@@ -59,21 +61,43 @@ export function sampleNodes(nodes: readonly string[], m: number, seed: number): 
   return sampleWithoutReplacement([...nodes].sort(), m, mulberry32(seed >>> 0)).sort();
 }
 
+/** Limits a WeightedMean applies (the manifest's `limits`). */
+export interface WeightedMeanLimits {
+  /**
+   * Largest share of the total weight one update may have, in [0.5, 1]. An update above it is clamped to exactly that
+   * share: with n the others' examples, its weight becomes c = share·n / (1 - share). From 0.5 up, only the largest
+   * update can exceed the share, before and after clamping, so a copy of the largest update so far (one model's
+   * worth of memory) is all the fold keeps; below 0.5 it would need every update that might exceed it. A round with
+   * one update is not clamped (its share is 1 whatever its weight).
+   */
+  maxWeightShare?: number;
+}
+
 /**
  * Example-weighted mean, folded in float64 by the WebAssembly SIMD kernel (kernels/weighted-sum.ts): the
  * same bits as `foldScaledScalar` (kernels/) applied update after update, with the accumulator read and written once per few
  * updates. Exported for benchmarks and for strategies that reuse it.
+ *
+ * Metrics: each is the example-weighted mean over the updates that reported it with a finite value (the aggregator
+ * has already left out values beyond `limits.maxMetricAbs`): a metric some updates lack is not diluted by them.
  */
 export class WeightedMean implements Aggregation {
   private readonly sums: WeightedSum;
   private totalExamples = 0;
   private folded = 0;
-  private readonly metricSums = new Map<string, number>();
+  /** Per metric: Σ value·examples and Σ examples over the updates that reported it. */
+  private readonly metricSums = new Map<string, { sum: number; examples: number }>();
   private readonly examplesByUpdate = new Map<string, number>();
+  private readonly maxWeightShare: number | undefined;
+  /** With a share cap: the update with the most examples so far, copied (its arrays may be the kernel's slot). */
+  private largest: { updateId: string; examples: number; values: Float32Array[]; metrics: Record<string, number> } | undefined;
 
   /** `options` tune the fold kernel (benchmarks use them); the defaults are the aggregator's. */
-  constructor(private readonly base: Weights, options: WeightedSumOptions = {}) {
+  constructor(private readonly base: Weights, options: WeightedSumOptions = {}, limits: WeightedMeanLimits = {}) {
     this.sums = new WeightedSum(base.map((t) => t.values.length), options);
+    const share = limits.maxWeightShare;
+    if (share !== undefined && !(share >= 0.5 && share <= 1)) throw new FedStreamError('INTERNAL', `maxWeightShare ${share} is outside [0.5, 1]`);
+    this.maxWeightShare = share !== undefined && share < 1 ? share : undefined;
   }
 
   get count(): number {
@@ -100,26 +124,52 @@ export class WeightedMean implements Aggregation {
     const n = update.numExamples;
     if (!(n > 0)) throw new FedStreamError('INTERNAL', `update ${update.updateId} has numExamples ${n}; validation should have rejected it`);
     if (update.weights.length !== this.base.length) throw new FedStreamError('INTERNAL', `update ${update.updateId} has ${update.weights.length} tensors, expected ${this.base.length}`);
+    if (this.maxWeightShare !== undefined && (!this.largest || n > this.largest.examples)) {
+      this.largest = { updateId: update.updateId, examples: n, values: update.weights.map((t) => t.values.slice()), metrics: { ...update.metrics } };
+    }
     this.sums.add(update.weights.map((t) => t.values), n);
     this.totalExamples += n;
     this.folded++;
     this.examplesByUpdate.set(update.updateId, n);
-    for (const [k, v] of Object.entries(update.metrics)) {
-      if (Number.isFinite(v)) this.metricSums.set(k, (this.metricSums.get(k) ?? 0) + v * n);
-    }
+    for (const [k, v] of Object.entries(update.metrics)) this.addMetric(k, v, n);
+  }
+
+  private addMetric(k: string, v: number, n: number): void {
+    if (!Number.isFinite(v)) return;
+    const m = this.metricSums.get(k) ?? { sum: 0, examples: 0 };
+    m.sum += v * n;
+    m.examples += n;
+    this.metricSums.set(k, m);
   }
 
   finish(_rejections: Rejection[]): AggregateResult {
     if (this.folded === 0) throw new FedStreamError('ROUND_ABANDONED', 'no accepted update to aggregate');
-    const inv = 1 / this.totalExamples;
+    const weightOf = new Map(this.examplesByUpdate);
+    let total = this.totalExamples;
+    let weightCapped: Map<string, number> | undefined;
+    const share = this.maxWeightShare;
+    const big = this.largest;
+    if (share !== undefined && big && this.folded > 1 && big.examples > share * total) {
+      // Clamp the largest to exactly `share` of the new total: fold it once more with weight -(n - c).
+      const rest = total - big.examples;
+      const clamped = (share * rest) / (1 - share);
+      const less = big.examples - clamped;
+      this.sums.add(big.values, -less);
+      for (const [k, v] of Object.entries(big.metrics)) this.addMetric(k, v, -less);
+      total -= less;
+      weightOf.set(big.updateId, clamped);
+      weightCapped = new Map([[big.updateId, big.examples / this.totalExamples]]);
+    }
+    this.largest = undefined;
+    const inv = 1 / total;
     const averages = this.sums.scaled(inv);
     // The averages are copies: the kernel's memory goes back for the next round's aggregation.
     this.sums.dispose();
     const weights: Weights = this.base.map((t, i) => ({ name: t.name, shape: [...t.shape], values: averages[i]! }));
     const metrics: Record<string, number> = { totalExamples: this.totalExamples, contributors: this.folded };
-    for (const [k, v] of this.metricSums) metrics[`train_${k}`] = v * inv;
+    for (const [k, m] of this.metricSums) if (m.examples > 0) metrics[`train_${k}`] = m.sum / m.examples;
     const contributionWeights = new Map<string, number>();
-    for (const [id, n] of this.examplesByUpdate) contributionWeights.set(id, n * inv);
-    return { weights, metrics, contributionWeights };
+    for (const [id, n] of weightOf) contributionWeights.set(id, n * inv);
+    return { weights, metrics, contributionWeights, ...(weightCapped ? { weightCapped } : {}) };
   }
 }

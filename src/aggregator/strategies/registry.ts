@@ -19,6 +19,8 @@ export interface StrategyContext {
   config: RoundConfig;
   /** The manifest's model seed: seeds the per-round selection of nodes. */
   seed: number;
+  /** `limits.maxWeightShare`: the largest share of a round's weight one update may have (undefined: no cap). */
+  maxWeightShare?: number;
 }
 
 /** One registered strategy: its option schema (with `name: z.literal(<name>)`, strict) and its factory. */
@@ -36,7 +38,7 @@ export const STRATEGIES = {
   /** Federated averaging (McMahan et al. 2017). */
   fedavg: define({
     options: fedavgOptions,
-    create: (o, c) => new FedAvg({ config: c.config, fraction: o.fraction, seed: c.seed }),
+    create: (o, c) => new FedAvg({ config: c.config, fraction: o.fraction, seed: c.seed, maxWeightShare: c.maxWeightShare }),
   }),
 } as const;
 
@@ -82,8 +84,8 @@ export function trainingConfig(m: Pick<Manifest, 'training'>): RoundConfig {
 }
 
 /** The strategy a manifest names, with its options checked by its own schema (ConfigError otherwise). */
-export function strategyFor(m: Pick<Manifest, 'strategy' | 'training' | 'model'>): Strategy {
+export function strategyFor(m: Pick<Manifest, 'strategy' | 'training' | 'model' | 'limits'>): Strategy {
   const options = parseStrategySection(m.strategy);
   const definition = STRATEGIES[options.name] as StrategyDefinition;
-  return definition.create(options, { config: trainingConfig(m), seed: m.model.seed });
+  return definition.create(options, { config: trainingConfig(m), seed: m.model.seed, maxWeightShare: m.limits.maxWeightShare });
 }
