@@ -173,7 +173,7 @@ export const manifestSchema = z.object({
    * Hostile-input limits (docs/security.md): what an update may contain, and what any record may make a reader hold.
    * Anything beyond is refused before it is allocated or folded, audited and dead-lettered.
    */
-  limits: limitsSchema.default(LIMIT_DEFAULTS),
+  limits: limitsSchema.default(() => ({ ...LIMIT_DEFAULTS })),
   /**
    * The strategy and its own options. Only `name` is checked here: each strategy validates its options with its
    * own schema (aggregator/strategies/registry.ts), which the composition root applies when a manifest is loaded.

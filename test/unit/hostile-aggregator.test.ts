@@ -34,6 +34,7 @@ interface Run {
   send(records: Parameters<ReturnType<Transport['producer']>['send']>[0]): Promise<void>;
   update(over: Record<string, unknown>, weights?: Weights): ReturnType<typeof toRecords>;
   finish(): Promise<void>;
+  figures(): Record<string, number | string>;
 }
 
 async function start(m: Manifest): Promise<Run> {
@@ -51,6 +52,7 @@ async function start(m: Manifest): Promise<Run> {
       updateId: `u-${Math.random()}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round: 1, baseVersion: 0, numExamples: 100,
       tensors: packTensors(weights), metrics: { loss: 1, accuracy: 0.5 }, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x', ...over,
     }, String(over.nodeId ?? 'node-1'), m.topics.chunkSizeBytes),
+    figures: () => agg.health().figures ?? {},
     finish: async () => {
       await agg.done;
       await p.disconnect();
@@ -144,5 +146,30 @@ describe('the aggregator under hostile input', () => {
     const end = (await admin2.fetchTopicOffsets(topics.updates))[0]!.high;
     await admin2.close();
     expect(committed[0]!.offset).toBe(end);
+  });
+
+  it('holds 400 incomplete 64 KB chunk sets within maxPendingBytes and their dead-letter copies within the round\'s budget, auditing each', async () => {
+    const mib = 1024 * 1024;
+    const r = await start(manifest({ maxPayloadBytes: mib, maxPendingBytes: mib, maxDeadLetterBytesPerRound: mib }));
+    const topics = pipelineTopics(r.m);
+    const value = Buffer.alloc(64 * 1024, 7);
+    for (let i = 0; i < 400; i += 50) {
+      await r.send(Array.from({ length: 50 }, (_, k) => ({
+        topic: topics.updates, key: 'node-x', value,
+        headers: { [CHUNK_HEADERS.id]: `set-${i + k}`, [CHUNK_HEADERS.index]: '0', [CHUNK_HEADERS.count]: '2', [CHUNK_HEADERS.sha256]: 'a'.repeat(64), [CHUNK_HEADERS.size]: String(2 * value.length) },
+      })));
+    }
+    await r.send(r.update({ nodeId: 'node-1', updateId: 'a' }, nudge(r.base, 1)));
+    await r.send(r.update({ nodeId: 'node-2', updateId: 'b' }, nudge(r.base, -1)));
+    await r.finish();
+    const f = r.figures();
+    expect(f.peakBufferedChunkBytes).toBeLessThanOrEqual(mib);
+    expect(f.droppedPayloads).toBe(400 - Number(f.pendingPayloads));
+    const rejected = (await readAudit(r.t, r.m)).filter((e) => e.action === 'UPDATE_REJECTED');
+    expect(rejected).toHaveLength(Number(f.droppedPayloads));
+    let dead = 0;
+    await readToEnd(r.t, topics['dead-letter'], (msg) => { dead += msg.value!.length; });
+    expect(dead).toBeLessThanOrEqual(mib);
+    expect(rejected.filter((e) => e.details.deadLetter === 'omitted')).toHaveLength(rejected.length - dead / value.length);
   });
 });

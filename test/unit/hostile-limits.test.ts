@@ -4,6 +4,8 @@
  * offsets released by dropped payloads, numExamples and weight shares bounded, absurd metrics left out.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChunkedPayloadError, CHUNK_HEADERS, Reassembler, splitPayload } from '../../src/codec/index.ts';
 import { CHUNK_SIZE_BOUNDS, LIMIT_DEFAULTS, parseManifest, type Limits } from '../../src/config/index.ts';
@@ -304,3 +306,22 @@ function minimalManifest(): Record<string, unknown> {
     rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
   };
 }
+
+describe('one place builds the reassembly limits', () => {
+  it('no reader of chunked payloads in src/ builds its own Reassembler or a PayloadReader without the manifest\'s limits', () => {
+    const root = path.resolve(import.meta.dirname, '../../src');
+    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(root, f));
+    const reassemblers: string[] = [];
+    const readers: string[] = [];
+    for (const file of files) {
+      const text = readFileSync(file, 'utf8');
+      const rel = path.relative(root, file);
+      if (/new Reassembler\(/.test(text)) reassemblers.push(rel);
+      for (const call of text.matchAll(/new PayloadReader\(([^)]*)\)/g)) readers.push(`${rel}: ${call[1]}`);
+    }
+    expect(reassemblers).toEqual([path.join('protocol', 'wire.ts')]);
+    // The aggregator's updates log and recovery, the node, the sink and the compliance report.
+    expect(readers.length).toBeGreaterThanOrEqual(5);
+    for (const r of readers) expect(r).toMatch(/: (\w+\.)*limits(, now)?$/);
+  });
+});
