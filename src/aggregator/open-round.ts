@@ -30,6 +30,8 @@ export interface OpenRound {
   pending: ProducerRecord[];
   /** Raw bytes of rejected messages in `pending`'s dead-letter records, against `limits.maxDeadLetterBytesPerRound`. */
   deadLetterBytes: number;
+  /** Rejections audited without their bytes because that budget was spent. */
+  deadLetterOmitted: number;
 }
 
 /** The round a START (or, on recovery, the last control record) opens, with `extensions` so far, at `now`. */
@@ -50,6 +52,7 @@ export function openRound(c: RoundControlRecord, extensions: number, aggregation
     rejections: [],
     pending: [],
     deadLetterBytes: 0,
+    deadLetterOmitted: 0,
   };
 }
 

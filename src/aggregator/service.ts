@@ -292,7 +292,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     // Raw bytes wait in memory for the round's transaction: at most limits.maxDeadLetterBytesPerRound of them.
     const keep = r.deadLetterBytes + bytes.length <= this.m.limits.maxDeadLetterBytesPerRound;
     if (keep) r.deadLetterBytes += bytes.length;
-    else this.log.warn({ round: r.round, bytes: bytes.length, limit: this.m.limits.maxDeadLetterBytesPerRound }, 'dead-letter budget of the round spent; rejection audited without its bytes');
+    else if (r.deadLetterOmitted++ === 0) this.log.warn({ round: r.round, bytes: bytes.length, limit: this.m.limits.maxDeadLetterBytesPerRound }, 'dead-letter budget of the round spent; its further rejections are audited without their bytes');
     r.pending.push(...rejectionOut(this.scope, r.round, rejection, bytes, msg, Date.now(), randomUUID(), keep));
   }
 
@@ -373,7 +373,10 @@ export class Aggregator implements Service<AggregatorSummary> {
     const out: ProducerRecord[] = [
       ...versionOut(this.scope, v),
       ...r.pending,
-      this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: { accepted: String(contributors.length), rejected: String(r.rejections.length), ...cappedDetails(result, this.m.limits.maxWeightShare) } }),
+      this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: {
+        accepted: String(contributors.length), rejected: String(r.rejections.length), ...cappedDetails(result, this.m.limits.maxWeightShare),
+        ...(r.deadLetterOmitted ? { deadLetterOmitted: String(r.deadLetterOmitted) } : {}),
+      } }),
       this.audit('VERSION_PUBLISHED', { round: r.round, version: nextVersion, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
       controlOut(this.scope, this.control('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
     ];

@@ -119,6 +119,7 @@ describe('the aggregator under hostile input', () => {
     const rejected = (await readAudit(r.t, r.m)).filter((e) => e.action === 'UPDATE_REJECTED');
     expect(rejected.map((e) => e.details.deadLetter ?? 'kept')).toEqual(['kept', 'omitted', 'omitted']);
     expect(rejected[1]!.details.deadLetterLimit).toBe('100');
+    expect((await readAudit(r.t, r.m)).find((e) => e.action === 'ROUND_CLOSED')!.details.deadLetterOmitted).toBe('2');
     const dead: Buffer[] = [];
     await readToEnd(r.t, topics['dead-letter'], (msg) => { dead.push(msg.value!); });
     expect(dead.reduce((s, b) => s + b.length, 0)).toBe(60);
