@@ -32,6 +32,8 @@ export interface OpenRound {
   deadLetterBytes: number;
   /** Rejections audited without their bytes because that budget was spent. */
   deadLetterOmitted: number;
+  /** Rejections beyond `limits.maxRejectionsPerRound`, counted by code instead of audited one by one. */
+  notItemized: Map<string, number>;
 }
 
 /** The round a START (or, on recovery, the last control record) opens, with `extensions` so far, at `now`. */
@@ -53,7 +55,23 @@ export function openRound(c: RoundControlRecord, extensions: number, aggregation
     pending: [],
     deadLetterBytes: 0,
     deadLetterOmitted: 0,
+    notItemized: new Map(),
   };
+}
+
+/** Every rejection of the round: those audited one by one and those only counted. */
+export function rejectedCount(r: OpenRound): number {
+  let n = r.rejections.length;
+  for (const c of r.notItemized.values()) n += c;
+  return n;
+}
+
+/** Audit details of a round's decision about what it did not itemise (empty when nothing was left out). */
+export function boundsDetails(r: OpenRound): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (r.deadLetterOmitted) out.deadLetterOmitted = String(r.deadLetterOmitted);
+  if (r.notItemized.size) out.rejectionsNotItemized = [...r.notItemized].map(([code, n]) => `${code}=${n}`).join(',');
+  return out;
 }
 
 /** What the round policy sees of the round. */

@@ -16,7 +16,7 @@ import { decide, nextStep, roundPolicy, type RoundDecision, type RoundPolicy } f
 import type { AggregateResult, Rejection } from './strategy.ts';
 import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
-import { healthOf, openRound, policyState, validationState, type OpenRound, type Phase } from './open-round.ts';
+import { boundsDetails, healthOf, openRound, policyState, rejectedCount, validationState, type OpenRound, type Phase } from './open-round.ts';
 import { UpdatesLog } from './updates-log.ts';
 import { awaitNoLiveHolder, fencedError, isFenced } from './ownership.ts';
 import { saneMetrics, validateUpdate, validationLimits } from './validate.ts';
@@ -287,6 +287,12 @@ export class Aggregator implements Service<AggregatorSummary> {
   }
 
   private reject(r: OpenRound, rejection: Rejection, bytes: Buffer, msg: TransportMessage): void {
+    // Held in memory until the round's transaction: past limits.maxRejectionsPerRound only counted, by code.
+    if (r.rejections.length >= this.m.limits.maxRejectionsPerRound) {
+      if (r.notItemized.size === 0) this.log.warn({ round: r.round, limit: this.m.limits.maxRejectionsPerRound }, 'too many rejections in one round; the rest are counted by code in the round\'s closing audit event');
+      r.notItemized.set(rejection.code, (r.notItemized.get(rejection.code) ?? 0) + 1);
+      return;
+    }
     r.rejections.push(rejection);
     this.log.info({ round: r.round, nodeId: rejection.nodeId, updateId: rejection.updateId, code: rejection.code, reason: rejection.reason }, 'update rejected');
     // Raw bytes wait in memory for the round's transaction: at most limits.maxDeadLetterBytesPerRound of them.
@@ -368,14 +374,13 @@ export class Aggregator implements Service<AggregatorSummary> {
     const contributors = [...r.contributors].map(([updateId, c]) => ({ updateId, nodeId: c.nodeId, numExamples: c.numExamples, weight: result.contributionWeights.get(updateId) ?? 0 }));
     const v = versionRecord(this.m, {
       version: nextVersion, parent: this.version, round: r.round, strategy: this.opts.strategy.name, weights: result.weights, contributors, metrics,
-      rejected: r.rejections.length, strategyState: this.opts.strategy.state?.(),
+      rejected: rejectedCount(r), strategyState: this.opts.strategy.state?.(),
     }, Date.now());
     const out: ProducerRecord[] = [
       ...versionOut(this.scope, v),
       ...r.pending,
       this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: {
-        accepted: String(contributors.length), rejected: String(r.rejections.length), ...cappedDetails(result, this.m.limits.maxWeightShare),
-        ...(r.deadLetterOmitted ? { deadLetterOmitted: String(r.deadLetterOmitted) } : {}),
+        accepted: String(contributors.length), rejected: String(rejectedCount(r)), ...cappedDetails(result, this.m.limits.maxWeightShare), ...boundsDetails(r),
       } }),
       this.audit('VERSION_PUBLISHED', { round: r.round, version: nextVersion, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
       controlOut(this.scope, this.control('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
@@ -386,7 +391,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     for (const c of contributors) this.counted.set(c.updateId, nextVersion);
     this.version = nextVersion;
     this.weights = result.weights;
-    const info = { round: r.round, ms: Date.now() - r.startedAt, participants: contributors.length, rejected: r.rejections.length };
+    const info = { round: r.round, ms: Date.now() - r.startedAt, participants: contributors.length, rejected: rejectedCount(r) };
     this.log.info({ version: nextVersion, ...info, why, evalAccuracy: metrics.eval_accuracy }, 'published version');
     this.opts.onVersion?.(v, info);
     this.afterDecision(start);
@@ -422,7 +427,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     for (const [updateId, c] of r.contributors) {
       out.push(this.audit('UPDATE_REJECTED', { round: r.round, nodeId: c.nodeId, updateId, reason: `round ${r.round} abandoned: ${reason}`, details: { code: 'round_abandoned' } }));
     }
-    out.push(this.audit('ROUND_ABANDONED', { round: r.round, version: this.version, reason }));
+    out.push(this.audit('ROUND_ABANDONED', { round: r.round, version: this.version, reason, details: boundsDetails(r) }));
     out.push(controlOut(this.scope, this.control('ABANDON', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})));
     const { records, start } = this.followUp(r.round, this.version);
     out.push(...records);

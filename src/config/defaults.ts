@@ -42,6 +42,8 @@ export const LIMIT_DEFAULTS = {
   maxPendingAgeMs: 10 * 60_000,
   /** Most raw bytes of rejected messages the aggregator keeps for the dead-letter topic until a round's transaction. */
   maxDeadLetterBytesPerRound: 64 * 1024 * 1024,
+  /** Most rejections of one round audited one by one; beyond, they are counted by code in the round's closing event. */
+  maxRejectionsPerRound: 10_000,
 } as const;
 
 export const TOPIC_KINDS = ['control', 'updates', 'models', 'telemetry', 'audit', 'dead-letter'] as const;

@@ -134,6 +134,8 @@ export const limitsSchema = z.object({
   maxPendingAgeMs: posInt.default(LIMIT_DEFAULTS.maxPendingAgeMs),
   /** Most raw bytes of rejected messages the aggregator keeps for the dead-letter topic per round (beyond: audited only). */
   maxDeadLetterBytesPerRound: nonNegInt.default(LIMIT_DEFAULTS.maxDeadLetterBytesPerRound),
+  /** Most rejections of one round audited (and dead-lettered) one by one; beyond, counted by code in ROUND_CLOSED / ROUND_ABANDONED. */
+  maxRejectionsPerRound: posInt.default(LIMIT_DEFAULTS.maxRejectionsPerRound),
 }).strict().refine((l) => l.maxPendingBytes >= l.maxPayloadBytes, { message: 'must be at least limits.maxPayloadBytes, or no payload of the largest size could be reassembled', path: ['maxPendingBytes'] });
 
 export type Limits = z.infer<typeof limitsSchema>;

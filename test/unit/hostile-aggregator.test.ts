@@ -125,6 +125,20 @@ describe('the aggregator under hostile input', () => {
     expect(dead.reduce((s, b) => s + b.length, 0)).toBe(60);
   });
 
+  it('audits at most maxRejectionsPerRound rejections one by one and counts the rest by code in ROUND_CLOSED', async () => {
+    const r = await start(manifest({ maxRejectionsPerRound: 2 }));
+    const topics = pipelineTopics(r.m);
+    for (const i of [1, 2, 3, 4, 5]) await r.send([{ topic: topics.updates, key: `rogue-${i}`, value: Buffer.from(`junk ${i}`) }]);
+    await r.send(r.update({ nodeId: 'node-1', updateId: 'a' }, nudge(r.base, 1)));
+    await r.send(r.update({ nodeId: 'node-1', updateId: 'again' }, nudge(r.base, 2)));
+    await r.send(r.update({ nodeId: 'node-2', updateId: 'b' }, nudge(r.base, -1)));
+    await r.finish();
+    const audit = await readAudit(r.t, r.m);
+    expect(audit.filter((e) => e.action === 'UPDATE_REJECTED').map((e) => e.details.sourceOffset)).toEqual(['0', '1']);
+    expect(audit.find((e) => e.action === 'ROUND_CLOSED')!.details).toMatchObject({ rejected: '6', rejectionsNotItemized: 'undecodable=3,node_already_contributed=1' });
+    expect((await readVersions(r.t, r.m)).at(-1)!.rejectedCount).toBe(6);
+  });
+
   it('expires a dangling chunk set at the round\'s close, audits it, and commits past it', async () => {
     const r = await start(manifest({ maxPendingAgeMs: 1 }));
     const topics = pipelineTopics(r.m);
