@@ -32,6 +32,9 @@ export interface CreateAggregatorOptions {
   /** The strategy (default: the one the manifest names, `strategyFor`): the SDK's extension point. */
   strategy?: Strategy;
   onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
+  /** The aggregator's private key (`loadSigner(file)`), and the participants (default: the manifest's). */
+  signer?: AggregatorOptions['signer'];
+  registry?: AggregatorOptions['registry'];
 }
 
 /** An aggregator for a manifest, with tfjs for the initial weights and the held-out evaluation. */
@@ -58,5 +61,7 @@ export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggr
     fault: o.fault,
     takeOver: o.takeOver,
     onVersion: o.onVersion,
+    ...(o.signer ? { signer: o.signer } : {}),
+    ...(o.registry ? { registry: o.registry } : {}),
   });
 }

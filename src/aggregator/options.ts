@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ModelVersionRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
 import type { Manifest } from '../config/index.ts';
+import type { ParticipantRegistry, Signer } from '../protocol/index.ts';
 import type { Transport } from '../transport/index.ts';
 import type { Strategy } from './strategy.ts';
 import type { FaultPoint } from './transaction.ts';
@@ -28,6 +29,13 @@ export interface AggregatorOptions {
    * and the other stops with TRANSPORT_FENCED. Default false: refuse with PIPELINE_HELD (ownership.ts).
    */
   takeOver?: boolean;
+  /**
+   * The aggregator's private key (protocol/signing.ts): control, version and audit records are signed with it.
+   * Required unless the pipeline is in open enrolment with no aggregator key listed.
+   */
+  signer?: Signer;
+  /** The pipeline's participants (default: the manifest's, `participantRegistry`). */
+  registry?: ParticipantRegistry;
   /** Called after every published version (for progress displays and tests). */
   onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
 }

@@ -3,11 +3,12 @@
  * the Kafka records that carry them. Pure functions of the manifest and the values given: the clock reading and
  * the event ids are inputs, so that the I/O shell (service.ts) is the only place that reads either.
  */
+import { createHash } from 'node:crypto';
 import { packTensors, weightsSha256, type AuditEventRecord, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
 import type { Manifest } from '../config/index.ts';
 import type { PipelineTopics } from '../protocol/index.ts';
-import { deadLetterRecords, toRecords } from '../protocol/index.ts';
+import { deadLetterRecords, toRecords, type Signer } from '../protocol/index.ts';
 import type { ProducerRecord, TransportMessage } from '../transport/index.ts';
 import type { Rejection } from './strategy.ts';
 
@@ -18,6 +19,8 @@ export const AGGREGATOR_ACTOR = 'aggregator';
 export interface RecordScope {
   manifest: Manifest;
   topics: PipelineTopics;
+  /** The aggregator's key: control, version and audit records are signed with it (protocol/signing.ts). */
+  signer?: Signer;
 }
 
 /**
@@ -104,17 +107,17 @@ export function versionRecord(m: Manifest, v: VersionValues, now: number): Model
 
 /** The Kafka record of a control record: small and never chunked; key = round, one partition, total order. */
 export function controlOut(s: RecordScope, c: RoundControlRecord): ProducerRecord {
-  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes)[0]!;
+  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes, {}, s.signer)[0]!;
 }
 
 /** The Kafka record of an audit event, keyed by its node (or its action). */
 export function auditOut(s: RecordScope, e: AuditEventRecord): ProducerRecord {
-  return toRecords(s.topics.audit, 'AuditEvent', e, e.nodeId ?? e.action, s.manifest.topics.chunkSizeBytes)[0]!;
+  return toRecords(s.topics.audit, 'AuditEvent', e, e.nodeId ?? e.action, s.manifest.topics.chunkSizeBytes, {}, s.signer)[0]!;
 }
 
 /** The Kafka records of a version (chunked when large), keyed `v<version>`. */
 export function versionOut(s: RecordScope, v: ModelVersionRecord): ProducerRecord[] {
-  return toRecords(s.topics.models, 'ModelVersion', v, `v${v.version}`, s.manifest.topics.chunkSizeBytes);
+  return toRecords(s.topics.models, 'ModelVersion', v, `v${v.version}`, s.manifest.topics.chunkSizeBytes, {}, s.signer);
 }
 
 /**
@@ -138,5 +141,34 @@ export function rejectionOut(s: RecordScope, round: number, rejection: Rejection
   return [auditOut(s, audit), ...deadLetterRecords({
     topic: s.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
     source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: s.manifest.topics.chunkSizeBytes,
+  })];
+}
+
+/** A control or version record that recovery refused to act on (unsigned, forged): audited and dead-lettered. */
+export interface RefusedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  bytes: Buffer;
+  /** A verdict code (`bad_signature`, `unsigned`...). */
+  code: string;
+  reason: string;
+}
+
+/**
+ * The audit event and dead letter of a record recovery refused. The event id is derived from the record's
+ * coordinates, so that a second restart that refuses the same record again writes the same event (the sink keeps one).
+ */
+export function refusedOut(s: RecordScope, r: RefusedRecord, now: number): ProducerRecord[] {
+  const where = `${r.topic}/${r.partition}/${r.offset}`;
+  const h = createHash('sha256').update(`refused\u0000${where}`).digest('hex');
+  const eventId = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  const audit = auditEvent(s.manifest, 'MESSAGE_DEAD_LETTERED', {
+    reason: r.reason,
+    details: { code: r.code, sourceTopic: r.topic, sourcePartition: String(r.partition), sourceOffset: r.offset, bytes: String(r.bytes.length), refusedBy: 'recovery' },
+  }, now, eventId);
+  return [auditOut(s, audit), ...deadLetterRecords({
+    topic: s.topics['dead-letter'], bytes: r.bytes, key: r.key, code: r.code, reason: r.reason, source: where, actor: AGGREGATOR_ACTOR, chunkSize: s.manifest.topics.chunkSizeBytes,
   })];
 }

@@ -1,7 +1,9 @@
 /**
  * What the aggregator knows after a restart, rebuilt from the log alone (DESIGN.md invariant 1): the update ids each
  * published version counts, the latest version (weights checked against their sha256, and the strategy state it
- * carries), and the last control record with the number of extensions its round had. Then `recoveryPlan` says what
+ * carries), and the last control record with the number of extensions its round had. Only records signed by the
+ * aggregator's key count (DESIGN.md invariant 6): a version or control record written by anyone else, however well
+ * formed (a FINISH, a version with a correct sha256), is refused and returned for the audit trail. Then `recoveryPlan` says what
  * to do with it: publish the initial version, resume an open round, start the round after the latest version, or
  * nothing (the pipeline has finished).
  */
@@ -12,7 +14,8 @@ import { FedStreamError } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { readToEnd } from '../protocol/index.ts';
 import type { PipelineTopics } from '../protocol/index.ts';
-import { PayloadReader, decode } from '../protocol/index.ts';
+import { PayloadReader, decode, verifyRecord, type ParticipantRegistry } from '../protocol/index.ts';
+import type { RefusedRecord } from './records.ts';
 import type { Transport } from '../transport/index.ts';
 
 /** The latest published version, as recovery needs it. */
@@ -31,11 +34,21 @@ export interface RecoveredLog {
   /** The last control record of this pipeline, and how many EXTENDs its round had. */
   control?: RoundControlRecord;
   extensions: number;
+  /** Records that are not the aggregator's (unsigned, forged): not acted on, to be audited and dead-lettered. */
+  refused: RefusedRecord[];
 }
 
-/** Reads the models and control topics to their ends. Unreadable records are logged and skipped. */
-export async function readPipelineLog(t: Transport, m: Manifest, topics: PipelineTopics, log: Logger): Promise<RecoveredLog> {
+/**
+ * Reads the models and control topics to their ends. Unreadable records are logged and skipped; records that
+ * `registry` does not attribute to the aggregator are logged, skipped and returned in `refused`.
+ */
+export async function readPipelineLog(t: Transport, m: Manifest, topics: PipelineTopics, log: Logger, registry: ParticipantRegistry): Promise<RecoveredLog> {
   const counted = new Map<string, number>();
+  const refused: RefusedRecord[] = [];
+  const refuse = (r: RefusedRecord) => {
+    log.warn({ audit: 'MESSAGE_DEAD_LETTERED', code: r.code, source: `${r.topic}/${r.partition}/${r.offset}` }, `recovery refused a record: ${r.reason}`);
+    refused.push(r);
+  };
   let latest: ModelVersionRecord | undefined;
   const models = new PayloadReader(m.limits);
   await readToEnd(t, topics.models, (msg) => {
@@ -43,8 +56,14 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
     for (const f of got.failures) log.warn({ err: f.error, offset: msg.offset }, 'unreadable chunk in the models topic; ignored during recovery');
     if (!got.payload) return;
     try {
-      const v = decode('ModelVersion', got.payload.bytes);
+      const p = got.payload;
+      const v = decode('ModelVersion', p.bytes);
       if (v.tenant !== m.tenant || v.pipeline !== m.name) return;
+      const verdict = verifyRecord(registry, 'ModelVersion', v, p.bytes, p.headers);
+      if (!verdict.ok) {
+        refuse({ topic: p.topic, partition: p.partition, offset: p.firstOffset, key: msg.key, bytes: p.bytes, code: verdict.code, reason: `model version ${v.version}: ${verdict.reason}` });
+        return;
+      }
       for (const c of v.contributors) counted.set(c.updateId, v.version);
       if (!latest || v.version > latest.version) latest = v;
     } catch (err) {
@@ -55,7 +74,14 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
   let extensions = 0;
   await readToEnd(t, topics.control, (msg) => {
     try {
-      const c = decode('RoundControl', msg.value ?? Buffer.alloc(0));
+      const bytes = msg.value ?? Buffer.alloc(0);
+      const c = decode('RoundControl', bytes);
+      if (c.tenant !== m.tenant || c.pipeline !== m.name) return;
+      const verdict = verifyRecord(registry, 'RoundControl', c, bytes, msg.headers);
+      if (!verdict.ok) {
+        refuse({ topic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key, bytes, code: verdict.code, reason: `${c.kind} of round ${c.round}: ${verdict.reason}` });
+        return;
+      }
       if (!control || c.round !== control.round) extensions = 0;
       if (c.kind === 'EXTEND') extensions++;
       control = c;
@@ -63,7 +89,7 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
       log.warn({ err, offset: msg.offset }, 'unreadable message in the control topic; ignored during recovery');
     }
   });
-  if (!latest) return { counted, control, extensions };
+  if (!latest) return { counted, control, extensions, refused };
   const weights = unpackTensors(latest.tensors);
   const sha = weightsSha256(weights);
   if (sha !== latest.weightsSha256) {
@@ -75,6 +101,7 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
     latest: { version: latest.version, round: Number(latest.round), weights, ...(state ? { strategyState: new Uint8Array(state) } : {}) },
     control,
     extensions,
+    refused,
   };
 }
 

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { encodeRoundConfig } from '../protocol/index.ts';
-import { ChunkedPayloadError, unpackTensors, type AuditEventRecord, type RoundControlRecord } from '../codec/index.ts';
+import { ChunkedPayloadError, unpackTensors, weightsSha256, type AuditEventRecord, type ModelUpdateRecord, type RoundControlRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
-import { decodeView, type Payload, type PayloadFailure } from '../protocol/index.ts';
+import { checkOwnKey, decodeView, participantRegistry, verifyRecord, type ParticipantRegistry, type Payload, type PayloadFailure } from '../protocol/index.ts';
 import type { Service, ServiceHealth } from '../common/index.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/index.ts';
-import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
+import { auditEvent, auditOut, controlOut, controlRecord, refusedOut, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
 import { decide, nextStep, roundPolicy, type RoundDecision, type RoundPolicy } from './rounds.ts';
 import type { AggregateResult, Rejection } from './strategy.ts';
@@ -36,6 +36,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private readonly log: Logger;
   private readonly topics: PipelineTopics;
   private readonly scope: RecordScope;
+  private readonly registry: ParticipantRegistry;
   private readonly policy: RoundPolicy;
   private readonly groupId: string;
   private readonly transactionalId: string;
@@ -58,7 +59,10 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.m = opts.manifest;
     this.t = opts.transport;
     this.topics = pipelineTopics(this.m);
-    this.scope = { manifest: this.m, topics: this.topics };
+    // Who may speak for the pipeline, and this aggregator's own key: a missing or unlisted key fails here, at start.
+    this.registry = opts.registry ?? participantRegistry(this.m);
+    checkOwnKey(this.registry, opts.signer, this.registry.aggregatorId, 'aggregator');
+    this.scope = { manifest: this.m, topics: this.topics, ...(opts.signer ? { signer: opts.signer } : {}) };
     this.updates = new UpdatesLog(this.t, this.topics.updates, this.m.limits);
     this.policy = roundPolicy(this.m);
     this.groupId = `${topicPrefix(this.m)}.aggregator`;
@@ -182,8 +186,13 @@ export class Aggregator implements Service<AggregatorSummary> {
   // ---------------------------------------------------------------- recovery
 
   private async recover(): Promise<void> {
-    const got = await readPipelineLog(this.t, this.m, this.topics, this.log);
+    const got = await readPipelineLog(this.t, this.m, this.topics, this.log, this.registry);
     for (const [id, v] of got.counted) this.counted.set(id, v);
+    if (got.refused.length > 0) {
+      // Nothing else writes these: records in control or models that the aggregator did not sign (a forged FINISH, a
+      // forged version) are audited and dead-lettered here, each time recovery meets them (same event id each time).
+      await this.transact(`audit ${got.refused.length} refused records`, got.refused.flatMap((r) => refusedOut(this.scope, r, Date.now())), false);
+    }
     if (got.latest) {
       this.version = got.latest.version;
       this.weights = got.latest.weights;
@@ -262,7 +271,9 @@ export class Aggregator implements Service<AggregatorSummary> {
     }
     const state = validationState(this.m, r, this.counted);
     const candidate = { ...update, round: Number(update.round), baseVersion: Number(update.baseVersion), numExamples: Number(update.numExamples), weights };
-    const rejection = validateUpdate(candidate, state, this.weights, validationLimits(this.m.limits));
+    // Who said it comes first: an update not signed by its node's key is never validated against the round, so it
+    // can neither count nor take an id or a node's place in the round (DESIGN.md invariant 6).
+    const rejection = this.unattributed(update, p, weights) ?? validateUpdate(candidate, state, this.weights, validationLimits(this.m.limits));
     const verdict = decide(this.policy, policyState(r, this.updates.catchingUp), rejection ? { type: 'validated', rejection } : { type: 'validated' });
     if (verdict.type === 'reject') {
       r.aggregation.release?.(into);
@@ -284,6 +295,13 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.maybeFault('mid-round', r.round);
     const then = decide(this.policy, policyState(r, this.updates.catchingUp), { type: 'accepted' });
     if (then.type === 'close') await this.closeRound(then.why);
+  }
+
+  /** The rejection of an update that its node's key did not sign (protocol/participants.ts `verifyRecord`), else null. */
+  private unattributed(update: ModelUpdateRecord, p: Payload, weights: Weights): Rejection | null {
+    if (!this.registry.verifies('ModelUpdate')) return null;
+    const verdict = verifyRecord(this.registry, 'ModelUpdate', update, p.bytes, p.headers, { tensorsSha256: weightsSha256(weights) });
+    return verdict.ok ? null : { updateId: update.updateId, nodeId: update.nodeId, round: Number(update.round), code: verdict.code, reason: verdict.reason };
   }
 
   private reject(r: OpenRound, rejection: Rejection, bytes: Buffer, msg: TransportMessage): void {

@@ -34,7 +34,6 @@ export type { FlushInfo, SinkHealth, SinkMetrics, SinkOptions, SinkState } from 
 export { SINK_TOPIC_KINDS } from './sink/intake.ts';
 export {
   SINK_TABLES,
-  STATUS_NEUTRAL_CODES,
   auditRow,
   contributionRows,
   countParams,

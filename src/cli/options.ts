@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { rootLogger } from '../common/index.ts';
 import { applyOverrides, parseManifest, type Manifest, type Overrides } from '../config/index.ts';
+import { loadSigner, type Signer } from '../protocol/index.ts';
 import { loadPipeline } from '../service/index.ts';
 
 /** Options shared by every command that runs a pipeline. */
@@ -54,4 +55,13 @@ export function serversFrom(flags: Partial<PipelineFlags>): Manifest {
     rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
   }, 'flags');
   return applyOverrides(placeholder, overrides, process.env);
+}
+
+/**
+ * The participant's private key: `--key-file`, else the file FEDSTREAM_KEY_FILE names, else none (the service then
+ * says whether the pipeline needs one). Only a file: a key is never taken from a flag's or variable's value.
+ */
+export function signerFrom(keyFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Signer | undefined {
+  const file = keyFile ?? (env.FEDSTREAM_KEY_FILE || undefined);
+  return file ? loadSigner(file) : undefined;
 }

@@ -4,6 +4,7 @@ import { registerAccessCommands } from './commands/access.ts';
 import { registerAnalyticsCommands } from './commands/analytics.ts';
 import { registerDemoCommands } from './commands/demo.ts';
 import { registerKafkaCommands } from './commands/kafka.ts';
+import { registerKeysCommands } from './commands/keys.ts';
 import { registerPipelineCommands } from './commands/pipeline.ts';
 import { registerServiceCommands } from './commands/services.ts';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerAnalyticsCommands(program);
   registerKafkaCommands(program);
   registerAccessCommands(program);
+  registerKeysCommands(program);
   registerDemoCommands(program);
   // Every subcommand also takes --log-level after its name.
   const addLogLevel = (cmd: Command): void => {

@@ -30,6 +30,8 @@ export const ErrorCodes = {
   ANALYTICS_QUERY: { retriable: false, summary: 'ClickHouse rejected a statement (syntax, schema or type error).' },
   ANALYTICS_DDL: { retriable: false, summary: 'A schema file in schemas/clickhouse failed to apply; the message names the file and statement.' },
   PIPELINE_HELD: { retriable: false, summary: 'Another aggregator is running for this pipeline (a live member of its consumer group); this one does not start without --take-over.' },
+  SIGNATURE_INVALID: { retriable: false, summary: 'A record is unsigned, signed by a key no participant of the pipeline holds (or by another participant\'s), outside its key\'s validity window, or its Ed25519 signature does not verify; it is not acted on.' },
+  KEY_INVALID: { retriable: false, summary: 'A key file or listed key cannot be used: missing, unreadable, readable by others, not PEM, or not an Ed25519 key of the expected kind.' },
   UPDATE_REJECTED: { retriable: false, summary: 'A model update failed validation (round, base version, shape, non-finite value, norm bound, duplicate).' },
   ROUND_ABANDONED: { retriable: false, summary: 'A round reached its deadline without the minimum number of updates.' },
   TRAINING_FAILED: { retriable: false, summary: 'Local training on a node failed (bad data, bad model definition, backend error).' },

@@ -1,5 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDocument } from 'yaml';
 import { ConfigError, FedStreamError } from '../common/index.ts';
@@ -140,6 +140,47 @@ export const limitsSchema = z.object({
 
 export type Limits = z.infer<typeof limitsSchema>;
 
+/**
+ * One participant's public key (docs/security.md, "Signatures"): inline SPKI PEM or a PEM file, with an optional
+ * validity window (ISO 8601 times) so that a rotation keeps the old and the new key valid while both are in use.
+ */
+export const participantKeySchema = z.object({
+  /** The participant: a node id, or the aggregator's id (`participants.aggregator`). */
+  id: z.string().min(1).max(200),
+  role: z.enum(['node', 'aggregator']),
+  /** SPKI PEM ("-----BEGIN PUBLIC KEY-----"); never a private key. */
+  publicKey: z.string().min(1).optional(),
+  /** A PEM file holding the public key; relative to the manifest. */
+  publicKeyFile: z.string().min(1).optional(),
+  /** The key signs records made at or after this time (the record's own createdAt / eventTime). */
+  validFrom: z.iso.datetime({ offset: true }).optional(),
+  /** ...and before this time. */
+  validUntil: z.iso.datetime({ offset: true }).optional(),
+}).strict()
+  .refine((k) => (k.publicKey === undefined) !== (k.publicKeyFile === undefined), { message: 'give exactly one of publicKey or publicKeyFile' })
+  .refine((k) => !/PRIVATE KEY/.test(k.publicKey ?? ''), { message: 'a private key is never accepted in a manifest; give the public key (fedstream keys generate prints it) and keep the private key in its file', path: ['publicKey'] })
+  .refine((k) => !(k.validFrom && k.validUntil) || Date.parse(k.validFrom) < Date.parse(k.validUntil), { message: 'validFrom must be before validUntil', path: ['validUntil'] });
+
+export type ParticipantKeySpec = z.infer<typeof participantKeySchema>;
+
+/**
+ * Who may speak for the pipeline (DESIGN.md invariant 6): the public keys of its nodes and of its aggregator.
+ * `enrolment: registry` (the default) accepts updates only when signed by the key listed for their node;
+ * `enrolment: open` lets any node join (its updates are not verified) and is said so in the compliance report.
+ */
+export const participantsSchema = z.object({
+  enrolment: z.enum(['registry', 'open']).default('registry'),
+  /** The aggregator's participant id (for keys read from `keysDir`: `<id>.pub`). */
+  aggregator: z.string().min(1).default('aggregator'),
+  keys: z.array(participantKeySchema).default([]),
+  /** A YAML or JSON file `{ keys: [...] }` with more keys of the same shape; relative to the manifest. */
+  keysFile: z.string().min(1).optional(),
+  /** A directory of `<participant id>.pub` PEM files (as `fedstream keys generate` writes them); relative to the manifest. */
+  keysDir: z.string().min(1).optional(),
+}).strict();
+
+export type ParticipantsSection = z.infer<typeof participantsSchema>;
+
 const duration = z.union([nonNegInt, z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration like 500ms, 30s, 5m, 12h or 7d')]);
 
 export const manifestSchema = z.object({
@@ -209,6 +250,8 @@ export const manifestSchema = z.object({
     tls: z.object({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).strict()
       .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'give cert and key together', path: ['cert'] }).optional(),
   }).strict().default({ path: DEFAULTS.embeddedClickhousePath, database: DEFAULTS.clickhouseDatabase }),
+  /** Participants' public keys and the enrolment mode; required to run a pipeline (docs/security.md, "Signatures"). */
+  participants: participantsSchema.optional(),
   retention: z.object({
     telemetryDays: posInt.default(30),
     updatesDays: posInt.default(365),
@@ -292,7 +335,24 @@ export function loadManifest(file: string): Manifest {
     const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'unknown position';
     throw new ConfigError('', `YAML syntax error at ${where}: ${e.message.split('\n')[0]}`, { source: file });
   }
-  return parseManifest(doc.toJS(), file);
+  return resolveParticipantPaths(parseManifest(doc.toJS(), file), dirname(path));
+}
+
+/** The manifest with the participants' key paths made absolute against `dir` (the manifest's directory). */
+export function resolveParticipantPaths(m: Manifest, dir: string): Manifest {
+  const p = m.participants;
+  if (!p) return m;
+  const abs = (f: string | undefined) => (f === undefined ? undefined : resolve(dir, f));
+  const resolved: ParticipantsSection = {
+    ...p,
+    keys: p.keys.map((k) => (k.publicKeyFile === undefined ? k : { ...k, publicKeyFile: abs(k.publicKeyFile) })),
+    ...(p.keysFile === undefined ? {} : { keysFile: abs(p.keysFile) }),
+    ...(p.keysDir === undefined ? {} : { keysDir: abs(p.keysDir) }),
+  };
+  const out = { ...m, participants: resolved };
+  const said = notes.get(m);
+  if (said) notes.set(out, said);
+  return out;
 }
 
 export function parseDuration(value: number | string): number {

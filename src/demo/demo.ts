@@ -16,6 +16,7 @@ import type { AnalyticsClient } from '../analytics/index.ts';
 import { ConfigError, FedStreamError, type Logger, rootLogger } from '../common/index.ts';
 import { DEFAULTS, parseManifest, type Manifest } from '../config/index.ts';
 import { loadTfRuntime, nodeIdOf } from '../ml/index.ts';
+import { ephemeralParticipants } from '../protocol/index.ts';
 import { SDK_VERSION } from '../node/index.ts';
 import { compose, loadPipeline, type Service } from '../service/index.ts';
 import { buildDemoReport } from './report.ts';
@@ -148,7 +149,11 @@ async function countRows(analytics: AnalyticsClient, table: string, m: Manifest)
 /** Runs the demo (`plan`: from {@link planDemo} of the same options); resolves to what summary.json holds. */
 export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Promise<DemoSummary> {
   const started = Date.now();
-  const { manifest: m, out, nodeIds } = plan;
+  const { out, nodeIds } = plan;
+  // The demo's participants live and die with this process: fresh Ed25519 keys for the aggregator and each node,
+  // listed in this run's manifest, so that every record is signed and verified as in a deployed pipeline.
+  const team = ephemeralParticipants(plan.manifest, nodeIds);
+  const m = team.manifest;
   const log = o.logger.child({ component: 'demo' });
   clearOutputs(out);
 
@@ -161,7 +166,7 @@ export async function runDemo(o: DemoOptions, plan: DemoPlan = planDemo(o)): Pro
   // Workers start first: loading TypeScript and tfjs in each takes a second or two, in parallel with the rest.
   const pool = new WorkerPoolTrainer({ manifest: m, logger: o.logger, ...(o.workers ? { size: o.workers } : {}) });
   // The run's own composition: one transport per component (over one in-memory log without --kafka).
-  const wiring = compose({ manifest: m, logger: o.logger });
+  const wiring = compose({ manifest: m, logger: o.logger, signers: (id) => team.signerFor(id) });
   let analytics: AnalyticsClient | undefined;
   let aggregator: Service | undefined;
   let sink: Awaited<ReturnType<typeof wiring.sink>> | undefined;

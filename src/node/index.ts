@@ -18,7 +18,7 @@ import type { Transport } from '../transport/index.ts';
 import { FedNode, type NodeOptions } from './runtime.ts';
 import { tfjsLocalTrainer } from './trainer.ts';
 
-export { FedNode, updateIdFor, SDK_VERSION, type NodeOptions } from './runtime.ts';
+export { FedNode, SDK_VERSION, type NodeOptions } from './runtime.ts';
 export { tfjsLocalTrainer, trainOptionsOf, type LocalTrainer, type LocalTrainInput, type LocalTrainResult, type RoundTrainOptions } from './trainer.ts';
 export { decodeRoundConfig, encodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
 export {
@@ -39,6 +39,9 @@ export interface CreateNodeOptions {
   heartbeatMs?: number;
   fault?: string;
   onUpdate?: NodeOptions['onUpdate'];
+  /** This node's private key (`loadSigner(file)`), and the participants (default: the manifest's). */
+  signer?: NodeOptions['signer'];
+  registry?: NodeOptions['registry'];
 }
 
 /**
@@ -54,6 +57,6 @@ export async function createNode(o: CreateNodeOptions): Promise<FedNode> {
   const data = o.data ?? (o.dataPath ? loadDatasetFile(o.dataPath, { numClasses, features: product(m.model.inputShape) }) : nodeDataset(m, o.nodeId));
   return new FedNode({
     manifest: m, transport: o.transport, nodeId: o.nodeId, trainer: tfjsLocalTrainer(tf, data), logger: o.logger,
-    heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate,
+    heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate, signer: o.signer, registry: o.registry,
   });
 }

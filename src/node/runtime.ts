@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
 import { ConfigError, FedStreamError } from '../common/index.ts';
@@ -7,7 +7,7 @@ import type { Manifest, ModelSpec } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { decodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
 import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/index.ts';
-import { PayloadReader, decode, toRecords } from '../protocol/index.ts';
+import { PayloadReader, checkOwnKey, decode, participantRegistry, toRecords, verifyRecord, type ParticipantRegistry, type Signer } from '../protocol/index.ts';
 import type { ServiceHealth, Service } from '../common/index.ts';
 import type { Consumer, Producer, Transport, TransportMessage } from '../transport/index.ts';
 import type { LocalTrainer } from './trainer.ts';
@@ -24,14 +24,15 @@ export interface NodeOptions {
   heartbeatMs?: number;
   /** Fault injection for tests: `kill:mid-train:<round>` kills this process while it trains that round. */
   fault?: string;
+  /**
+   * This node's private key (protocol/signing.ts `loadSigner`): its updates are signed with it. Required unless the
+   * pipeline is in open enrolment.
+   */
+  signer?: Signer;
+  /** The pipeline's participants (default: the manifest's, `participantRegistry`): control and versions are verified against them. */
+  registry?: ParticipantRegistry;
   /** Called after each published update. */
   onUpdate?: (info: { round: number; updateId: string; numExamples: number; metrics: Record<string, number>; trainingMs: number }) => void;
-}
-
-/** The update id is derived from (pipeline, node, round, base version): a node that restarts and trains again sends the same id, so the aggregator counts it once. */
-export function updateIdFor(m: Pick<Manifest, 'tenant' | 'name'>, nodeId: string, round: number, baseVersion: number): string {
-  const h = createHash('sha256').update(`${m.tenant}\u0000${m.name}\u0000${nodeId}\u0000${round}\u0000${baseVersion}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /**
@@ -46,6 +47,9 @@ export class FedNode implements Service<void> {
   private readonly m: Manifest;
   private readonly topics: PipelineTopics;
   private readonly log: Logger;
+  private readonly registry: ParticipantRegistry;
+  /** Control and version records refused as not the aggregator's (forged, unsigned), for health figures. */
+  private recordsRefused = 0;
   private producer!: Producer;
   private consumer!: Consumer;
   private readonly reader: PayloadReader;
@@ -74,6 +78,9 @@ export class FedNode implements Service<void> {
     this.topics = pipelineTopics(this.m);
     this.reader = new PayloadReader(this.m.limits);
     this.log = opts.logger.child({ component: 'node', nodeId: opts.nodeId, pipeline: topicPrefix(this.m) });
+    // A node without its listed key, or with another participant's, fails here, at start, saying how to fix it.
+    this.registry = opts.registry ?? participantRegistry(this.m);
+    checkOwnKey(this.registry, opts.signer, opts.nodeId, 'node');
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => undefined);
   }
@@ -89,7 +96,7 @@ export class FedNode implements Service<void> {
   /** Health as a value: `starting`, `idle`, `training`, `finished` or `stopped`, with the rounds trained and refused. */
   health(): ServiceHealth {
     const state = this.stopped && this.state !== 'finished' ? 'stopped' : this.state;
-    const figures: Record<string, number | string> = { roundsTrained: this.roundsTrained, roundsRefused: this.roundsRefused, backend: this.backend };
+    const figures: Record<string, number | string> = { roundsTrained: this.roundsTrained, roundsRefused: this.roundsRefused, recordsRefused: this.recordsRefused, backend: this.backend };
     const healthy = !this.stopped && this.state !== 'starting' && this.state !== 'finished';
     const detail = state === 'training' ? 'training a round'
       : `${this.roundsTrained} round${this.roundsTrained === 1 ? '' : 's'} trained${this.roundsRefused > 0 ? `, ${this.roundsRefused} refused (last: ${this.lastError})` : ''}`;
@@ -162,6 +169,8 @@ export class FedNode implements Service<void> {
       if (!got.payload) return;
       try {
         const v = decode('ModelVersion', got.payload.bytes);
+        const verdict = verifyRecord(this.registry, 'ModelVersion', v, got.payload.bytes, got.payload.headers);
+        if (!verdict.ok) return this.refuseRecord(msg, verdict.code, `model version ${v.version}: ${verdict.reason}`);
         this.versions.set(Number(v.version), v);
         // Keep the newest few versions only: a node trains from the latest.
         for (const k of [...this.versions.keys()].sort((a, b) => a - b).slice(0, -3)) this.versions.delete(k);
@@ -174,7 +183,10 @@ export class FedNode implements Service<void> {
       return;
     }
     try {
-      const c = decode('RoundControl', msg.value ?? Buffer.alloc(0));
+      const bytes = msg.value ?? Buffer.alloc(0);
+      const c = decode('RoundControl', bytes);
+      const verdict = verifyRecord(this.registry, 'RoundControl', c, bytes, msg.headers);
+      if (!verdict.ok) return this.refuseRecord(msg, verdict.code, `${c.kind} of round ${c.round}: ${verdict.reason}`);
       if (c.kind === 'START') {
         this.startConfigs.set(Number(c.round), c.config);
         for (const k of [...this.startConfigs.keys()].sort((a, b) => a - b).slice(0, -3)) this.startConfigs.delete(k);
@@ -183,6 +195,15 @@ export class FedNode implements Service<void> {
     } catch (err) {
       this.log.warn({ err, offset: msg.offset }, 'unreadable round control; skipped');
     }
+  }
+
+  /**
+   * A control or version record the aggregator did not sign: never acted on. A node may not write the audit or
+   * dead-letter topics, so its audit trail is this log line (shaped like an audit event) and the health figure.
+   */
+  private refuseRecord(msg: TransportMessage, code: string, reason: string): void {
+    this.recordsRefused++;
+    this.log.warn({ audit: 'MESSAGE_REFUSED', actor: `node ${this.opts.nodeId}`, code, source: `${msg.topic}/${msg.partition}/${msg.offset}`, recordsRefused: this.recordsRefused }, `record refused, not acted on: ${reason}`);
   }
 
   /** Decides what to do with the latest control record, once the node has read the log up to where it was at start. */
@@ -270,7 +291,9 @@ export class FedNode implements Service<void> {
     }
     const result = await this.opts.trainer.train({ spec, weights: base, config, seed: round * 7919 + hashSeed(this.opts.nodeId) });
     this.backend = result.backend;
-    const updateId = updateIdFor(this.m, this.opts.nodeId, round, baseVersion);
+    // Random, 128 bits: nobody can compute it ahead and send it first to have this update refused as a duplicate. A
+    // node that restarts and trains the round again sends another id; the aggregator takes one update per node and round.
+    const updateId = randomUUID();
     const update: ModelUpdateRecord = {
       updateId,
       tenant: this.m.tenant,
@@ -286,9 +309,9 @@ export class FedNode implements Service<void> {
       sdkVersion: SDK_VERSION,
       backend: result.backend,
     };
-    const records = toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes);
-    // Retriable failures (a broker restarting) are retried until the round's deadline: the update id is stable and
-    // the producer idempotent, so a retry never counts twice.
+    const records = toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes, {}, this.opts.signer);
+    // Retriable failures (a broker restarting) are retried until the round's deadline: a retry resends the same
+    // records (same id), the producer is idempotent, and the aggregator counts one update per id and per node and round.
     await retry(() => this.producer.send(records), {
       retries: 30,
       initialDelayMs: 250,

@@ -17,6 +17,7 @@ import {
 } from '../codec/index.ts';
 import { CHUNK_SIZE_BOUNDS, type Limits } from '../config/index.ts';
 import type { ProducerRecord, TransportMessage } from '../transport/index.ts';
+import { isSignedKind, signatureHeaders, type Signer } from './signing.ts';
 
 export type { RecordKind, RecordTypes } from '../codec/index.ts';
 
@@ -25,7 +26,12 @@ export function codec(): AvroCodec {
   return defaultCodec();
 }
 
-/** Encodes a record and splits it into Kafka records for `topic` (one, or ordered chunks under the same key). */
+/**
+ * Encodes a record and splits it into Kafka records for `topic` (one, or ordered chunks under the same key). With
+ * a `signer`, a ModelUpdate, RoundControl, ModelVersion or AuditEvent carries its signature headers
+ * (signing.ts: `fedstream-signature`, `fedstream-key-id`) on every chunk, so that the reader of the reassembled
+ * payload finds them whichever chunk completes it.
+ */
 export function toRecords<K extends RecordKind>(
   topic: string,
   kind: K,
@@ -33,13 +39,15 @@ export function toRecords<K extends RecordKind>(
   key: string,
   chunkSize: number,
   headers: Record<string, string> = {},
+  signer?: Signer,
 ): ProducerRecord[] {
   const payload = codec().encode(kind, value);
+  const signed = signer && isSignedKind(kind) ? { ...headers, ...signatureHeaders(signer, kind, value as RecordTypes[typeof kind], payload) } : headers;
   return splitPayload(payload, { key, chunkSize, payloadId: randomUUID() }).map((r) => ({
     topic,
     key: r.key,
     value: r.value,
-    headers: { ...headers, ...r.headers },
+    headers: { ...signed, ...r.headers },
   }));
 }
 
@@ -52,6 +60,7 @@ export interface Payload {
   firstOffset: string;
   lastOffset: string;
   timestamp: number;
+  /** The headers of the message that completed the payload (signature headers travel on every chunk). */
   headers: Record<string, Buffer>;
 }
 

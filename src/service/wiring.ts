@@ -11,6 +11,7 @@ import type { AnalyticsClient, Sink, SinkOptions } from '../analytics/index.ts';
 import type { Logger } from '../common/index.ts';
 import { applyOverrides, loadManifest, manifestNotes, topicPrefix, type Manifest, type Overrides } from '../config/index.ts';
 import type { CreateNodeOptions, FedNode, LocalTrainer } from '../node/index.ts';
+import type { ParticipantRegistry, ParticipantRole, Signer } from '../protocol/index.ts';
 import type { MemoryCluster, Transport } from '../transport/index.ts';
 import { asService, type ComponentService } from './lifecycle.ts';
 
@@ -36,9 +37,16 @@ export interface CompositionOptions {
    * (default: a new one, this composition's own). Pass one to let two compositions see the same topics.
    */
   memory?: MemoryCluster;
+  /**
+   * The private keys of the participants this process runs (`participant` is a node id or the aggregator's id):
+   * the CLI's `--key-file`, or the demo's ephemeral keys. A service given its own `signer` uses that one.
+   */
+  signers?: (participant: string, role: ParticipantRole) => Signer | undefined;
 }
 
 export interface AggregatorServiceOptions {
+  /** The aggregator's private key (default: from `CompositionOptions.signers`). */
+  signer?: Signer;
   evaluate?: boolean;
   fault?: string;
   /** Fence a running aggregator of the pipeline instead of refusing to start (`--take-over`). */
@@ -48,6 +56,8 @@ export interface AggregatorServiceOptions {
 }
 
 export interface NodeServiceOptions {
+  /** The node's private key (default: from `CompositionOptions.signers`). */
+  signer?: Signer;
   dataPath?: string;
   backend?: CreateNodeOptions['backend'];
   heartbeatMs?: number;
@@ -69,11 +79,28 @@ export class Composition {
   private memory: MemoryCluster | undefined;
   private readonly transports = new Set<Transport>();
   private analyticsClient: Promise<AnalyticsClient> | undefined;
+  private readonly signers: CompositionOptions['signers'];
+  private participants: ParticipantRegistry | undefined;
 
   constructor(o: CompositionOptions) {
     this.manifest = o.manifest;
     this.logger = o.logger;
     this.memory = o.memory;
+    this.signers = o.signers;
+  }
+
+  /**
+   * The pipeline's participant registry, read once (keys files included). Throws ConfigError when the manifest has
+   * no `participants` section, saying how to add keys or opt in to open enrolment.
+   */
+  async registry(): Promise<ParticipantRegistry> {
+    if (!this.participants) {
+      const { participantRegistry } = await import('../protocol/index.ts');
+      this.participants = participantRegistry(this.manifest);
+      const d = this.participants.describe();
+      if (d.enrolment === 'open') this.logger.warn({ participants: d }, 'open enrolment: any node may join, and updates are not verified against a registry (docs/security.md)');
+    }
+    return this.participants;
   }
 
   /** True when the manifest names Kafka brokers; else the transports share this composition's memory log. */
@@ -121,6 +148,8 @@ export class Composition {
   /** The aggregator as a service (not started); its transport closes when it stops. */
   async aggregator(o: AggregatorServiceOptions = {}): Promise<ComponentService<AggregatorSummary, Aggregator>> {
     const { createAggregator } = await import('../aggregator/index.ts');
+    const registry = await this.registry();
+    const signer = o.signer ?? this.signers?.(registry.aggregatorId, 'aggregator');
     const transport = await this.transport('aggregator');
     const aggregator = await createAggregator({
       manifest: this.manifest,
@@ -131,6 +160,8 @@ export class Composition {
       ...(o.takeOver ? { takeOver: true } : {}),
       ...(o.strategy ? { strategy: o.strategy } : {}),
       ...(o.onVersion ? { onVersion: o.onVersion } : {}),
+      ...(signer ? { signer } : {}),
+      registry,
     });
     return asService('aggregator', aggregator, { release: () => this.release(transport) });
   }
@@ -138,8 +169,10 @@ export class Composition {
   /** A node as a service (not started): tfjs over its local data, or the given trainer; its transport closes when it stops. */
   async node(nodeId: string, o: NodeServiceOptions = {}): Promise<ComponentService<void, FedNode>> {
     const { createNode, FedNode } = await import('../node/index.ts');
+    const registry = await this.registry();
+    const signer = o.signer ?? this.signers?.(nodeId, 'node');
     const transport = await this.transport(nodeId);
-    const common = { manifest: this.manifest, transport, nodeId, logger: this.logger, heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate };
+    const common = { manifest: this.manifest, transport, nodeId, logger: this.logger, heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate, signer, registry };
     const node = o.trainer
       ? new FedNode({ ...common, trainer: o.trainer })
       : await createNode({ ...common, dataPath: o.dataPath, backend: o.backend });
@@ -149,6 +182,7 @@ export class Composition {
   /** The ClickHouse sink as a service (not started); its transport closes when it stops, the analytics client with the composition. */
   async sink(o: SinkServiceOptions = {}): Promise<ComponentService<void, Sink>> {
     const { Sink } = await import('../analytics/index.ts');
+    const registry = await this.registry();
     const analytics = await this.analytics();
     const transport = await this.transport('sink');
     const sink = new Sink({
@@ -156,6 +190,7 @@ export class Composition {
       transport,
       analytics,
       logger: this.logger,
+      registry,
       ...(o.batchRows === undefined ? {} : { batchRows: o.batchRows }),
       ...(o.batchMs === undefined ? {} : { batchMs: o.batchMs }),
       ...(o.onFlush ? { onFlush: o.onFlush } : {}),

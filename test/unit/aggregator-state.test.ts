@@ -5,6 +5,7 @@ import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
+import { ephemeralParticipants } from '../../src/protocol/participants.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
 import { readVersions } from '../support/pipeline-log.ts';
 
@@ -45,12 +46,14 @@ const stateOf = (v: ModelVersionRecord) => (v.strategyState ? JSON.parse(v.strat
 
 describe('strategy state', () => {
   it('is stored with each version and restored by a new aggregator over the same log', async () => {
-    const m = parseManifest({
+    const team = ephemeralParticipants(parseManifest({
       apiVersion: 'fedstream/v1', tenant: 'test', name: `state-${Math.random().toString(36).slice(2, 8)}`,
       model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
       data: { source: 'mnist', nodes: 2, testExamples: 100, trainExamples: 200 },
       rounds: { count: 3, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
-    });
+    }), ['node-1']);
+    const m = team.manifest;
+    const signer = team.signerFor('aggregator');
     const cluster = new MemoryCluster();
     const t = createMemoryTransport({ cluster, logger });
     const topics = pipelineTopics(m);
@@ -61,7 +64,7 @@ describe('strategy state', () => {
       await p.send(toRecords(topics.updates, 'ModelUpdate', {
         updateId: `u${round}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round, baseVersion: base.version,
         numExamples: 10, tensors: base.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
-      }, 'node-1', m.topics.chunkSizeBytes));
+      }, 'node-1', m.topics.chunkSizeBytes, {}, team.signerFor('node-1')));
     };
     // Resolves when a version is published (onVersion is called after its transaction commits).
     const waiters = new Map<number, () => void>();
@@ -70,7 +73,7 @@ describe('strategy state', () => {
 
     // The first incarnation runs rounds 1 and 2, then goes away.
     const first = new CountingStrategy(m);
-    const a = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, strategy: first, onVersion });
+    const a = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, strategy: first, onVersion });
     await a.start();
     let next = published(1);
     await sendUpdate(1);
@@ -83,7 +86,7 @@ describe('strategy state', () => {
 
     // A new one, with a fresh strategy object: the count comes back from the log, and goes on from there.
     const second = new CountingStrategy(m);
-    const b = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, strategy: second });
+    const b = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, strategy: second });
     await b.start();
     expect(second.restored).toBe(2);
     await sendUpdate(3);
@@ -101,6 +104,8 @@ describe('strategy state', () => {
       model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
       data: { source: 'mnist', nodes: 2, testExamples: 100, trainExamples: 200 },
       rounds: { count: 1, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
+      // Open enrolment with no aggregator key: an aggregator runs without one (nothing it writes can be verified).
+      participants: { enrolment: 'open' },
     });
     expect(strategyFor(m).state).toBeUndefined();
     const t = createMemoryTransport({ cluster: new MemoryCluster(), logger });

@@ -1,7 +1,7 @@
 // Record → row, without ClickHouse or Kafka: each record kind maps to the row the sink inserts.
 import { describe, expect, it } from 'vitest';
 import {
-  SINK_TABLES, STATUS_NEUTRAL_CODES, auditRow, contributionRows, countParams, decidedUpdateId, float, floatMap, modelVersionRow,
+  SINK_TABLES, auditRow, contributionRows, countParams, decidedUpdateId, float, floatMap, modelVersionRow,
   rejectedUpdateRow, roundRow, statusRow, telemetryRow, unreadableRow, updateRow,
 } from '../../src/analytics/index.ts';
 import { loadQuery } from '../../src/analytics/queries.ts';
@@ -69,7 +69,8 @@ describe('sink rows', () => {
     const e = samples().AuditEvent;
     expect(decidedUpdateId({ ...e, action: 'UPDATE_ACCEPTED' })).toBe(e.updateId);
     expect(decidedUpdateId({ ...e, details: { code: 'norm_bound' } })).toBe(e.updateId);
-    expect(decidedUpdateId({ ...e, details: { code: 'duplicate' } })).toBeUndefined();
+    // A duplicate decides too (rejected, unless the same node's update with that id was accepted: update_status.sql).
+    expect(decidedUpdateId({ ...e, details: { code: 'duplicate' } })).toBe(e.updateId);
     expect(decidedUpdateId({ ...e, action: 'VERSION_PUBLISHED' })).toBeUndefined();
     expect(decidedUpdateId({ ...e, action: 'UPDATE_ACCEPTED', updateId: null })).toBeUndefined();
   });
@@ -115,10 +116,10 @@ describe('sink rows', () => {
     });
   });
 
-  it('keeps the status-neutral codes of update_status.sql equal to STATUS_NEUTRAL_CODES', () => {
+  it('decides the status of an update by its id and its node, duplicates included (update_status.sql)', () => {
     const sql = loadQuery('update_status').sql;
-    const listed = /details\['code'\] NOT IN \(([^)]*)\)/.exec(sql)![1]!.split(',').map((c) => c.trim().replace(/^'|'$/g, ''));
-    expect(listed.sort()).toEqual([...STATUS_NEUTRAL_CODES].sort());
+    expect(sql).toMatch(/ON u\.update_id = d\.update_id AND u\.nid = d\.nid/);
+    expect(sql).not.toMatch(/NOT IN/);
   });
 
   it('writes non-finite floats as ClickHouse reads them, and counts parameters from shapes', () => {

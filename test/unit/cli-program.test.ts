@@ -6,13 +6,13 @@ import { buildProgram } from '../../src/cli/program.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../src/cli');
 
-/** Every command and the long flags it takes (as before the CLI moved into commands/, plus issue 11's security flags). */
+/** Every command and the long flags it takes (as before the CLI moved into commands/, plus issue 11's security flags and issue 12's keys). */
 const FLAGS: Record<string, string> = {
   validate: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
   topics: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
   health: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --log-level',
-  aggregator: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --no-evaluate --take-over --log-level',
-  node: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --node-id --data --backend --heartbeat-ms --log-level',
+  aggregator: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --no-evaluate --take-over --key-file --log-level',
+  node: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --node-id --data --backend --heartbeat-ms --key-file --log-level',
   sink: '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --until-finished --batch-rows --batch-ms --progress-ms --log-level',
   report: '',
   'report compliance': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --version --model-version --out --format --log-level',
@@ -26,6 +26,9 @@ const FLAGS: Record<string, string> = {
   'access grant': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --role --principal --node-id --dry-run --log-level',
   'access list': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --principal --log-level',
   'access revoke': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --principal --dry-run --log-level',
+  keys: '',
+  'keys generate': '--role --id --out --valid-from --valid-until --force --log-level',
+  'keys show': '--id --role --log-level',
   demo: '--nodes --rounds --iid --epochs --batch-size --learning-rate --seed --out --kafka --clickhouse --pipeline --workers --train-examples --test-examples --progress --log-level',
   experiment: '',
   'experiment fedavg-vs-fedsgd': '--target --max-rounds --nodes --fraction --seed --workers --only --quick --learning-rates --lr-grid --grid --json --markdown --log-level',

@@ -7,6 +7,7 @@ import { encodeRoundConfig, FedNode, type LocalTrainer, type LocalTrainInput } f
 import { readToEnd } from '../../src/protocol/log.ts';
 import { ensureTopics, pipelineTopics } from '../../src/protocol/topics.ts';
 import { decode, toRecords } from '../../src/protocol/wire.ts';
+import { ephemeralParticipants, ephemeralSigner, type Signer } from '../../src/protocol/index.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
 import type { Producer, Transport } from '../../src/transport/types.ts';
 
@@ -16,7 +17,8 @@ import type { Producer, Transport } from '../../src/transport/types.ts';
  */
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
-const manifest: Manifest = parseManifest({
+// The node and the aggregator the test plays have keys of their own, listed in the manifest.
+const team = ephemeralParticipants(parseManifest({
   apiVersion: 'fedstream/v1',
   tenant: 'test',
   name: 'node-runtime',
@@ -24,7 +26,9 @@ const manifest: Manifest = parseManifest({
   data: { source: 'mnist', nodes: 2, partition: 'iid', testExamples: 100, trainExamples: 200, seed: 1 },
   training: { epochs: 2, batchSize: 10, learningRate: 0.05, optimizer: 'sgd' },
   rounds: { count: 3, targetUpdates: 1, minUpdates: 1 },
-});
+}), ['node-1', 'node-2']);
+const manifest: Manifest = team.manifest;
+const aggregatorKey = team.signerFor('aggregator')!;
 const topics = pipelineTopics(manifest);
 const W0: Weights = [
   { name: 'l0_dense/kernel', shape: [2, 2], values: Float32Array.from([0.1, -0.2, 0.3, 0.4]) },
@@ -60,7 +64,7 @@ async function harness(): Promise<Harness> {
     tensors: packTensors(W0), weightsSha256: weightsSha256(W0), contributors: [], totalExamples: 0, metrics: {}, rejectedCount: 0,
     modelSpec: JSON.stringify(manifest.model),
   };
-  await producer.send(toRecords(topics.models, 'ModelVersion', v0, 'version-0', manifest.topics.chunkSizeBytes));
+  await producer.send(toRecords(topics.models, 'ModelVersion', v0, 'version-0', manifest.topics.chunkSizeBytes, {}, aggregatorKey));
   const calls: LocalTrainInput[] = [];
   const updates: number[] = [];
   const trainer: LocalTrainer = {
@@ -70,19 +74,20 @@ async function harness(): Promise<Harness> {
     },
   };
   const node = new FedNode({
-    manifest, transport: createMemoryTransport({ cluster, logger }), nodeId: 'node-1', trainer, logger, heartbeatMs: 60_000,
+    manifest, transport: createMemoryTransport({ cluster, logger }), nodeId: 'node-1', signer: team.signerFor('node-1'), trainer, logger, heartbeatMs: 60_000,
     onUpdate: (u) => updates.push(u.round),
   });
   running = { t, producer, node, calls, updates };
   return running;
 }
 
-async function control(h: Harness, round: number, kind: RoundControlRecord['kind'], config: Record<string, string>): Promise<void> {
+/** Writes a control record, signed by the aggregator's key unless another signer (or none: `null`) is given. */
+async function control(h: Harness, round: number, kind: RoundControlRecord['kind'], config: Record<string, string>, signer: Signer | null = aggregatorKey, baseVersion = 0): Promise<void> {
   const c: RoundControlRecord = {
-    tenant: manifest.tenant, pipeline: manifest.name, round, baseVersion: 0, kind, config, selectedNodes: [],
+    tenant: manifest.tenant, pipeline: manifest.name, round, baseVersion, kind, config, selectedNodes: [],
     deadline: Date.now() + 60_000, minUpdates: 1, targetUpdates: 1, createdAt: Date.now(),
   };
-  await h.producer.send(toRecords(topics.control, 'RoundControl', c, `round-${round}`, manifest.topics.chunkSizeBytes));
+  await h.producer.send(toRecords(topics.control, 'RoundControl', c, `round-${round}`, manifest.topics.chunkSizeBytes, {}, signer ?? undefined));
 }
 
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
@@ -153,5 +158,53 @@ describe('FedNode and the round config', () => {
     await h.node.start();
     await until('round 1 trained', () => h.updates.includes(1));
     expect(h.calls[0]!.config).toEqual({ epochs: 4, batchSize: 5, learningRate: 0.2, optimizer: 'adam' });
+  });
+});
+
+describe('FedNode and records it cannot attribute', () => {
+  /** Version 1 with weights `w`, its sha256 correct, signed by `signer` (none: `null`). */
+  async function version1(h: Harness, w: Weights, signer: Signer | null): Promise<void> {
+    const v: ModelVersionRecord = {
+      tenant: manifest.tenant, pipeline: manifest.name, version: 1, parentVersion: 0, round: 1, strategy: 'fedavg', createdAt: Date.now(),
+      tensors: packTensors(w), weightsSha256: weightsSha256(w), contributors: [], totalExamples: 0, metrics: {}, rejectedCount: 0,
+      modelSpec: JSON.stringify(manifest.model),
+    };
+    await h.producer.send(toRecords(topics.models, 'ModelVersion', v, 'v1', manifest.topics.chunkSizeBytes, {}, signer ?? undefined));
+  }
+
+  it('ignores a FINISH the aggregator did not sign (unsigned, another participant\'s key, an unknown key) and follows the real rounds', async () => {
+    const h = await harness();
+    await h.node.start();
+    await control(h, 1, 'START', {});
+    await until('round 1 trained', () => h.updates.includes(1));
+    await control(h, 1, 'FINISH', {}, null);
+    await control(h, 1, 'FINISH', {}, team.signerFor('node-2')!);
+    await control(h, 1, 'FINISH', {}, ephemeralSigner());
+    await until('three records refused', () => h.node.health().figures?.recordsRefused === 3);
+    expect(h.node.health()).toMatchObject({ healthy: true, state: 'idle' });
+    // The real round 2 is still trained, and only the aggregator's FINISH ends the node.
+    await control(h, 2, 'START', {});
+    await until('round 2 trained', () => h.updates.includes(2));
+    await control(h, 2, 'FINISH', {});
+    await h.node.done;
+    expect(h.node.health()).toMatchObject({ state: 'finished', figures: { roundsTrained: 2, recordsRefused: 3 } });
+  });
+
+  it('never trains from a forged version, even with a correct sha256; it trains from the aggregator\'s', async () => {
+    const h = await harness();
+    await h.node.start();
+    const forged: Weights = W0.map((t) => ({ ...t, values: t.values.map(() => 42) }));
+    await version1(h, forged, null);
+    await version1(h, forged, team.signerFor('node-2')!);
+    await control(h, 2, 'START', {}, aggregatorKey, 1);
+    await until('two versions refused', () => h.node.health().figures?.recordsRefused === 2);
+    // Waiting for version 1: the forged ones are not it.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(h.calls).toHaveLength(0);
+    const real: Weights = W0.map((t) => ({ ...t, values: t.values.map((x) => x + 1) }));
+    await version1(h, real, aggregatorKey);
+    await until('round 2 trained', () => h.updates.includes(2));
+    expect(h.calls).toHaveLength(1);
+    expect(h.calls[0]!.weights.map((t) => [...t.values])).toEqual(real.map((t) => [...t.values]));
   });
 });

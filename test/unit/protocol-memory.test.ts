@@ -6,13 +6,26 @@ import { createAggregator, strategyFor, type Strategy } from '../../src/aggregat
 import { createNode } from '../../src/node/index.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
+import { ephemeralParticipants, type EphemeralParticipants } from '../../src/protocol/participants.ts';
 import { readToEnd } from '../../src/protocol/log.ts';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord } from '../../src/codec/index.ts';
 import { readAudit, readVersions } from '../support/pipeline-log.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
+const NODE_IDS = ['node-1', 'node-2', 'node-3', 'node-4', 'node-5', 'node-6'];
+const teams = new Map<string, EphemeralParticipants<Manifest>>();
+/** The private key of a participant of the pipeline `m` (made with its manifest, in memory). */
+const signer = (m: Manifest, id: string) => teams.get(m.name)!.signerFor(id);
+
+/** A pipeline whose aggregator and nodes have keys of their own (listed in its participants section). */
 function manifest(over: Record<string, unknown> = {}): Manifest {
+  const team = ephemeralParticipants(plainManifest(over), NODE_IDS);
+  teams.set(team.manifest.name, team);
+  return team.manifest;
+}
+
+function plainManifest(over: Record<string, unknown> = {}): Manifest {
   return parseManifest({
     apiVersion: 'fedstream/v1',
     tenant: 'test',
@@ -30,9 +43,9 @@ describe('a federated pipeline on the in-memory transport', () => {
     const m = manifest();
     const cluster = new MemoryCluster();
     const t = createMemoryTransport({ cluster, logger });
-    const agg = await createAggregator({ manifest: m, transport: t, logger });
+    const agg = await createAggregator({ signer: signer(m, 'aggregator'), manifest: m, transport: t, logger });
     await agg.start();
-    const nodes = await Promise.all(['node-1', 'node-2', 'node-3'].map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, logger, heartbeatMs: 200 })));
+    const nodes = await Promise.all(['node-1', 'node-2', 'node-3'].map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, signer: signer(m, nodeId), logger, heartbeatMs: 200 })));
 
     // A rogue producer: garbage bytes, and a well-formed update for a round that does not exist.
     const topics = pipelineTopics(m);
@@ -79,10 +92,10 @@ describe('a federated pipeline on the in-memory transport', () => {
   async function run(m: Manifest, fault?: { point: 'mid-round' | 'before-commit'; round: number }) {
     const cluster = new MemoryCluster();
     const t = createMemoryTransport({ cluster, logger });
-    const nodes = await Promise.all(['node-1', 'node-2', 'node-3'].map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, logger, heartbeatMs: 1000 })));
+    const nodes = await Promise.all(['node-1', 'node-2', 'node-3'].map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, signer: signer(m, nodeId), logger, heartbeatMs: 1000 })));
     let crashes = 0;
     const first = await createAggregator({
-      manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false,
+      signer: signer(m, 'aggregator'), manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false,
       fault: fault && ((point, round) => {
         if (point === fault.point && round === fault.round) { crashes++; throw new Error(`simulated crash at ${point} of round ${round}`); }
       }),
@@ -94,7 +107,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     if (outcome === 'crashed') {
       await first.stop();
       // A new incarnation: same transactional id and consumer group, nothing but the log to go on.
-      agg = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false });
+      agg = await createAggregator({ signer: signer(m, 'aggregator'), manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false });
       await agg.start();
       await agg.done;
     }
@@ -116,7 +129,8 @@ describe('a federated pipeline on the in-memory transport', () => {
         for (let j = 0; j < x.length; j++) maxRel = Math.max(maxRel, Math.abs(x[j]! - y[j]!) / Math.max(1e-12, Math.abs(y[j]!)));
         expect(maxRel, `version ${a[i]!.version} tensor ${wa[t]!.name}`).toBeLessThanOrEqual(1e-6);
       }
-      expect(a[i]!.contributors.map((c) => c.updateId).sort()).toEqual(b[i]!.contributors.map((c) => c.updateId).sort());
+      // Update ids are random (nobody can compute one ahead), so two runs compare by who contributed.
+      expect(a[i]!.contributors.map((c) => c.nodeId).sort()).toEqual(b[i]!.contributors.map((c) => c.nodeId).sort());
     }
   }
 
@@ -139,7 +153,7 @@ describe('a federated pipeline on the in-memory transport', () => {
     const m = manifest({ rounds: { count: 1, targetUpdates: 3, minUpdates: 3, timeoutMs: 60_000 } });
     const cluster = new MemoryCluster();
     const t = createMemoryTransport({ cluster, logger });
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false });
+    const agg = await createAggregator({ signer: signer(m, 'aggregator'), manifest: m, transport: t, logger, evaluate: false });
     await agg.start();
     const topics = pipelineTopics(m);
     const [v0] = await readVersions(t, m);
@@ -147,10 +161,12 @@ describe('a federated pipeline on the in-memory transport', () => {
     const forged = (over: Record<string, unknown>, mutate?: (w: typeof base) => void) => {
       const w = base.map((x) => ({ ...x, values: Float32Array.from(x.values) }));
       mutate?.(w);
-      return toRecords(topics.updates, 'ModelUpdate', {
+      const u = {
         updateId: `forged-${Math.random()}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round: 1, baseVersion: 0,
         numExamples: 10, tensors: packTensors(w), metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x', ...over,
-      }, 'node-1', m.topics.chunkSizeBytes);
+      };
+      // Signed by the node it names: these test what validation refuses of a node's own well-signed update.
+      return toRecords(topics.updates, 'ModelUpdate', u, u.nodeId, m.topics.chunkSizeBytes, {}, signer(m, u.nodeId));
     };
     // The accepted updates differ (base + a small shift of their own), so that an average read from the wrong slot
     // (one a rejected update was decoded into, or a reused one) cannot pass for the right one.
@@ -212,14 +228,14 @@ describe('a federated pipeline on the in-memory transport', () => {
         };
       },
     };
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, strategy: spy });
+    const agg = await createAggregator({ signer: signer(m, 'aggregator'), manifest: m, transport: t, logger, evaluate: false, strategy: spy });
     await agg.start();
     const topics = pipelineTopics(m);
     const [v0] = await readVersions(t, m);
     const update = (j: number) => toRecords(topics.updates, 'ModelUpdate', {
       updateId: `u${j}`, tenant: m.tenant, pipeline: m.name, nodeId: `node-${j}`, round: 1, baseVersion: 0,
       numExamples: 10, tensors: v0!.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
-    }, `node-${j}`, m.topics.chunkSizeBytes);
+    }, `node-${j}`, m.topics.chunkSizeBytes, {}, signer(m, `node-${j}`));
     const p = t.producer();
     await p.connect();
     const seen = async (what: string, n: number) => { while (events.filter((e) => e === what).length < n) await new Promise((r) => setTimeout(r, 5)); };

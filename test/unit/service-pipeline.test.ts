@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/index.ts';
 import { parseManifest } from '../../src/config/index.ts';
+import { ephemeralParticipants } from '../../src/protocol/index.ts';
 import { compose, runService, type ExitSignal, type RunnerProcess } from '../../src/service/index.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
@@ -16,7 +17,7 @@ const quietProcess = (): RunnerProcess & { exits: number[] } => ({
 
 describe('a pipeline composed by service/wiring and driven by the runner', () => {
   it('runs the aggregator and two nodes on one composition\'s memory log, reports health, and releases transports', async () => {
-    const m = parseManifest({
+    const team = ephemeralParticipants(parseManifest({
       apiVersion: 'fedstream/v1',
       tenant: 'test',
       name: `wired-${Math.random().toString(36).slice(2, 8)}`,
@@ -24,8 +25,9 @@ describe('a pipeline composed by service/wiring and driven by the runner', () =>
       data: { source: 'mnist', nodes: 2, partition: 'iid', testExamples: 200, trainExamples: 400, seed: 5 },
       training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
       rounds: { count: 2, targetUpdates: 2, minUpdates: 2, timeoutMs: 60_000 },
-    });
-    const wiring = compose({ manifest: m, logger });
+    }), ['node-1', 'node-2']);
+    // Each participant's key comes from the composition's key source (the CLI's --key-file, the demo's ephemeral keys).
+    const wiring = compose({ manifest: team.manifest, logger, signers: (id) => team.signerFor(id) });
     const proc = quietProcess();
     const aggregator = await wiring.aggregator({ evaluate: false });
     const nodes = await Promise.all(['node-1', 'node-2'].map((id) => wiring.node(id, { heartbeatMs: 200 })));
@@ -41,4 +43,20 @@ describe('a pipeline composed by service/wiring and driven by the runner', () =>
     // Each service closed its own transport when it stopped: the composition has nothing left to close but the log.
     await wiring.close();
   }, 60_000);
+
+  it('refuses to run a pipeline without a participants section, saying how to add keys or opt in to open enrolment', async () => {
+    const m = parseManifest({
+      apiVersion: 'fedstream/v1', tenant: 'test', name: 'nokeys',
+      model: { inputShape: [4], layers: [{ type: 'dense', units: 2, activation: 'softmax' }] },
+      data: { source: 'mnist', nodes: 1 },
+      rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
+    });
+    const wiring = compose({ manifest: m, logger });
+    for (const made of [wiring.aggregator({ evaluate: false }), wiring.node('node-1'), wiring.sink()]) {
+      const err = await made.then(() => undefined, (e: unknown) => e as { code: string; path: string; message: string });
+      expect(err).toMatchObject({ code: 'CONFIG_INVALID', path: 'participants' });
+      expect(err!.message).toMatch(/fedstream keys generate.*keysDir.*enrolment: open/s);
+    }
+    await wiring.close();
+  });
 });

@@ -9,7 +9,7 @@ import { isFedStreamError, toFedStreamError, type FedStreamError } from '../../c
 import type { Logger } from '../../common/index.ts';
 import type { Limits } from '../../config/index.ts';
 import type { PipelineTopics } from '../../protocol/index.ts';
-import { PayloadReader, deadLetterRecords, decode, type PayloadFailure } from '../../protocol/index.ts';
+import { PayloadReader, deadLetterRecords, decode, verifyRecord, type ParticipantRegistry, type Payload, type PayloadFailure, type RecordKind, type RecordTypes, type Verdict } from '../../protocol/index.ts';
 import type { ProducerRecord, TransportMessage } from '../../transport/index.ts';
 import type { Entry, PendingBatch, Source } from './batch.ts';
 import {
@@ -33,6 +33,10 @@ export interface IntakeOptions {
   log: Logger;
   /** Called once per record that could not be read or stored. */
   onUnreadable: () => void;
+  /** The pipeline's participants: updates, control, versions and audit are verified against them before they are stored. */
+  registry: ParticipantRegistry;
+  /** Called once per record refused as not signed by its writer's key. */
+  onRefused: () => void;
 }
 
 type ChunkError = Error & { messages?: readonly { offset?: string; partition?: number }[] };
@@ -63,25 +67,43 @@ export class Intake {
     if (!payload) return;
     const source: Source = { topic: msg.topic, partition: msg.partition, offset: payload.firstOffset, key: msg.key, bytes: payload.bytes };
     const scope = this.o.scope;
+    // Decoded, then verified before anything is stored: what its writer's key did not sign is refused (DESIGN.md invariant 6).
+    const verified = <K extends RecordKind>(k: K): RecordTypes[K] | undefined => {
+      const value = decode(k, payload.bytes);
+      const verdict = verifyRecord(this.o.registry, k, value, payload.bytes, payload.headers);
+      if (verdict.ok) return value;
+      this.refused(b, kind, verdict, msg, source, payload);
+      return undefined;
+    };
     try {
       switch (kind) {
         case 'telemetry':
           b.add('telemetry_events', telemetryRow(scope, decode('TelemetryEvent', payload.bytes), source), source);
           break;
         case 'control': {
-          const c = decode('RoundControl', payload.bytes);
+          const c = verified('RoundControl');
+          if (!c) break;
           b.add('rounds', roundRow(scope, c, source), source);
           if (c.kind === 'FINISH') b.finish = true;
           break;
         }
         case 'updates': {
-          const u = decode('ModelUpdate', payload.bytes);
+          const u = verified('ModelUpdate');
+          if (!u) break;
           b.add('updates', updateRow(scope, u, payload.bytes.length, source), source);
           b.statusIds.add(u.updateId);
           break;
         }
-        case 'audit': this.audit(b, decode('AuditEvent', payload.bytes), source); break;
-        case 'models': this.modelVersion(b, decode('ModelVersion', payload.bytes), source); break;
+        case 'audit': {
+          const e = verified('AuditEvent');
+          if (e) this.audit(b, e, source);
+          break;
+        }
+        case 'models': {
+          const v = verified('ModelVersion');
+          if (v) this.modelVersion(b, v, source);
+          break;
+        }
       }
     } catch (err) {
       this.unreadable(b, kind, { error: err as Error, bytes: payload.bytes }, msg, source);
@@ -99,6 +121,24 @@ export class Intake {
   private modelVersion(b: PendingBatch, v: ModelVersionRecord, s: Source): void {
     b.add('model_versions', modelVersionRow(this.o.scope, v, s), s);
     for (const row of contributionRows(this.o.scope, v, s)) b.add('contributions', row, s);
+  }
+
+  /**
+   * A record its writer's key did not sign: not stored in its table (a forged FINISH does not finish the pipeline for
+   * the sink, a forged version is no version, a forged audit event is not in the audit log), but counted, logged as
+   * an audit-shaped line and kept in `rejected_updates` with its verdict code, and its raw bytes dead-lettered. An
+   * update is the aggregator's to judge: it rejects, audits and dead-letters it, and the sink stores that rejection.
+   */
+  private refused(b: PendingBatch, kind: SinkTopicKind, v: Extract<Verdict, { ok: false }>, msg: TransportMessage, s: Source, p: Payload): void {
+    this.o.onRefused();
+    const where = `${p.topic}/${p.partition}/${p.firstOffset}`;
+    const owned = kind !== 'updates';
+    this.o.log.warn({ audit: 'MESSAGE_DEAD_LETTERED', actor: 'sink', code: v.code, source: where, deadLettered: owned },
+      `refused record at ${where}, not stored: ${v.reason}${owned ? '' : ' (the aggregator rejects and dead-letters updates)'}`);
+    if (!owned) return;
+    b.deadLetters.push(...this.deadLetterRecords(p.bytes, msg.key, v.code, v.reason, where));
+    const row = unreadableRow(this.o.scope, { topic: p.topic, partition: p.partition, offset: p.firstOffset, code: v.code, message: v.reason, rawSize: p.bytes.length, eventTime: p.timestamp }, 'refused');
+    b.add('rejected_updates', row, s);
   }
 
   /** Dead-letters the chunked payloads with no new chunk for `maxAgeMs` (default `limits.maxPendingAgeMs`), into `b`. */

@@ -29,9 +29,6 @@ export interface RowSource {
   offset: string;
 }
 
-/** Reason codes of rejections that say nothing about the update's own fate (a second copy of an accepted update). */
-export const STATUS_NEUTRAL_CODES: ReadonlySet<string> = new Set(['duplicate']);
-
 /** Float64 for JSONEachRow: JSON has no NaN or infinity, ClickHouse reads them as these strings. */
 export function float(v: number): number | string {
   if (Number.isFinite(v)) return v;
@@ -164,12 +161,12 @@ export function rejectedUpdateRow(scope: RowScope, e: AuditEventRecord, s: RowSo
 }
 
 /**
- * The update whose status an audit event decides, if any: UPDATE_ACCEPTED, or UPDATE_REJECTED with a code
- * that is not status-neutral ({@link STATUS_NEUTRAL_CODES}).
+ * The update whose status an audit event decides, if any: UPDATE_ACCEPTED or UPDATE_REJECTED, whatever the code.
+ * A `duplicate` decides too: the update it names under its node is counted as rejected unless that same update was
+ * accepted (update_status.sql: acceptance wins), so every duplicate is visible in `updates` and `rejected_updates`.
  */
 export function decidedUpdateId(e: AuditEventRecord): string | undefined {
-  const code = e.details?.code ?? '';
-  const decides = e.action === 'UPDATE_ACCEPTED' || (e.action === 'UPDATE_REJECTED' && !STATUS_NEUTRAL_CODES.has(code));
+  const decides = e.action === 'UPDATE_ACCEPTED' || e.action === 'UPDATE_REJECTED';
   return decides && e.updateId ? e.updateId : undefined;
 }
 
@@ -224,13 +221,16 @@ export interface Unreadable extends RowSource {
   eventTime: number;
 }
 
-/** `rejected_updates` row of an unreadable record the sink dead-letters (round NULL, the record's coordinates). */
-export function unreadableRow(scope: RowScope, u: Unreadable): Row {
+/**
+ * `rejected_updates` row of a record the sink dead-letters (round NULL, the record's coordinates): `unreadable`
+ * (it could not be decoded) or `refused` (its writer's key did not sign it; `code` is the verdict).
+ */
+export function unreadableRow(scope: RowScope, u: Unreadable, what: 'unreadable' | 'refused' = 'unreadable'): Row {
   return {
     tenant: scope.tenant,
     pipeline: scope.pipeline,
     round: null,
-    reason: `unreadable record on ${u.topic}: ${u.message}`.slice(0, 2000),
+    reason: `${what} record on ${u.topic}: ${u.message}`.slice(0, 2000),
     reason_code: u.code,
     raw_size: u.rawSize,
     event_time: u.eventTime,

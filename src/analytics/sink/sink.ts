@@ -29,7 +29,7 @@ import type { Logger } from '../../common/index.ts';
 import { retry } from '../../common/index.ts';
 import type { Manifest } from '../../config/index.ts';
 import { topicPrefix } from '../../config/index.ts';
-import { pipelineTopics, waitForTopics, type PipelineTopics } from '../../protocol/index.ts';
+import { participantRegistry, pipelineTopics, waitForTopics, type PipelineTopics } from '../../protocol/index.ts';
 import type { Service } from '../../common/index.ts';
 import type { Batch, Consumer, EachBatchContext, Producer, TopicPartitionOffset } from '../../transport/index.ts';
 import { PendingBatch, type Entry } from './batch.ts';
@@ -79,7 +79,7 @@ export class Sink implements Service<SinkMetrics> {
   private lastError: FedStreamError | undefined;
   private retryingSince: number | undefined;
   private readonly counts = {
-    messages: 0, rows: Object.fromEntries(SINK_TABLES.map((t) => [t, 0])) as SinkMetrics['rows'], statusUpdates: 0, unreadable: 0, deadLettered: 0, batches: 0, retries: 0,
+    messages: 0, rows: Object.fromEntries(SINK_TABLES.map((t) => [t, 0])) as SinkMetrics['rows'], statusUpdates: 0, unreadable: 0, refused: 0, deadLettered: 0, batches: 0, retries: 0,
     lastFlushAt: undefined as number | undefined,
   };
   private readonly positions = new Positions();
@@ -97,6 +97,7 @@ export class Sink implements Service<SinkMetrics> {
     this.intake = new Intake({
       scope: this.scope, topics: this.topics, limits: this.m.limits, chunkSizeBytes: this.m.topics.chunkSizeBytes, deadLetterUpdates: options.deadLetterUpdates === true,
       log: this.log, onUnreadable: () => { this.counts.unreadable++; },
+      registry: options.registry ?? participantRegistry(this.m), onRefused: () => { this.counts.refused++; },
     });
     this.finish = new FinishWatch({
       transport: options.transport, controlTopic: this.topics.control, sourceTopics: this.sourceTopics, groupId: this.groupId,
@@ -201,6 +202,7 @@ export class Sink implements Service<SinkMetrics> {
       rowsTotal: Object.values(d.rows).reduce((a, b) => a + b, 0),
       statusUpdates: d.statusUpdates,
       unreadable: d.unreadable,
+      refused: d.refused,
       deadLettered: d.deadLettered,
       batches: d.batches,
       retries: d.retries,

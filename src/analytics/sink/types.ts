@@ -5,6 +5,7 @@ import type { FedStreamError } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
 import type { Manifest } from '../../config/index.ts';
 import type { ServiceHealth } from '../../common/index.ts';
+import type { ParticipantRegistry } from '../../protocol/index.ts';
 import type { TopicPartitionOffset, Transport } from '../../transport/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import type { SinkTable } from './rows.ts';
@@ -41,6 +42,8 @@ export interface SinkMetrics {
   statusUpdates: number;
   /** Records that could not be read (bad bytes, unknown schema, chunk failures, rows ClickHouse refused). */
   unreadable: number;
+  /** Records refused as not signed by their writer's key (forged or unsigned control, versions, audit, updates). */
+  refused: number;
   /** Raw records the sink sent to the dead-letter topic. */
   deadLettered: number;
   /** Batches inserted and committed. */
@@ -77,6 +80,8 @@ export interface SinkOptions {
   transport: Transport;
   analytics: AnalyticsClient;
   logger: Logger;
+  /** The pipeline's participants, against which records are verified (default: the manifest's, `participantRegistry`). */
+  registry?: ParticipantRegistry;
   /** A batch is inserted when it holds this many rows (default 10,000)... */
   batchRows?: number;
   /** ...or when its first record is this old (default 1,000 ms). */

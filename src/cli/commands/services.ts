@@ -2,17 +2,21 @@
 import type { Command } from 'commander';
 import { rootLogger } from '../../common/index.ts';
 import { exitWhenIdle, runCommand, runService } from '../../service/index.ts';
-import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+import { manifestFrom, signerFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+
+const KEY_FILE_HELP = "this participant's Ed25519 private key, a PKCS#8 PEM file of mode 0600 (env FEDSTREAM_KEY_FILE; `fedstream keys generate` makes one)";
 
 export function registerServiceCommands(program: Command): void {
   withPipelineOptions(program.command('aggregator').description('run the aggregator: rounds, validation, model versions (exits 0 after the last round)'))
     .option('--no-evaluate', 'do not evaluate versions on held-out data')
     .option('--take-over', 'start even if another aggregator runs this pipeline: fence it (it exits with code 3); without it, refuse (exit code 4)')
-    .action((flags: PipelineFlags & { evaluate: boolean; takeOver?: boolean }) => runCommand(async () => {
+    .option('--key-file <file>', KEY_FILE_HELP)
+    .action((flags: PipelineFlags & { evaluate: boolean; takeOver?: boolean; keyFile?: string }) => runCommand(async () => {
       const m = manifestFrom(flags);
       const { compose } = await import('../../service/index.ts');
       const logger = rootLogger();
-      const aggregator = await compose({ manifest: m, logger }).aggregator({ evaluate: flags.evaluate, fault: process.env.FEDSTREAM_FAULT, takeOver: flags.takeOver === true });
+      const signer = signerFrom(flags.keyFile);
+      const aggregator = await compose({ manifest: m, logger }).aggregator({ evaluate: flags.evaluate, fault: process.env.FEDSTREAM_FAULT, takeOver: flags.takeOver === true, ...(signer ? { signer } : {}) });
       let outcome;
       try {
         outcome = await runService(aggregator, { logger });
@@ -31,11 +35,14 @@ export function registerServiceCommands(program: Command): void {
     .option('--data <file>', 'local data file (CSV, JSON or JSON Lines; docs/node-data.md) instead of the manifest\'s data')
     .option('--backend <name>', 'tfjs backend: tensorflow, wasm or cpu (env FEDSTREAM_TFJS_BACKEND)')
     .option('--heartbeat-ms <ms>', 'heartbeat interval', '5000')
-    .action((flags: PipelineFlags & { nodeId: string; data?: string; backend?: 'tensorflow' | 'wasm' | 'cpu'; heartbeatMs: string }) => runCommand(async () => {
+    .option('--key-file <file>', KEY_FILE_HELP)
+    .action((flags: PipelineFlags & { nodeId: string; data?: string; backend?: 'tensorflow' | 'wasm' | 'cpu'; heartbeatMs: string; keyFile?: string }) => runCommand(async () => {
       const m = manifestFrom(flags);
       const { compose } = await import('../../service/index.ts');
       const logger = rootLogger();
+      const signer = signerFrom(flags.keyFile);
       const node = await compose({ manifest: m, logger }).node(flags.nodeId, {
+        ...(signer ? { signer } : {}),
         dataPath: flags.data, backend: flags.backend, heartbeatMs: Number(flags.heartbeatMs), fault: process.env.FEDSTREAM_FAULT,
       });
       const outcome = await runService(node, { logger });
