@@ -9,9 +9,26 @@ import type { Weights } from '../../src/codec/types.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
+import { ephemeralParticipants, ephemeralSigner, type EphemeralParticipants, type Signer } from '../../src/protocol/index.ts';
 import type { Producer, ProducerRecord } from '../../src/transport/types.ts';
 
+const teams = new Map<string, EphemeralParticipants<Manifest>>();
+
+/** The private key of participant `id` (a node id, or `aggregator`) of a pipeline made by {@link testManifest}. */
+export function signerOf(m: Pick<Manifest, 'tenant' | 'name'>, id: string): Signer {
+  const s = teams.get(`${m.tenant}.${m.name}`)?.signerFor(id);
+  if (!s) throw new Error(`no key for ${id} in ${m.tenant}.${m.name}`);
+  return s;
+}
+
+/** A pipeline whose aggregator and nodes node-1..node-10 have keys of their own, listed in its participants. */
 export function testManifest(tenant: string, name: string, extra: { partitions?: number } = {}): Manifest {
+  const team = ephemeralParticipants(plainManifest(tenant, name, extra), Array.from({ length: 10 }, (_, i) => `node-${i + 1}`));
+  teams.set(`${tenant}.${name}`, team);
+  return team.manifest;
+}
+
+function plainManifest(tenant: string, name: string, extra: { partitions?: number }): Manifest {
   return parseManifest({
     apiVersion: 'fedstream/v1',
     tenant,
@@ -40,6 +57,8 @@ export interface History {
   /** Nodes that contributed to each version. */
   contributorsOf: Map<number, string[]>;
   versions: ModelVersionRecord[];
+  /** Records the sink must refuse as not signed by their writer's key. */
+  refused: number;
 }
 
 export interface HistoryOptions {
@@ -49,6 +68,12 @@ export interface HistoryOptions {
   extraHeartbeats?: number;
   /** Garbage records on the telemetry topic (dead-lettered by the sink). */
   garbage?: number;
+  /**
+   * What a hostile participant writes (issue 12), each refused or counted: a FINISH, a version and an audit event
+   * the aggregator did not sign; an update under another node's id; a replayed copy of an accepted update; and
+   * another node's update reusing an accepted update's id. `History.refused` counts the records the sink refuses.
+   */
+  hostile?: boolean;
 }
 
 /**
@@ -65,15 +90,16 @@ export async function produceHistory(producer: Producer, m: Manifest, opts: Hist
   let clock = t0;
   const tick = (): number => (clock += 10);
   const send = async (records: ProducerRecord[]) => producer.send(records);
-  const auditRecord = (action: string, a: { round?: number; version?: number; nodeId?: string; updateId?: string; reason?: string; details?: Record<string, string> }) =>
+  const aggregatorKey = signerOf(m, 'aggregator');
+  const auditRecord = (action: string, a: { round?: number; version?: number; nodeId?: string; updateId?: string; reason?: string; details?: Record<string, string> }, signer: Signer | null = aggregatorKey) =>
     toRecords(topics.audit, 'AuditEvent', {
       ...base, eventId: randomUUID(), eventTime: tick(), actor: 'aggregator', action: action as never, round: a.round ?? null, version: a.version ?? null,
       nodeId: a.nodeId ?? null, updateId: a.updateId ?? null, reason: a.reason ?? null, details: a.details ?? {},
-    }, a.nodeId ?? action, chunk);
-  const control = (kind: 'START' | 'CLOSE' | 'FINISH', round: number, baseVersion: number) =>
+    }, a.nodeId ?? action, chunk, {}, signer ?? undefined);
+  const control = (kind: 'START' | 'CLOSE' | 'FINISH', round: number, baseVersion: number, signer: Signer | null = aggregatorKey) =>
     toRecords(topics.control, 'RoundControl', {
       ...base, round, baseVersion, kind, config: { epochs: '1' }, selectedNodes: [], deadline: clock + 30_000, minUpdates: 1, targetUpdates: nodes.length, createdAt: tick(),
-    }, `round-${round}`, chunk);
+    }, `round-${round}`, chunk, {}, signer ?? undefined);
   const version = (v: number, round: number, contributors: ModelVersionRecord['contributors'], rejected: number): ModelVersionRecord => {
     const weights = weightsFor(v);
     return {
@@ -86,12 +112,12 @@ export async function produceHistory(producer: Producer, m: Manifest, opts: Hist
 
   const h: History = {
     expected: { telemetry: 0, heartbeats: 0, rounds: 0, updates: 0, audit: 0, rejected: 0, versions: 0, contributions: 0 },
-    accepted: [], rejected: [], contributorsOf: new Map(), versions: [],
+    accepted: [], rejected: [], contributorsOf: new Map(), versions: [], refused: 0,
   };
   const v0 = version(0, 0, [], 0);
   h.versions.push(v0);
   await send([
-    ...toRecords(topics.models, 'ModelVersion', v0, 'v0', chunk),
+    ...toRecords(topics.models, 'ModelVersion', v0, 'v0', chunk, {}, aggregatorKey),
     ...auditRecord('VERSION_PUBLISHED', { version: 0, round: 0, details: { weightsSha256: v0.weightsSha256 } }),
     ...auditRecord('ROUND_STARTED', { round: 1, version: 0, details: { selectedNodes: '' } }),
     ...control('START', 1, 0),
@@ -110,7 +136,7 @@ export async function produceHistory(producer: Producer, m: Manifest, opts: Hist
         ...base, updateId, nodeId: node, round: r, baseVersion: r - 1, numExamples, tensors: packTensors(weightsFor(100 * r + i)),
         metrics: { loss: 1 / (r + i), accuracy: 0.5 + r / 10 }, trainingMs: 100 + i, createdAt: tick(), sdkVersion: '0.1.0', backend: 'test',
       };
-      const [meta] = await send(toRecords(topics.updates, 'ModelUpdate', update, node, chunk));
+      const [meta] = await send(toRecords(topics.updates, 'ModelUpdate', update, node, chunk, {}, signerOf(m, node)));
       h.expected.updates++;
       const telemetry = [
         toRecords(topics.telemetry, 'TelemetryEvent', { ...base, nodeId: node, kind: 'TRAINING', round: r, eventTime: tick(), metrics: { loss: 1 / (r + i), accuracy: 0.6 }, labels: { updateId }, message: null }, node, chunk),
@@ -142,7 +168,7 @@ export async function produceHistory(producer: Producer, m: Manifest, opts: Hist
     h.expected.versions++;
     h.expected.contributions += contributors.length;
     await send([
-      ...toRecords(topics.models, 'ModelVersion', v, `v${r}`, chunk),
+      ...toRecords(topics.models, 'ModelVersion', v, `v${r}`, chunk, {}, aggregatorKey),
       ...decisions,
       ...auditRecord('ROUND_CLOSED', { round: r, version: r, reason: 'target reached' }),
       ...auditRecord('VERSION_PUBLISHED', { round: r, version: r, details: { parentVersion: String(r - 1), weightsSha256: v.weightsSha256 } }),
@@ -168,8 +194,66 @@ export async function produceHistory(producer: Producer, m: Manifest, opts: Hist
     await send([{ topic: topics.telemetry, key: 'node-x', value: Buffer.from(`not avro ${g}`) }]);
     h.expected.rejected++;
   }
+  if (opts.hostile) await produceHostile(send, m, h, { tick, auditRecord, control, version, chunk });
   await send([...auditRecord('PIPELINE_FINISHED', { round: rounds, version: rounds }), ...control('FINISH', rounds, rounds)]);
   h.expected.audit++;
   h.expected.rounds++;
   return h;
+}
+
+interface Writers {
+  tick: () => number;
+  auditRecord: (action: string, a: { round?: number; version?: number; nodeId?: string; updateId?: string; reason?: string; details?: Record<string, string> }, signer?: Signer | null) => ProducerRecord[];
+  control: (kind: 'START' | 'CLOSE' | 'FINISH', round: number, baseVersion: number, signer?: Signer | null) => ProducerRecord[];
+  version: (v: number, round: number, contributors: ModelVersionRecord['contributors'], rejected: number) => ModelVersionRecord;
+  chunk: number;
+}
+
+/** The hostile records of `HistoryOptions.hostile`, with what the sink must make of them (in `h`). */
+async function produceHostile(send: (r: ProducerRecord[]) => Promise<unknown>, m: Manifest, h: History, w: Writers): Promise<void> {
+  const topics = pipelineTopics(m);
+  const base = { tenant: m.tenant, pipeline: m.name };
+  // Refused by the sink, each a rejected_updates row of its own (and dead-lettered): not the aggregator's signature.
+  await send(w.control('FINISH', 1, 0, null));
+  await send(toRecords(topics.models, 'ModelVersion', w.version(99, 1, [], 0), 'v99', w.chunk, {}, signerOf(m, 'node-1')));
+  await send(w.auditRecord('UPDATE_ACCEPTED', { round: 1, nodeId: 'node-1', updateId: randomUUID() }, ephemeralSigner()));
+  h.refused += 3;
+  h.expected.rejected += 3;
+
+  // An update under node-1's id signed by node-2's key: the sink does not store it; the aggregator's rejection it does.
+  const forgedId = randomUUID();
+  const forged = {
+    ...base, updateId: forgedId, nodeId: 'node-1', round: 2, baseVersion: 1, numExamples: 1, tensors: packTensors(weightsFor(7)),
+    metrics: {}, trainingMs: 1, createdAt: w.tick(), sdkVersion: 'x', backend: 'x',
+  };
+  const [fm] = await send(toRecords(topics.updates, 'ModelUpdate', forged, 'node-1', w.chunk, {}, signerOf(m, 'node-2'))) as { partition: number; baseOffset: string }[];
+  h.refused++;
+  await send(w.auditRecord('UPDATE_REJECTED', {
+    round: 2, nodeId: 'node-1', updateId: forgedId, reason: "signed by node node-2's key",
+    details: { code: 'wrong_signer', sourceTopic: topics.updates, sourcePartition: String(fm?.partition ?? 0), sourceOffset: fm?.baseOffset ?? '0', bytes: '1800' },
+  }));
+  h.expected.rejected++;
+  h.expected.audit++;
+
+  // Duplicates, each visible: a replayed copy of an accepted update (one `updates` row, status accepted, and a
+  // rejected_updates row for the copy), and node-2's update reusing that id (a row of its own, status rejected).
+  const v1 = h.versions[1]!.contributors[0]!;
+  const again = {
+    ...base, updateId: v1.updateId, nodeId: v1.nodeId, round: 1, baseVersion: 0, numExamples: v1.numExamples, tensors: packTensors(weightsFor(100)),
+    metrics: { loss: 1, accuracy: 0.6 }, trainingMs: 100, createdAt: w.tick(), sdkVersion: '0.1.0', backend: 'test',
+  };
+  const other = v1.nodeId === 'node-2' ? 'node-3' : 'node-2';
+  const reused = { ...again, nodeId: other, createdAt: w.tick() };
+  const [am] = await send(toRecords(topics.updates, 'ModelUpdate', again, again.nodeId, w.chunk, {}, signerOf(m, again.nodeId))) as { partition: number; baseOffset: string }[];
+  const [rm] = await send(toRecords(topics.updates, 'ModelUpdate', reused, other, w.chunk, {}, signerOf(m, other))) as { partition: number; baseOffset: string }[];
+  for (const [u, meta] of [[again, am], [reused, rm]] as const) {
+    await send(w.auditRecord('UPDATE_REJECTED', {
+      round: 1, nodeId: u.nodeId, updateId: u.updateId, reason: `update ${u.updateId} was already counted in version 1`,
+      details: { code: 'duplicate', sourceTopic: topics.updates, sourcePartition: String(meta?.partition ?? 0), sourceOffset: meta?.baseOffset ?? '0', bytes: '1800' },
+    }));
+  }
+  h.expected.updates++;
+  h.expected.rejected += 2;
+  h.expected.audit += 2;
+  h.rejected.push(reused.updateId);
 }

@@ -139,6 +139,39 @@ describe('sink over the in-memory transport', () => {
     await transport.close();
   });
 
+  it('stores nothing its writer did not sign, counts and dead-letters it, and keeps every duplicate visible', async () => {
+    const { m, transport } = await setup();
+    const producer = transport.producer();
+    await producer.connect();
+    const h = await produceHistory(producer, m, { nodes: 3, rounds: 2, hostile: true });
+    const sink = new Sink(sinkOptions(m, transport));
+    await sink.start();
+    await sink.untilFinished();
+    // The forged FINISH (round 1) neither finished the sink early nor became a row: the tables hold the real history.
+    await expectExact(m, h);
+    expect(sink.metrics()).toMatchObject({ refused: h.refused, unreadable: 0, finishSeen: true });
+    expect(await count(m, 'rounds', "AND kind = 'FINISH'")).toBe(1);
+    expect(await count(m, 'model_versions', 'AND version = 99')).toBe(0);
+    for (const code of ['unsigned', 'wrong_signer', 'unknown_signer']) {
+      expect(await count(m, 'rejected_updates', `AND reason_code = '${code}' AND kafka_topic != '${pipelineTopics(m).updates}'`), code).toBe(1);
+    }
+    // The update under node-1's id, signed by node-2: not in `updates`; the aggregator's rejection is.
+    expect(await count(m, 'rejected_updates', "AND reason_code = 'wrong_signer' AND node_id = 'node-1'")).toBe(1);
+    // Duplicates: one rejected_updates row per copy; the reused id under another node is counted as rejected.
+    expect(await count(m, 'rejected_updates', "AND reason_code = 'duplicate'")).toBe(2);
+    const dupId = h.versions[1]!.contributors[0]!.updateId;
+    const statuses = await (await ch.client.query({
+      query: 'SELECT node_id, status FROM updates FINAL WHERE pipeline = {p:String} AND update_id = {u:String} ORDER BY node_id', query_params: { p: m.name, u: dupId }, format: 'JSONEachRow',
+    })).json<{ node_id: string; status: string }>();
+    expect(statuses.map((r) => r.status).sort()).toEqual(['accepted', 'rejected']);
+    const dlq = await readAll(transport, pipelineTopics(m)['dead-letter']);
+    // The forged version is larger than a chunk: its dead letter comes in parts, one code.
+    expect([...new Set(dlq.map((d) => d.headers['fedstream-dlq-code']?.toString()))].sort()).toEqual(['unknown_signer', 'unsigned', 'wrong_signer']);
+    await sink.stop();
+    await producer.disconnect();
+    await transport.close();
+  });
+
   it('a crash between insert and commit loses nothing and counts nothing twice', async () => {
     const { m, transport } = await setup();
     const producer = transport.producer();
