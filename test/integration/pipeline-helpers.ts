@@ -2,7 +2,7 @@
  * Helpers for the pipeline tests that run real `fedstream` processes against the real broker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -13,6 +13,7 @@ import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory
 import { createAggregator } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
 import { readVersions } from '../support/pipeline-log.ts';
+import { ephemeralParticipants, generateKeyPair } from '../../src/protocol/index.ts';
 import { deferCleanup, uniqueName } from './helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -32,11 +33,37 @@ export function smallManifest(over: Partial<Record<string, unknown>> = {}): Mani
   });
 }
 
-export function writeManifest(m: Manifest): { file: string; dir: string } {
+/**
+ * Writes the manifest into a new directory. Unless it lists participants of its own, each participant gets a key
+ * pair under `<dir>/keys/` (as `fedstream keys generate` writes them: `<id>.key` mode 0600, `<id>.pub`) and the
+ * manifest names the directory (`participants.keysDir: keys`); {@link fedstream} hands each process its key file.
+ * Participants: the aggregator, node-1..node-N (N: the manifest's MNIST nodes, else 5) and `nodeIds`.
+ */
+export function writeManifest(m: Manifest, nodeIds: string[] = []): { file: string; dir: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'fedstream-it-'));
   const file = path.join(dir, `${m.name}.yaml`);
-  writeFileSync(file, stringify(m));
+  let out: Manifest = m;
+  if (!m.participants) {
+    const keys = path.join(dir, 'keys');
+    mkdirSync(keys);
+    const n = m.data.source === 'mnist' ? m.data.nodes : 5;
+    for (const id of new Set(['aggregator', ...Array.from({ length: n }, (_, i) => `node-${i + 1}`), ...nodeIds])) {
+      const pair = generateKeyPair();
+      writeFileSync(path.join(keys, `${id}.key`), pair.privateKeyPem, { mode: 0o600 });
+      chmodSync(path.join(keys, `${id}.key`), 0o600);
+      writeFileSync(path.join(keys, `${id}.pub`), pair.publicKeyPem);
+    }
+    out = { ...m, participants: { enrolment: 'registry', aggregator: 'aggregator', keys: [], keysDir: 'keys' } };
+  }
+  writeFileSync(file, stringify(out));
   return { file, dir };
+}
+
+/** The key file {@link writeManifest} made for the participant a `fedstream` command runs, if any. */
+function keyFileFor(args: string[], dir: string): string | undefined {
+  const id = args[0] === 'aggregator' ? 'aggregator' : args[0] === 'node' ? args[args.indexOf('--node-id') + 1] : undefined;
+  const file = id ? path.join(dir, 'keys', `${id}.key`) : undefined;
+  return file && existsSync(file) ? file : undefined;
 }
 
 export interface Proc {
@@ -52,9 +79,10 @@ export interface Proc {
 export function fedstream(args: string[], { dir, env = {}, name }: { dir: string; env?: Record<string, string>; name: string }): Proc {
   const logFile = path.join(dir, `${name}.log`);
   const log = createWriteStream(logFile);
+  const keyFile = keyFileFor(args, dir);
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/fedstream.js'), ...args], {
     cwd: ROOT,
-    env: { ...process.env, FEDSTREAM_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, FEDSTREAM_LOG_LEVEL: 'info', ...(keyFile ? { FEDSTREAM_KEY_FILE: keyFile } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.pipe(log, { end: false });
@@ -78,12 +106,14 @@ export async function expectExit(p: Proc, code: number | string, what: string): 
 export { readAudit, readVersions } from '../support/pipeline-log.ts';
 
 /** The same pipeline, uninterrupted, in this process on the in-memory transport: the versions every recovery must reproduce. */
-export async function referenceRun(m: Manifest, nodeIds: string[]): Promise<ModelVersionRecord[]> {
+export async function referenceRun(plain: Manifest, nodeIds: string[]): Promise<ModelVersionRecord[]> {
+  const team = ephemeralParticipants(plain, nodeIds);
+  const m = team.manifest;
   const cluster = new MemoryCluster();
   const t = createMemoryTransport({ cluster, logger: quietLogger });
-  const agg = await createAggregator({ manifest: m, transport: t, logger: quietLogger, evaluate: false });
+  const agg = await createAggregator({ manifest: m, transport: t, logger: quietLogger, evaluate: false, signer: team.signerFor('aggregator') });
   await agg.start();
-  const nodes = await Promise.all(nodeIds.map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger: quietLogger }), nodeId, logger: quietLogger })));
+  const nodes = await Promise.all(nodeIds.map((nodeId) => createNode({ manifest: m, transport: createMemoryTransport({ cluster, logger: quietLogger }), nodeId, logger: quietLogger, signer: team.signerFor(nodeId) })));
   for (const n of nodes) await n.start();
   await agg.done;
   await Promise.all(nodes.map((n) => n.done));
