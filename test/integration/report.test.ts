@@ -55,6 +55,19 @@ function selfContained(html: string): void {
 }
 
 describe('compliance report', () => {
+  it('says who may speak for the pipeline: its enrolment mode and key ids, and open enrolment as such', async () => {
+    const r = await complianceReport({ analytics: ch, manifest: m, version: 1, now: new Date('2030-01-01T00:00:00Z') });
+    expect(r.participants.enrolment).toBe('registry');
+    expect(r.participants.keys.filter((k) => k.role === 'aggregator')).toHaveLength(1);
+    expect(r.markdown).toContain('Enrolment: registry: an update counts only when signed by the key listed for its node');
+    expect(r.markdown).toContain(r.participants.keys[0]!.keyId);
+    expect(r.markdown).not.toMatch(/BEGIN (PUBLIC|PRIVATE) KEY/);
+    const open = await complianceReport({ analytics: ch, manifest: { ...m, participants: { enrolment: 'open', aggregator: 'aggregator', keys: [] } }, version: 1 });
+    expect(open.participants.enrolment).toBe('open');
+    expect(open.markdown).toContain('OPEN ENROLMENT: any node may join, and updates are not verified against a registry');
+    expect(open.document.meta).toContainEqual({ key: 'Enrolment', value: 'OPEN (any node may join; updates not verified)' });
+  });
+
   it('answers which nodes and updates shaped version N, with the examples they counted', async () => {
     const r = await complianceReport({ analytics: ch, manifest: m, version: 2, transport, now: new Date('2030-01-01T00:00:00Z') });
     const expectedNodes = [...new Set([...h.contributorsOf.get(1)!, ...h.contributorsOf.get(2)!])].sort();

@@ -9,7 +9,7 @@ import { unpackTensors, weightsSha256 } from '../../codec/index.ts';
 import { ConfigError } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
 import type { Manifest } from '../../config/index.ts';
-import { readToEnd } from '../../protocol/index.ts';
+import { participantRegistry, readToEnd, verifyRecord, type ParticipantRegistry } from '../../protocol/index.ts';
 import { pipelineTopics, topicSpecs } from '../../protocol/index.ts';
 import { PayloadReader, decode } from '../../protocol/index.ts';
 import type { Transport } from '../../transport/index.ts';
@@ -63,6 +63,40 @@ export interface ComplianceReport extends Report {
   /** Rows of the `lineage_nodes` query: the nodes whose data shaped the reported version. */
   nodes: Row[];
   retention: RetentionEntry[];
+  /** Who may speak for the pipeline: its enrolment mode and keys (`error` when they could not be read). */
+  participants: ParticipantsEntry;
+}
+
+/** The participants section of the report. */
+export interface ParticipantsEntry {
+  /** `registry`, `open`, or `none` (the manifest lists no participants: nothing it runs can be verified). */
+  enrolment: 'registry' | 'open' | 'none';
+  /** Participants by role with their key ids and windows, when the keys could be read. */
+  keys: { participant: string; role: string; keyId: string; validFrom?: string; validUntil?: string }[];
+  error?: string;
+}
+
+/** The manifest's participants, as the report states them (never key material: ids and windows only). */
+export function participantsOf(m: Manifest): ParticipantsEntry {
+  if (!m.participants) return { enrolment: 'none', keys: [] };
+  let reg: ParticipantRegistry;
+  try {
+    reg = participantRegistry(m);
+  } catch (err) {
+    return { enrolment: m.participants.enrolment, keys: [], error: (err as Error).message };
+  }
+  const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
+  const keys = reg.keys().map((k) => ({ participant: k.participant, role: k.role, keyId: k.keyId, ...(k.validFrom === undefined ? {} : { validFrom: iso(k.validFrom) }), ...(k.validUntil === undefined ? {} : { validUntil: iso(k.validUntil) }) }));
+  keys.sort((a, b) => a.role.localeCompare(b.role) || a.participant.localeCompare(b.participant) || a.keyId.localeCompare(b.keyId));
+  return { enrolment: reg.enrolment, keys };
+}
+
+function enrolmentText(p: ParticipantsEntry): string {
+  switch (p.enrolment) {
+    case 'registry': return 'registry: an update counts only when signed by the key listed for its node; control, versions and audit only when signed by the aggregator\'s key';
+    case 'open': return 'OPEN ENROLMENT: any node may join, and updates are not verified against a registry (the manifest asks for it: participants.enrolment: open)';
+    default: return 'NONE: the manifest lists no participants; its records cannot be attributed';
+  }
 }
 
 /** One table's retention: the TTL in force and the manifest's. */
@@ -109,8 +143,17 @@ async function retentionInForce(analytics: AnalyticsClient, m: Manifest): Promis
   return out;
 }
 
-/** Reads every ModelVersion on the models topic and recomputes its weights' sha256. */
+/**
+ * Reads every ModelVersion on the models topic that the aggregator signed (when the manifest lists participants whose
+ * keys can be read: a forged version must not stand in for the real one) and recomputes its weights' sha256.
+ */
 async function hashesOnTopic(transport: Transport, m: Manifest, upTo: number | undefined, logger?: Logger): Promise<Map<number, { declared: string; recomputed: string }>> {
+  let registry: ParticipantRegistry | undefined;
+  try {
+    registry = m.participants ? participantRegistry(m) : undefined;
+  } catch (err) {
+    logger?.warn({ err }, 'the participants\' keys cannot be read: versions on the models topic are re-hashed unverified');
+  }
   const reader = new PayloadReader(m.limits);
   const out = new Map<number, { declared: string; recomputed: string }>();
   await readToEnd(transport, pipelineTopics(m).models, (msg) => {
@@ -120,6 +163,11 @@ async function hashesOnTopic(transport: Transport, m: Manifest, upTo: number | u
     try {
       const v = decode('ModelVersion', payload.bytes);
       if (upTo !== undefined && Number(v.version) > upTo) return;
+      const verdict = registry ? verifyRecord(registry, 'ModelVersion', v, payload.bytes, payload.headers) : { ok: true as const };
+      if (!verdict.ok) {
+        logger?.warn({ code: verdict.code, offset: payload.firstOffset }, `model version ${v.version} on the models topic is not the aggregator's; not re-hashed: ${verdict.reason}`);
+        return;
+      }
       out.set(Number(v.version), { declared: v.weightsSha256, recomputed: weightsSha256(unpackTensors(v.tensors)) });
     } catch (err) {
       logger?.warn({ err, offset: payload.firstOffset }, 'unreadable model version on the models topic');
@@ -300,6 +348,25 @@ export async function complianceReport(o: ComplianceReportOptions): Promise<Comp
     ],
   });
 
+  const participants = participantsOf(m);
+  sections.push({
+    id: 'participants',
+    title: 'Who may speak for the pipeline',
+    blocks: [
+      { kind: 'paragraph', text: `Enrolment: ${enrolmentText(participants)}. Records are signed with Ed25519 (RFC 8032) and verified by every reader (docs/security.md, "Signatures").` },
+      participants.enrolment === 'registry' && !participants.error
+        ? { kind: 'verdict', ok: true, text: `only the ${participants.keys.filter((k) => k.role === 'node').length} listed node keys and the aggregator's can write what the pipeline acts on.` }
+        : { kind: 'verdict', ok: false, text: participants.error ? `the participants' keys could not be read: ${participants.error}` : `${enrolmentText(participants)}.` },
+      {
+        kind: 'table',
+        headers: ['participant', 'role', 'key id', 'valid from', 'valid until'],
+        align: ['l', 'l', 'l', 'l', 'l'],
+        rows: participants.keys.map((k) => [k.participant, k.role, k.keyId, k.validFrom ?? '—', k.validUntil ?? '—']),
+        empty: 'No keys listed.',
+      },
+    ],
+  });
+
   const topicRetention = topicSpecs(m).map((spec) => `${spec.topic.slice(m.tenant.length + m.name.length + 2)} ${retentionText(Number(spec.configs?.['retention.ms'] ?? -1))}`);
   const ttlMismatch = retention.filter((r) => r.days !== undefined && r.days !== r.expectedDays);
   sections.push({
@@ -335,6 +402,7 @@ export async function complianceReport(o: ComplianceReportOptions): Promise<Comp
       { key: 'Pipeline', value: `${m.tenant}/${m.name}${m.description ? ` — ${m.description}` : ''}` },
       { key: 'Version', value: target === undefined ? 'none yet' : `${target}${o.version === undefined ? ' (latest)' : ''}` },
       { key: 'Source', value: engine(analytics) },
+      { key: 'Enrolment', value: participants.enrolment === 'open' ? 'OPEN (any node may join; updates not verified)' : participants.enrolment === 'none' ? 'none (no participants listed)' : 'registry (signed records only)' },
       { key: 'Hash check', value: topicHashes ? `against the audit log and the weights on the models topic (${pipelineTopics(m).models}, ${topicHashes.size} versions re-hashed)` : 'against the audit log (no Kafka given: the weights were not re-hashed)' },
       { key: 'Generated', value: stamp(now) },
     ],
@@ -342,6 +410,6 @@ export async function complianceReport(o: ComplianceReportOptions): Promise<Comp
   };
   return {
     title: doc.title, document: doc, markdown: renderMarkdown(doc), html: renderHtml(doc),
-    version: target, chain, lineage, nodes, retention,
+    version: target, chain, lineage, nodes, retention, participants,
   };
 }
