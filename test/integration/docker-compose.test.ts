@@ -128,6 +128,26 @@ describe('docker-compose.yml (docker-compose config)', () => {
     const ids = nodeServices(m).map((s) => flag(cmd(m.services[s]), 'node-id'));
     expect(new Set(ids).size).toBe(ids.length);
   });
+
+  it('makes the participants\' keys once, into the volume of the manifest\'s keysDir, and gives each process its own private key', () => {
+    const keys = m.services.keys;
+    expect(keys, 'a one-shot keys service').toBeDefined();
+    const script = cmd(keys);
+    expect(script).toContain('fedstream keys generate');
+    const keysDir = loadManifest(path.join(ROOT, 'pipelines/mnist-fedavg.yaml')).participants?.keysDir;
+    expect(keysDir).toBe(path.join(ROOT, 'pipelines/keys'));
+    for (const name of ['keys', ...pipelineServices(m)]) {
+      expect(m.services[name]?.volumes?.find((v) => v.target === '/app/pipelines/keys')?.source, `${name} mounts the keys volume`).toBe('keys');
+    }
+    for (const name of pipelineServices(m)) {
+      expect(m.services[name]?.depends_on?.keys?.condition, name).toBe('service_completed_successfully');
+      const c = cmd(m.services[name]);
+      if (/fedstream sink\b/.test(c)) continue;
+      const id = /fedstream aggregator\b/.test(c) ? 'aggregator' : flag(c, 'node-id');
+      expect(flag(c, 'key-file'), name).toBe(`pipelines/keys/${id}.key`);
+      expect(script, `${name}'s key is made`).toContain(String(id));
+    }
+  });
 });
 
 describe('docker-compose.secure.yml (docker-compose config, then its Kafka configuration on a real broker)', () => {
@@ -167,7 +187,8 @@ describe('docker-compose.secure.yml (docker-compose config, then its Kafka confi
   });
 
   it('runs each FedStream process as its own principal, with only its own CA and password mounted, nothing inline', () => {
-    const clients = Object.keys(m.services).filter((s) => /fedstream /.test(cmd(m.services[s])) || s === 'kafka-access');
+    // The one-shot `keys` service makes signing keys and never talks to Kafka.
+    const clients = Object.keys(m.services).filter((s) => (/fedstream /.test(cmd(m.services[s])) && s !== 'keys') || s === 'kafka-access');
     expect(clients).toEqual(expect.arrayContaining(['topics', 'kafka-access', 'aggregator', 'sink', ...nodeServices(m)]));
     for (const name of clients) {
       const s = m.services[name]!;
@@ -189,6 +210,8 @@ describe('docker-compose.secure.yml (docker-compose config, then its Kafka confi
     for (const name of ['aggregator', 'sink']) expect(env(m.services[name]).FEDSTREAM_KAFKA_USER).toBe(name);
     for (const name of nodeServices(m)) expect(env(m.services[name]).FEDSTREAM_KAFKA_USER).toBe(flag(cmd(m.services[name]), 'node-id'));
     for (const name of pipelineServices(m)) expect(m.services[name]?.depends_on?.['kafka-access']?.condition, name).toBe('service_completed_successfully');
+    // Kafka credentials and signing keys are separate layers: each process still signs with its own key.
+    for (const name of pipelineServices(m).filter((n) => n !== 'sink')) expect(flag(cmd(m.services[name]), 'key-file'), name).toMatch(/^pipelines\/keys\/[\w-]+\.key$/);
   });
 
   describe('its Kafka configuration, booted from the machine\'s jars', () => {
