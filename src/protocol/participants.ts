@@ -160,7 +160,7 @@ function keysFromFile(file: string): RegisteredKey[] {
 }
 
 function keysFromDir(dir: string, aggregatorId: string): RegisteredKey[] {
-  if (!existsSync(dir)) throw new ConfigError('participants.keysDir', `keys directory ${dir} does not exist`);
+  if (!existsSync(dir)) throw new ConfigError('participants.keysDir', `keys directory ${dir} does not exist: make the pipeline's keys into it with \`fedstream keys generate --role aggregator --out ${dir}\` and \`fedstream keys generate --role node --id <node-id> --out ${dir}\` (docs/security.md, "Signatures")`);
   return readdirSync(dir).filter((f) => f.endsWith('.pub')).sort().map((f) => {
     const file = join(dir, f);
     const id = f.slice(0, -'.pub'.length);
