@@ -124,6 +124,8 @@ export async function benchIngest(brokers: string, o: { seconds: number; capacit
     data: { source: 'mnist', nodes: 100 },
     rounds: { count: 1, targetUpdates: 1, minUpdates: 1 },
     topics: { partitions },
+    // Telemetry is not signed; open enrolment lets the sink start without a keys directory.
+    participants: { enrolment: 'open' },
   });
   const t = kafka(brokers, 'bench-ingest');
   const admin = t.admin();
