@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../common/index.ts';
 import { readToEnd } from '../../protocol/index.ts';
-import { decode } from '../../protocol/index.ts';
+import { decode, verifyRecord, type ParticipantRegistry } from '../../protocol/index.ts';
 import type { Transport } from '../../transport/index.ts';
 
 /** Per topic-partition: next offset to read, last known high watermark, time of the last delivered record. */
@@ -61,15 +61,17 @@ export class Positions {
 /**
  * True when a FINISH round control is on the control topic. A sink restarted after the pipeline finished
  * never consumes FINISH again (it was committed); this lets `untilFinished()` still resolve after draining.
- * Unreadable records are skipped: the sink itself dead-letters them.
+ * Unreadable records are skipped: the sink itself dead-letters them; so is a FINISH the aggregator did not sign.
  */
-export async function finishOnTopic(transport: Transport, controlTopic: string, groupPrefix: string, log: Logger): Promise<boolean> {
+export async function finishOnTopic(transport: Transport, controlTopic: string, groupPrefix: string, log: Logger, registry: ParticipantRegistry): Promise<boolean> {
   let found = false;
   try {
     await readToEnd(transport, controlTopic, (msg) => {
       if (found) return;
       try {
-        if (decode('RoundControl', msg.value ?? Buffer.alloc(0)).kind === 'FINISH') found = true;
+        const bytes = msg.value ?? Buffer.alloc(0);
+        const c = decode('RoundControl', bytes);
+        if (c.kind === 'FINISH' && verifyRecord(registry, 'RoundControl', c, bytes, msg.headers).ok) found = true;
       } catch {
         // Here it only looks for FINISH.
       }
@@ -94,6 +96,8 @@ export interface FinishWatchOptions {
   idle: (paused: boolean) => boolean;
   /** For the log line once finished. */
   figures: () => object;
+  /** Only a FINISH the aggregator signed counts. */
+  registry: ParticipantRegistry;
 }
 
 /**
@@ -147,7 +151,7 @@ export class FinishWatch {
 
   private scanOnce(): void {
     if (this.scan || this.seen) return;
-    this.scan = finishOnTopic(this.o.transport, this.o.controlTopic, `${this.o.groupId}.finish-scan`, this.o.log).then((found) => {
+    this.scan = finishOnTopic(this.o.transport, this.o.controlTopic, `${this.o.groupId}.finish-scan`, this.o.log, this.o.registry).then((found) => {
       if (found && !this.seen) {
         this.seen = true;
         this.o.log.info('the pipeline had finished before this sink started (FINISH on the control topic)');

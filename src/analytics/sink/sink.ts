@@ -94,14 +94,16 @@ export class Sink implements Service<SinkMetrics> {
     this.batchRows = Math.max(1, options.batchRows ?? 10_000);
     this.batchMs = Math.max(1, options.batchMs ?? 1_000);
     this.log = options.logger.child({ component: 'sink', pipeline: topicPrefix(this.m), groupId: this.groupId });
+    const registry = options.registry ?? participantRegistry(this.m);
     this.intake = new Intake({
       scope: this.scope, topics: this.topics, limits: this.m.limits, chunkSizeBytes: this.m.topics.chunkSizeBytes, deadLetterUpdates: options.deadLetterUpdates === true,
       log: this.log, onUnreadable: () => { this.counts.unreadable++; },
-      registry: options.registry ?? participantRegistry(this.m), onRefused: () => { this.counts.refused++; },
+      registry, onRefused: () => { this.counts.refused++; },
     });
     this.finish = new FinishWatch({
       transport: options.transport, controlTopic: this.topics.control, sourceTopics: this.sourceTopics, groupId: this.groupId,
       quietMs: Math.max(1_000, 2 * this.batchMs), positions: this.positions, log: this.log, figures: () => this.metrics(),
+      registry,
       idle: (paused) => !this.inflight && this.ready.length === 0 && this.buffer.isEmpty() && (!paused || this.pauseReasons.size === 0),
     });
     this.done = new Promise<SinkMetrics>((resolve, reject) => { this.settle = { resolve, reject }; });
