@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, type Logger } from '../../src/common/index.ts';
 import { parseManifest, type Manifest } from '../../src/config/index.ts';
+import { ephemeralParticipants, type EphemeralParticipants } from '../../src/protocol/index.ts';
 import { accessPlan, pipelineTopics } from '../../src/protocol/index.ts';
 import { compose, runService } from '../../src/service/index.ts';
 import { createKafkaAclAdmin, createTransport, resolveKafkaSecurity, type Transport } from '../../src/transport/index.ts';
@@ -36,15 +37,20 @@ function security(user: string, o: { ca?: string; mechanism?: 'scram-sha-256' | 
   } as const;
 }
 
+/** Each pipeline's participants: its aggregator's and nodes' keys, made with its manifest (in memory). */
+const teams = new Map<string, EphemeralParticipants<Manifest>>();
+
 function manifestFor(tenant: string, name: string, analyticsPath: string): Manifest {
-  return parseManifest({
+  const team = ephemeralParticipants(parseManifest({
     apiVersion: 'fedstream/v1', tenant, name,
     model: { inputShape: [784], seed: 3, layers: [{ type: 'dense', units: 16, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
     data: { source: 'mnist', nodes: 3, partition: 'iid', testExamples: 200, trainExamples: 600, seed: 5 },
     training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
     rounds: { count: 2, targetUpdates: 3, minUpdates: 3, timeoutMs: 120_000 },
     analytics: { path: analyticsPath },
-  });
+  }), ['node-1', 'node-2', 'node-3']);
+  teams.set(`${tenant}.${name}`, team);
+  return team.manifest;
 }
 
 const as = (m: Manifest, brokers: string, user?: string): Manifest =>
@@ -62,9 +68,12 @@ async function grant(m: Pick<Manifest, 'tenant' | 'name'>, role: 'node' | 'aggre
 /** Runs aggregator, three nodes and the sink of `m` (one principal each when `secured`); the versions' sha256s. */
 async function runPipeline(m: Manifest, brokers: string, secured: boolean): Promise<string[]> {
   const users = { aggregator: 'aggregator', sink: 'sink', nodes: ['node-1', 'node-2', 'node-3'] };
-  const aggregatorWiring = compose({ manifest: as(m, brokers, secured ? users.aggregator : undefined), logger });
+  // Each process has its own key only (Kafka credentials and signing keys are separate layers of the trust model).
+  const team = teams.get(`${m.tenant}.${m.name}`)!;
+  const only = (id: string) => (who: string) => (who === id ? team.signerFor(id) : undefined);
+  const aggregatorWiring = compose({ manifest: as(m, brokers, secured ? users.aggregator : undefined), logger, signers: only('aggregator') });
   const sinkWiring = compose({ manifest: as(m, brokers, secured ? users.sink : undefined), logger });
-  const nodeWirings = users.nodes.map((u) => compose({ manifest: as(m, brokers, secured ? u : undefined), logger }));
+  const nodeWirings = users.nodes.map((u) => compose({ manifest: as(m, brokers, secured ? u : undefined), logger, signers: only(u) }));
   try {
     const aggregator = await aggregatorWiring.aggregator({ evaluate: false });
     const nodes = await Promise.all(nodeWirings.map((w, i) => w.node(users.nodes[i]!, { heartbeatMs: 500 })));

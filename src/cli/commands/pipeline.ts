@@ -13,6 +13,10 @@ export function registerPipelineCommands(program: Command): void {
       // which also fills its defaults: what the aggregator will run with.
       const { parseStrategySection } = await import('../../aggregator/index.ts');
       process.stdout.write(JSON.stringify({ ...m, strategy: parseStrategySection(m.strategy) }, null, 2) + '\n');
+      // The keys themselves are read when a service starts (they may live only where it runs); say now what is missing.
+      const { NO_PARTICIPANTS_HELP } = await import('../../protocol/index.ts');
+      if (!m.participants) rootLogger().warn({ path: 'participants' }, `the aggregator, nodes and sink will refuse to start: ${NO_PARTICIPANTS_HELP}`);
+      else if (m.participants.enrolment === 'open') rootLogger().warn({ path: 'participants.enrolment' }, 'open enrolment: any node may join, and updates are not verified against a registry');
     }));
 
   withPipelineOptions(program.command('topics').description("create the pipeline's six topics with their configs (idempotent)"))
