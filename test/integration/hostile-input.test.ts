@@ -62,7 +62,8 @@ async function expectAudited(t: Transport, m: Manifest): Promise<void> {
 describe('hostile chunked input on the real broker', () => {
   it('the chunk bomb and 1,025 dangling chunk sets in a running pipeline: the aggregator survives, commits past them and finishes', async () => {
     const t = kafka();
-    const m = smallManifest({ rounds: { count: 2, targetUpdates: 3, minUpdates: 3, timeoutMs: 120_000 }, limits: { maxPendingAgeMs: 100 } });
+    // In-process services without key files: open enrolment (the chunk limits hold whoever wrote the chunks).
+    const m = smallManifest({ rounds: { count: 2, targetUpdates: 3, minUpdates: 3, timeoutMs: 120_000 }, limits: { maxPendingAgeMs: 100 }, participants: { enrolment: 'open' } });
     const agg = await createAggregator({ manifest: m, transport: t, logger: quietLogger, evaluate: false });
     deferCleanup(() => agg.stop());
     await agg.start();

@@ -126,6 +126,8 @@ describe('a fenced aggregator (memory transport)', () => {
       model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
       data: { source: 'mnist', nodes: 2, testExamples: 100, trainExamples: 200 },
       rounds: { count: 2, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
+      // Fencing does not depend on signatures: unsigned test updates, open enrolment.
+      participants: { enrolment: 'open' },
     });
   }
 

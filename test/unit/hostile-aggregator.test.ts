@@ -24,6 +24,8 @@ function manifest(limits: Record<string, unknown> = {}, rounds: Record<string, u
     data: { source: 'mnist', nodes: 5, partition: 'iid', testExamples: 200, trainExamples: 1000, seed: 11 },
     rounds: { count: 1, targetUpdates: 2, minUpdates: 1, timeoutMs: 60_000, maxExtensions: 0, ...rounds },
     limits,
+    // What these tests send is unsigned: the limits hold whoever wrote a record (signatures: aggregator-signatures.test.ts).
+    participants: { enrolment: 'open' },
   });
 }
 
