@@ -66,6 +66,10 @@ export {
 } from './codec/index.ts';
 export { loadManifest, parseManifest, type Manifest } from './config/index.ts';
 export {
+  ephemeralParticipants, generateKeyPair, loadSigner, participantRegistry, verifyRecord,
+  type EphemeralParticipants, type ParticipantRegistry, type Signer, type Verdict,
+} from './protocol/index.ts';
+export {
   ErrorCodes,
   FedStreamError,
   ConfigError,

@@ -3,7 +3,7 @@
  *
  * ```ts
  * import { createNode } from 'fedstream/node';
- * const node = await createNode({ manifest, transport, nodeId: 'site-7', logger, data: myDataset });
+ * const node = await createNode({ manifest, transport, nodeId: 'site-7', logger, data: myDataset, signer: loadSigner('site-7.key') });
  * await node.start();
  * await node.done;   // resolves when the pipeline finishes
  * ```
@@ -21,6 +21,8 @@ import { tfjsLocalTrainer } from './trainer.ts';
 export { FedNode, SDK_VERSION, type NodeOptions } from './runtime.ts';
 export { tfjsLocalTrainer, trainOptionsOf, type LocalTrainer, type LocalTrainInput, type LocalTrainResult, type RoundTrainOptions } from './trainer.ts';
 export { decodeRoundConfig, encodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
+// A node signs its updates with its own key (`signer: loadSigner('node-7.key')`; docs/security.md, "Signatures").
+export { generateKeyPair, loadSigner, participantRegistry, type ParticipantRegistry, type Signer } from '../protocol/index.ts';
 export {
   countParameters, labelHistogram, loadDatasetFile, loadMnist, loadTfRuntime, nodeDataset, parseDataset, partitionMnist, testDataset,
   type BackendName, type Dataset, type TfRuntime, type TrainOptions, type TrainResult,

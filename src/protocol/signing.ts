@@ -25,7 +25,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { weightsSha256, unpackTensors, type RecordKind, type RecordTypes } from '../codec/index.ts';
+import { weightsSha256, unpackTensors, type RecordKind, type RecordTypes, type TensorRecord } from '../codec/index.ts';
 import { FedStreamError } from '../common/index.ts';
 
 /** The version tag that starts every canonical byte string. */
@@ -219,15 +219,41 @@ export function canonicalBytes(kind: SignedKind, b: UpdateBinding | RecordBindin
 }
 
 /**
+ * The weights SHA-256 (docs/wire-format.md, "Weights SHA-256") of tensor records, hex. FLOAT32 tensors are hashed
+ * from their bytes as they are (the hash is defined over float32 little-endian values, which they are): no copy of
+ * the weights, so a reader that keeps only metadata (the sink) verifies an update without unpacking it. Other
+ * dtypes are unpacked first. Throws CodecError for a tensor that cannot be unpacked.
+ */
+export function tensorsSha256(tensors: readonly TensorRecord[]): string {
+  const direct = tensors.every((t) => t.dtype === 'FLOAT32' && Buffer.isBuffer(t.data) && t.data.length === 4 * t.shape.reduce((a, d) => a * Number(d), 1));
+  if (!direct) return weightsSha256(unpackTensors(tensors));
+  const h = createHash('sha256');
+  const names = new Set<string>();
+  for (const t of tensors) {
+    // Names must be unique, as unpacking requires; a repeated one takes the checked path (and its error).
+    if (names.has(t.name)) return weightsSha256(unpackTensors(tensors));
+    names.add(t.name);
+    const name = Buffer.from(t.name, 'utf8');
+    const head = Buffer.allocUnsafe(8 + name.length + 4 * t.shape.length);
+    head.writeUInt32LE(name.length, 0);
+    name.copy(head, 4);
+    head.writeUInt32LE(t.shape.length, 4 + name.length);
+    t.shape.forEach((d, i) => head.writeUInt32LE(Number(d), 8 + name.length + 4 * i));
+    h.update(head).update(t.data);
+  }
+  return h.digest('hex');
+}
+
+/**
  * The binding of a decoded record. For a ModelUpdate, `tensorsSha256` is computed from its tensors unless given
  * (the aggregator passes the hash of the weights it already unpacked).
  */
-export function bindingOf<K extends SignedKind>(kind: K, value: RecordTypes[K], tensorsSha256?: string): UpdateBinding | RecordBinding {
+export function bindingOf<K extends SignedKind>(kind: K, value: RecordTypes[K], given?: string): UpdateBinding | RecordBinding {
   if (kind === 'ModelUpdate') {
     const u = value as RecordTypes['ModelUpdate'];
     return {
       tenant: u.tenant, pipeline: u.pipeline, nodeId: u.nodeId, round: Number(u.round), baseVersion: Number(u.baseVersion), updateId: u.updateId,
-      tensorsSha256: tensorsSha256 ?? weightsSha256(unpackTensors(u.tensors)),
+      tensorsSha256: given ?? tensorsSha256(u.tensors),
     };
   }
   const r = value as { tenant: string; pipeline: string };

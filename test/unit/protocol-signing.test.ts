@@ -8,12 +8,12 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultCodec, packTensors, weightsSha256, type ModelUpdateRecord, type RecordTypes, type RoundControlRecord } from '../../src/codec/index.ts';
+import { defaultCodec, packTensors, unpackTensors, weightsSha256, type ModelUpdateRecord, type RecordTypes, type RoundControlRecord } from '../../src/codec/index.ts';
 import { ConfigError, FedStreamError } from '../../src/common/errors.ts';
 import { loadManifest, parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import {
   ParticipantRegistry, SIGNATURE_HEADERS, canonicalBytes, checkOwnKey, ephemeralSigner, generateKeyPair, keyIdOf, loadSigner, participantRegistry,
-  rawPublicKey, sha256Hex, signatureHeaders, signerFromPem, verifyRecord, verifySignature, type Signer,
+  rawPublicKey, sha256Hex, signatureHeaders, signerFromPem, tensorsSha256, verifyRecord, verifySignature, type Signer,
 } from '../../src/protocol/index.ts';
 
 const DOC = readFileSync(new URL('../../docs/wire-format.md', import.meta.url), 'utf8');
@@ -86,6 +86,20 @@ describe('the signature of docs/wire-format.md', () => {
 
   it('documents the header names the code uses', () => {
     for (const h of Object.values(SIGNATURE_HEADERS)) expect(DOC).toContain(`\`${h}\``);
+  });
+});
+
+describe('tensorsSha256', () => {
+  it('is the weights SHA-256 of wire-format.md, from FLOAT32 bytes as they are or from unpacked FLOAT16 and INT8', () => {
+    const w = [{ name: 'dense/kernel', shape: [2, 3], values: Float32Array.from([0.5, -1, 2, 0, -0, 3.25]) }, { name: 'b', shape: [], values: Float32Array.from([7]) }];
+    expect(tensorsSha256(packTensors(w))).toBe(weightsSha256(w));
+    for (const dtype of ['float16', 'int8'] as const) {
+      const packed = packTensors(w, { dtype });
+      expect(tensorsSha256(packed)).toBe(weightsSha256(unpackTensors(packed)));
+    }
+    expect(tensorsSha256([])).toBe(sha256Hex(Buffer.alloc(0)));
+    const short = packTensors(w).map((t, i) => (i === 0 ? { ...t, data: t.data.subarray(0, 8) } : t));
+    expect(() => tensorsSha256(short)).toThrow(FedStreamError);
   });
 });
 
