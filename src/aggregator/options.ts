@@ -42,6 +42,9 @@ export interface AggregatorOptions {
 
 export interface AggregatorSummary {
   finalVersion: number;
+  /** The pipeline's last decided round (closed or abandoned), by this process or an earlier one: never more than ran. */
   rounds: number;
+  /** Rounds this process decided (0 for an aggregator that found the pipeline finished). */
+  roundsRun: number;
   versions: number;
 }

@@ -109,8 +109,8 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
 export type RecoveryPlan =
   /** Nothing published yet: publish version 0 and start round 1. */
   | { type: 'initial' }
-  /** The last control record is FINISH. */
-  | { type: 'finished' }
+  /** The last control record is FINISH, after round `round`: done, unless the manifest now asks for more rounds. */
+  | { type: 'finished'; round: number }
   /** A version without a round after it: start the round after `round`. */
   | { type: 'start-after'; round: number }
   /** Reopen the round of the last control record, with its extensions so far. */
@@ -120,6 +120,6 @@ export type RecoveryPlan =
 export function recoveryPlan(r: RecoveredLog): RecoveryPlan {
   if (!r.latest) return { type: 'initial' };
   if (!r.control) return { type: 'start-after', round: r.latest.round };
-  if (r.control.kind === 'FINISH') return { type: 'finished' };
+  if (r.control.kind === 'FINISH') return { type: 'finished', round: Number(r.control.round) };
   return { type: 'resume', control: r.control, extensions: r.extensions };
 }

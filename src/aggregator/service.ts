@@ -46,6 +46,9 @@ export class Aggregator implements Service<AggregatorSummary> {
   private weights: Weights = [];
   private round: OpenRound | undefined;
   private finished = false;
+  /** The pipeline's last decided round, and how many rounds this process decided (the summary's figures). */
+  private decidedRound = 0;
+  private roundsRun = 0;
   private phase: Phase = 'idle';
   private failure: unknown;
   private readonly counted = new Map<string, number>();
@@ -131,7 +134,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   }
 
   private summary(): AggregatorSummary {
-    return { finalVersion: this.version, rounds: this.m.rounds.count, versions: this.version + 1 };
+    return { finalVersion: this.version, rounds: this.decidedRound, roundsRun: this.roundsRun, versions: this.version + 1 };
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -209,13 +212,22 @@ export class Aggregator implements Service<AggregatorSummary> {
         await this.publishInitial();
         return;
       case 'finished':
+        this.decidedRound = plan.round;
+        if (plan.round < this.m.rounds.count) {
+          await this.continueAfter(plan.round);
+          return;
+        }
         this.finished = true;
+        this.log.info({ version: this.version, round: plan.round, roundsCount: this.m.rounds.count },
+          `the pipeline finished after round ${plan.round}; rounds.count ${this.m.rounds.count} asks for no more (raise it to continue)`);
         return;
       case 'start-after':
+        this.decidedRound = plan.round;
         // A version without a round to follow it: start the next one.
         await this.startAfter(plan.round);
         return;
       case 'resume':
+        this.decidedRound = Number(plan.control.round) - 1;
         this.openRound(plan.control, plan.extensions);
         this.log.info({ version: this.version, round: plan.control.round, kind: plan.control.kind, extensions: plan.extensions }, 'recovered state from the log');
     }
@@ -408,6 +420,8 @@ export class Aggregator implements Service<AggregatorSummary> {
     await this.transact(`close round ${r.round}`, out, true, r.round);
     for (const c of contributors) this.counted.set(c.updateId, nextVersion);
     this.version = nextVersion;
+    this.decidedRound = r.round;
+    this.roundsRun++;
     this.weights = result.weights;
     const info = { round: r.round, ms: Date.now() - r.startedAt, participants: contributors.length, rejected: rejectedCount(r) };
     this.log.info({ version: nextVersion, ...info, why, evalAccuracy: metrics.eval_accuracy }, 'published version');
@@ -451,6 +465,8 @@ export class Aggregator implements Service<AggregatorSummary> {
     out.push(...records);
     await this.transact(`abandon round ${r.round}`, out, true, r.round);
     r.aggregation.dispose?.();
+    this.decidedRound = r.round;
+    this.roundsRun++;
     this.log.warn({ round: r.round, reason }, 'round abandoned');
     this.afterDecision(start);
   }
@@ -468,6 +484,22 @@ export class Aggregator implements Service<AggregatorSummary> {
     const start = this.control('START', step.round, baseVersion, step.deadline, plan.selectedNodes, encodeRoundConfig(plan.config));
     const audit = this.audit('ROUND_STARTED', { round: step.round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
     return { records: [audit, controlOut(this.scope, start)], start };
+  }
+
+  /**
+   * Continues a finished pipeline whose manifest now asks for more rounds (rounds.count raised): one transaction with
+   * a PIPELINE_CONTINUED audit event and the START of the round after the last decided one, from the last version
+   * and with the strategy state stored with it, as if the FINISH had not been written.
+   */
+  private async continueAfter(finishedRound: number): Promise<void> {
+    const { records, start } = this.followUp(finishedRound, this.version);
+    const reason = `rounds.count raised to ${this.m.rounds.count}: continuing after round ${finishedRound} from version ${this.version}`;
+    await this.transact(`continue after round ${finishedRound}`, [
+      this.audit('PIPELINE_CONTINUED', { round: finishedRound, version: this.version, reason, details: { finishedRound: String(finishedRound), roundsCount: String(this.m.rounds.count) } }),
+      ...records,
+    ], false);
+    this.log.info({ version: this.version, round: finishedRound, roundsCount: this.m.rounds.count }, `the pipeline had finished; ${reason}`);
+    this.openRound(start!, 0);
   }
 
   /** Starts the round after `decidedRound` outside a close (recovery found a version with no round after it). */

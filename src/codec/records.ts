@@ -125,6 +125,7 @@ export const AUDIT_ACTIONS = [
   'VERSION_PUBLISHED',
   'MESSAGE_DEAD_LETTERED',
   'PIPELINE_FINISHED',
+  'PIPELINE_CONTINUED',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

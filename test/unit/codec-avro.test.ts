@@ -7,6 +7,7 @@ import avsc from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../../src/common/errors.ts';
 import {
+  AUDIT_ACTIONS,
   AvroCodec,
   CHUNK_HEADERS,
   RECORD_KINDS,
@@ -308,6 +309,28 @@ describe('schema evolution: ModelVersion v0 (history) read with the current sche
     const state = Buffer.from('{"rounds":3}');
     expect(codec.decode('ModelVersion', codec.encode('ModelVersion', { ...v0Value, strategyState: state })).strategyState?.equals(state)).toBe(true);
     expect(codec.decode('ModelVersion', codec.encode('ModelVersion', v0Value)).strategyState).toBeNull();
+  });
+});
+
+describe('schema evolution: AuditEvent v0 (history) read with the current schema', () => {
+  const v0AuditBytes = (value: Record<string, unknown>): Buffer => {
+    const v0 = readSchema('history/AuditEvent.v0.avsc');
+    const type = avsc.Type.forSchema(v0 as avsc.Schema, { wrapUnions: false, registry: {} });
+    return Buffer.concat([Buffer.from([0xc3, 0x01]), fingerprintToBytes(schemaFingerprint(v0)), type.toBuffer(value)]);
+  };
+
+  it('resolves every v0 action unchanged, and the current schema adds PIPELINE_CONTINUED', () => {
+    const sample = samples().AuditEvent;
+    for (const action of AUDIT_ACTIONS.filter((a) => a !== 'PIPELINE_CONTINUED')) {
+      const value = { ...sample, action };
+      expect(codec.decode('AuditEvent', v0AuditBytes(value))).toEqual(value);
+      expect(codec.decodeAny(v0AuditBytes(value))).toMatchObject({ kind: 'AuditEvent', writer: 'v0' });
+    }
+    const continued = { ...sample, action: 'PIPELINE_CONTINUED' as const };
+    expect(codec.decode('AuditEvent', codec.encode('AuditEvent', continued))).toEqual(continued);
+    // The v0 schema has no such symbol: written with it, the record cannot be encoded (a v0 reader would refuse it).
+    const v0 = avsc.Type.forSchema(readSchema('history/AuditEvent.v0.avsc') as avsc.Schema, { wrapUnions: false, registry: {} });
+    expect(v0.isValid(continued)).toBe(false);
   });
 });
 

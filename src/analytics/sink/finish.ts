@@ -59,21 +59,21 @@ export class Positions {
 }
 
 /**
- * True when a FINISH round control is on the control topic. A sink restarted after the pipeline finished
- * never consumes FINISH again (it was committed); this lets `untilFinished()` still resolve after draining.
- * Unreadable records are skipped: the sink itself dead-letters them; so is a FINISH the aggregator did not sign.
+ * True when the last round control the aggregator signed is FINISH. A sink restarted after the pipeline finished
+ * never consumes FINISH again (it was committed); this lets `untilFinished()` still resolve after draining. A FINISH
+ * followed by a START is a pipeline that continued (rounds.count raised): not finished. Unreadable records are
+ * skipped: the sink itself dead-letters them; so is a record the aggregator did not sign.
  */
 export async function finishOnTopic(transport: Transport, controlTopic: string, groupPrefix: string, log: Logger, registry: ParticipantRegistry): Promise<boolean> {
   let found = false;
   try {
     await readToEnd(transport, controlTopic, (msg) => {
-      if (found) return;
       try {
         const bytes = msg.value ?? Buffer.alloc(0);
         const c = decode('RoundControl', bytes);
-        if (c.kind === 'FINISH' && verifyRecord(registry, 'RoundControl', c, bytes, msg.headers).ok) found = true;
+        if (verifyRecord(registry, 'RoundControl', c, bytes, msg.headers).ok) found = c.kind === 'FINISH';
       } catch {
-        // Here it only looks for FINISH.
+        // Here it only looks for the last signed control record.
       }
     }, { groupPrefix });
   } catch (err) {

@@ -26,7 +26,8 @@ export function registerServiceCommands(program: Command): void {
         throw err;
       }
       if (outcome.kind !== 'done') return;
-      process.stdout.write(`aggregator finished: version=${outcome.result.finalVersion} rounds=${outcome.result.rounds}\n`);
+      // The rounds the pipeline decided (never the manifest's count), and how many of them this run decided.
+      process.stdout.write(`aggregator finished: version=${outcome.result.finalVersion} rounds=${outcome.result.rounds} (${outcome.result.roundsRun} in this run)\n`);
       exitWhenIdle();
     }));
 
