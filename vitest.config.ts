@@ -22,6 +22,17 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          name: 'adversarial',
+          include: ['test/adversarial/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts'],
+          // One pipeline of real processes on a loaded two-core machine, attacked for several rounds.
+          testTimeout: 420_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
