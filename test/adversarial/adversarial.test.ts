@@ -29,7 +29,7 @@ import { deferCleanup, kafkaBrokers, uniqueName } from '../integration/helpers.t
 import { fedstream, writeManifest, type Proc } from '../integration/pipeline-helpers.ts';
 import { ATTACKS, type Attack } from './attacks.ts';
 import { malloryUpdate, records, type AttackContext, type Unit } from './kit.ts';
-import { coord, judge, insaneMetrics, notSent, nodeRefusals, readKafkaEvidence, summaryLine, type Coord, type Evidence, type PipelineOutcome, type Sent, type Verdict } from './verdicts.ts';
+import { coord, judge, insaneMetrics, notSent, nodeRefusals, recoveryUnreadable, readKafkaEvidence, summaryLine, type Coord, type Evidence, type PipelineOutcome, type Sent, type Verdict } from './verdicts.ts';
 import { Watcher } from './watch.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -131,6 +131,16 @@ async function send(producer: Producer, attack: Attack, ctx: AttackContext): Pro
     }
   }
   return { attack, launch, units };
+}
+
+/** The end offset of a one-partition topic. */
+async function topicEnd(t: Transport, topic: string): Promise<string> {
+  const admin = t.admin();
+  try {
+    return (await admin.fetchTopicOffsets(topic))[0]!.high;
+  } finally {
+    await admin.close();
+  }
 }
 
 async function clickhouseEvidence(m: Manifest, chDir: string): Promise<Pick<Evidence, 'clickhouseRejected' | 'clickhouseStored' | 'clickhouseEventIds' | 'clickhouseVersionShas'>> {
@@ -276,6 +286,12 @@ describe('adversarial suite on the real broker', () => {
     }
 
     const codes = new Map(await Promise.all(procs.map(async (p) => [p.name, await exitCode(p, interrupted ? 5_000 : 150_000)] as const)));
+    // An aggregator restarted on the finished pipeline recovers its state from control and models, forgeries included:
+    // it must refuse them (audited), publish nothing and exit 0.
+    const modelsBefore = interrupted ? 0 : await topicEnd(t, topics.models);
+    const recovery = interrupted ? undefined : run('aggregator-recovery', ['aggregator']);
+    if (recovery) codes.set(recovery.name, await exitCode(recovery, 120_000));
+    const recoveryActed = recovery && (await topicEnd(t, topics.models)) !== modelsBefore ? [`published on the models topic after the pipeline finished`] : [];
     // A process still running once the attacker stopped early is not a crash; one still running after the pipeline's end is.
     const crashed = [...codes].filter(([, c]) => c !== 0 && !(interrupted && String(c).startsWith('still running'))).map(([n, c]) => `${n}: ${c}`);
     const ev: Evidence = {
@@ -283,11 +299,13 @@ describe('adversarial suite on the real broker', () => {
       ...(codes.get('sink') === 0 ? await clickhouseEvidence(m, chDir) : { clickhouseRejected: new Map(), clickhouseStored: new Set(), clickhouseEventIds: new Set(), clickhouseVersionShas: new Set() }),
       nodeRefused: nodeRefusals(HONEST.map((id) => path.join(dir, `${id}.log`)), topics),
     };
+    for (const [c, code] of recoveryUnreadable(path.join(dir, 'aggregator-recovery.log'), topics)) ev.recoveryRefused.set(c, code);
     const attackCoords = new Set(sent.flatMap((s) => s.units.flat()));
     const outcome: PipelineOutcome = {
       crashed,
       missing: ev.versions.filter((v) => v.version > 0).flatMap((v) => HONEST.filter((id) => !v.contributors.some((c) => c.nodeId === id)).map((id) => `v${v.version}: ${id}`)),
       // By the honest record's own offset: a replayed copy of it (an attack) is rightly rejected under the same id.
+      recoveryActed,
       honestRejected: watcher.honest.map((h) => coord(h.message.topic, h.message.partition, h.message.offset)).filter((c) => ev.auditRejected.has(c) && !attackCoords.has(c)).map((c) => `${c} (${ev.auditRejected.get(c)})`),
     };
     verdicts.push(...sent.map((s) => judge(s, ev, outcome)));

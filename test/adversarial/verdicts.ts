@@ -50,11 +50,17 @@ export interface Evidence {
   clickhouseVersionShas: Set<string>;
   /** Records the nodes refused or skipped (from their logs). */
   nodeRefused: Map<Coord, string>;
+  /**
+   * Control and models records an aggregator restarted after the run refused while recovering its state from them: its
+   * signed MESSAGE_DEAD_LETTERED events (`refusedBy: recovery`), or its log line for a record it cannot even decode.
+   */
+  recoveryRefused: Map<Coord, string>;
 }
 
 /** The aggregator-signed audit trail, versions, and the dead letters. */
-export async function readKafkaEvidence(t: Transport, topics: PipelineTopics, registry: ParticipantRegistry): Promise<Pick<Evidence, 'auditRejected' | 'acceptedById' | 'acceptedAt' | 'versions' | 'contributors' | 'deadLettered'>> {
+export async function readKafkaEvidence(t: Transport, topics: PipelineTopics, registry: ParticipantRegistry): Promise<Pick<Evidence, 'auditRejected' | 'acceptedById' | 'acceptedAt' | 'versions' | 'contributors' | 'deadLettered' | 'recoveryRefused'>> {
   const auditRejected = new Map<Coord, string>();
+  const recoveryRefused = new Map<Coord, string>();
   const acceptedById = new Map<string, AuditEventRecord>();
   const acceptedAt = new Set<Coord>();
   await readToEnd(t, topics.audit, (msg) => {
@@ -68,6 +74,7 @@ export async function readKafkaEvidence(t: Transport, topics: PipelineTopics, re
     const d = e.details ?? {};
     if ((e.action === 'UPDATE_REJECTED' || e.action === 'MESSAGE_DEAD_LETTERED') && d.sourceTopic !== undefined && d.sourceOffset !== undefined) {
       auditRejected.set(coord(d.sourceTopic, d.sourcePartition ?? '0', d.sourceOffset), d.code ?? e.action);
+      if (d.refusedBy === 'recovery') recoveryRefused.set(coord(d.sourceTopic, d.sourcePartition ?? '0', d.sourceOffset), `recovery:${d.code ?? '?'}`);
     }
     if (e.action === 'UPDATE_ACCEPTED') {
       if (e.updateId) acceptedById.set(e.updateId, e);
@@ -88,26 +95,45 @@ export async function readKafkaEvidence(t: Transport, topics: PipelineTopics, re
     const source = msg.headers['fedstream-dlq-source']?.toString();
     if (source) deadLettered.set(source, msg.headers['fedstream-dlq-code']?.toString() ?? '?');
   }, { timeoutMs: 120_000 });
-  return { auditRejected, acceptedById, acceptedAt, versions, contributors: new Set(versions.flatMap((v) => v.contributors.map((c) => c.updateId))), deadLettered };
+  return { auditRejected, recoveryRefused, acceptedById, acceptedAt, versions, contributors: new Set(versions.flatMap((v) => v.contributors.map((c) => c.updateId))), deadLettered };
+}
+
+interface LogLine {
+  audit?: string;
+  source?: string;
+  code?: string;
+  msg?: string;
+  offset?: string;
+}
+
+function logLines(file: string): LogLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as LogLine];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Records a node refused (MESSAGE_REFUSED lines) or skipped as unreadable, from its JSON log. */
 export function nodeRefusals(logFiles: readonly string[], topics: PipelineTopics): Map<Coord, string> {
   const out = new Map<Coord, string>();
-  for (const file of logFiles) {
-    if (!existsSync(file)) continue;
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      if (!line.startsWith('{')) continue;
-      let e: { audit?: string; source?: string; code?: string; msg?: string; offset?: string };
-      try {
-        e = JSON.parse(line) as typeof e;
-      } catch {
-        continue;
-      }
-      if (e.audit === 'MESSAGE_REFUSED' && e.source) out.set(e.source, `node:${e.code ?? '?'}`);
-      else if (e.offset !== undefined && /^unreadable model version/.test(e.msg ?? '')) out.set(coord(topics.models, 0, e.offset), 'node:unreadable');
-      else if (e.offset !== undefined && /^unreadable round control/.test(e.msg ?? '')) out.set(coord(topics.control, 0, e.offset), 'node:unreadable');
-    }
+  for (const e of logFiles.flatMap(logLines)) {
+    if (e.audit === 'MESSAGE_REFUSED' && e.source) out.set(e.source, `node:${e.code ?? '?'}`);
+    else if (e.offset !== undefined && /^unreadable model version/.test(e.msg ?? '')) out.set(coord(topics.models, 0, e.offset), 'node:unreadable');
+    else if (e.offset !== undefined && /^unreadable round control/.test(e.msg ?? '')) out.set(coord(topics.control, 0, e.offset), 'node:unreadable');
+  }
+  return out;
+}
+
+/** Control and models records a recovering aggregator's log says it could not decode and ignored. */
+export function recoveryUnreadable(logFile: string, topics: PipelineTopics): Map<Coord, string> {
+  const out = new Map<Coord, string>();
+  for (const e of logLines(logFile)) {
+    const m = /^unreadable message in the (models|control) topic/.exec(e.msg ?? '');
+    if (m && e.offset !== undefined) out.set(coord(m[1] === 'models' ? topics.models : topics.control, 0, e.offset), 'recovery:unreadable');
   }
   return out;
 }
@@ -128,6 +154,8 @@ export interface PipelineOutcome {
   missing: string[];
   /** Honest updates the aggregator rejected. */
   honestRejected: string[];
+  /** What an aggregator restarted after the run did besides saying the pipeline is finished (published, resumed...). */
+  recoveryActed: string[];
 }
 
 /** The verdict of one attack. */
@@ -141,6 +169,18 @@ export function judge(s: Sent, ev: Evidence, outcome: PipelineOutcome): Verdict 
   };
   const allRefused = s.units.every((u) => u.some((c) => {
     const r = refusal(c);
+    if (r) found.push(r);
+    return r !== undefined;
+  }));
+  // Invariant 3: the raw bytes of what was refused are kept in the dead-letter topic.
+  const deadLettered = s.units.every((u) => u.some((c) => ev.deadLettered.has(c)));
+  if (deadLettered) found.push('dead-lettered');
+  // The aggregator's rejections reach ClickHouse through the sink: every refused update, duplicates included, is counted there.
+  const counted = attack.judge !== 'update' || s.units.every((u) => u.some((c) => ev.clickhouseRejected.has(c)));
+  if (attack.judge === 'update' && counted) found.push('in rejected_updates');
+  // Control and versions are also what an aggregator recovers its state from: it must refuse them there too.
+  const byRecovery = attack.judge !== 'record' || (attack.topic !== 'control' && attack.topic !== 'models') || s.units.every((u) => u.some((c) => {
+    const r = ev.recoveryRefused.get(c);
     if (r) found.push(r);
     return r !== undefined;
   }));
@@ -160,6 +200,7 @@ export function judge(s: Sent, ev: Evidence, outcome: PipelineOutcome): Verdict 
   if (attack.judge === 'record') {
     for (const c of s.units.flat()) if (ev.clickhouseStored.has(c)) wrong.push(`record ${c} stored as genuine`);
     if (attack.topic === 'control' && outcome.crashed.length === 0 && outcome.missing.length > 0) wrong.push(`honest nodes did not train every round (${outcome.missing.join(', ')})`);
+    if ((attack.topic === 'control' || attack.topic === 'models') && outcome.recoveryActed.length > 0) wrong.push(`the recovering aggregator acted: ${outcome.recoveryActed.join('; ')}`);
   }
   if (attack.judge === 'metric') {
     const insane = insaneMetrics(ev.versions);
@@ -169,7 +210,7 @@ export function judge(s: Sent, ev: Evidence, outcome: PipelineOutcome): Verdict 
 
   if (wrong.length > 0) return { name: attack.name, kind: 'wrongly accepted', detail: wrong.join('; ') };
 
-  let audited = allRefused;
+  let audited = allRefused && byRecovery && deadLettered && counted;
   if (attack.judge === 'metric') {
     const id = launch.updateIds![0]!;
     const dropped = ev.acceptedById.get(id)?.details?.metricsDropped;
@@ -178,8 +219,14 @@ export function judge(s: Sent, ev: Evidence, outcome: PipelineOutcome): Verdict 
   }
   if (audited) return { name: attack.name, kind: 'rejected and audited', detail: [...new Set(found)].join(',') };
   if (outcome.crashed.length > 0) return { name: attack.name, kind: 'crashed', detail: outcome.crashed.join(', ') };
-  const missing = s.units.filter((u) => !u.some((c) => refusal(c))).length;
-  return { name: attack.name, kind: 'silently dropped', detail: `${missing} of ${s.units.length} payloads without a recorded refusal` };
+  const count = (has: (c: Coord) => boolean) => s.units.filter((u) => !u.some(has)).length;
+  const gaps = [
+    [count((c) => refusal(c) !== undefined), 'without a recorded refusal'],
+    [count((c) => ev.deadLettered.has(c)), 'not dead-lettered'],
+    [attack.judge === 'update' ? count((c) => ev.clickhouseRejected.has(c)) : 0, 'not in ClickHouse rejected_updates'],
+    [byRecovery ? 0 : count((c) => ev.recoveryRefused.has(c)), 'not refused by the aggregator\'s recovery'],
+  ] as const;
+  return { name: attack.name, kind: 'silently dropped', detail: gaps.filter(([n]) => n > 0).map(([n, what]) => `${n} of ${s.units.length} payloads ${what}`).join('; ') };
 }
 
 /** The verdict of an attack that could not be sent because the pipeline was already down. */
