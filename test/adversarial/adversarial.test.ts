@@ -17,7 +17,6 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAnalyticsClient } from '../../src/analytics/index.ts';
 import { createLogger } from '../../src/common/logger.ts';
-import { ConfigError } from '../../src/common/index.ts';
 import { loadManifest, parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { createAggregator } from '../../src/aggregator/index.ts';
 import { createNode } from '../../src/node/index.ts';
@@ -37,11 +36,7 @@ const HONEST = ['node-1', 'node-2', 'node-3', 'node-4', 'node-5'];
 const ROUNDS = 4;
 const quiet = createLogger('silent');
 
-/**
- * Limits small enough to be exercised (docs/security.md, "Hostile-input limits"): 128 pending payloads and 8 MiB per
- * topic, expired after 1 s. A branch whose manifest has no such limits yet runs with its own checks only (said on
- * stderr): the verdicts stay as strict.
- */
+/** Limits small enough to be exercised (docs/security.md, "Hostile-input limits"): 128 pending payloads and 8 MiB per topic, expired after 1 s. */
 const LIMITS = {
   maxUpdateNorm: 1000,
   maxExamplesPerUpdate: 100_000,
@@ -53,7 +48,7 @@ const LIMITS = {
 };
 
 function manifest(chDir: string): Manifest {
-  const base = {
+  return parseManifest({
     apiVersion: 'fedstream/v1',
     tenant: 'adv',
     name: uniqueName('p').toLowerCase().slice(0, 40),
@@ -61,15 +56,9 @@ function manifest(chDir: string): Manifest {
     data: { source: 'mnist', nodes: HONEST.length, partition: 'iid', testExamples: 500, trainExamples: 1500, seed: 5 },
     training: { epochs: 1, batchSize: 20, learningRate: 0.2 },
     rounds: { count: ROUNDS, targetUpdates: HONEST.length + 1, minUpdates: HONEST.length, timeoutMs: 90_000 },
+    limits: LIMITS,
     analytics: { path: chDir },
-  };
-  try {
-    return parseManifest({ ...base, limits: LIMITS });
-  } catch (err) {
-    if (!(err instanceof ConfigError) || !err.path.startsWith('limits')) throw err;
-    process.stderr.write(`[adversarial] this branch's manifest has no hostile-input limits (${err.message}); running with limits.maxUpdateNorm only\n`);
-    return parseManifest({ ...base, limits: { maxUpdateNorm: LIMITS.maxUpdateNorm } });
-  }
+  });
 }
 
 interface Running {
