@@ -293,8 +293,8 @@ describe('adversarial suite on the real broker', () => {
     const outcome: PipelineOutcome = {
       crashed,
       missing: ev.versions.filter((v) => v.version > 0).flatMap((v) => HONEST.filter((id) => !v.contributors.some((c) => c.nodeId === id)).map((id) => `v${v.version}: ${id}`)),
-      // By the honest record's own offset: a replayed copy of it (an attack) is rightly rejected under the same id.
       recoveryActed,
+      // By the honest record's own offset: a replayed copy of it (an attack) is rightly rejected under the same id.
       honestRejected: watcher.honest.map((h) => coord(h.message.topic, h.message.partition, h.message.offset)).filter((c) => ev.auditRejected.has(c) && !attackCoords.has(c)).map((c) => `${c} (${ev.auditRejected.get(c)})`),
     };
     verdicts.push(...sent.map((s) => judge(s, ev, outcome)));
