@@ -207,6 +207,7 @@ describe('adversarial suite on the real broker', () => {
     const topics = pipelineTopics(m);
     const mallory = loadSigner(path.join(dir, 'keys', 'mallory.key'));
     const outsider = ephemeralSigner();
+    const keyIds = Object.fromEntries(registry.keys().map((k) => [k.participant, k.keyId]));
 
     const procs: Running[] = [];
     const run = (name: string, args: string[]): Running => {
@@ -235,7 +236,7 @@ describe('adversarial suite on the real broker', () => {
     let interrupted: string | undefined;
     let tag = 0;
     const context = async (round: number): Promise<AttackContext> => ({
-      m, topics, mallory, outsider, tag: '', honest: watcher.honest, view: await watcher.round(round, 150_000, alive),
+      m, topics, mallory, outsider, keyIds, tag: '', honest: watcher.honest, view: await watcher.round(round, 150_000, alive),
     });
     const fire = async (ctx: AttackContext, attacks: readonly Attack[]) => {
       for (const a of attacks) sent.push(await send(producer, a, { ...ctx, tag: `adv-${String(++tag).padStart(2, '0')}` }));

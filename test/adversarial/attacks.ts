@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { packTensors, type AuditEventRecord, type TelemetryEventRecord } from '../../src/codec/index.ts';
 import { SIGNATURE_HEADERS } from '../../src/protocol/index.ts';
 import {
-  chunk, control, encoded, forgedVersion, malloryUpdate, mapWeights, predictableUpdateId, randomPayload, raw, records, sha256, shortDataTensors,
+  chunk, claimingKeyId, control, encoded, forgedVersion, malloryUpdate, mapWeights, predictableUpdateId, randomPayload, raw, records, sha256, shortDataTensors,
   signedByHand,
   type AttackContext, type AttackTopic, type Launch, type Unit,
 } from './kit.ts';
@@ -72,7 +72,7 @@ export const ATTACKS: readonly Attack[] = [
     name: '1,025 dangling small chunk sets', topic: 'updates', wave: 1, judge: 'update',
     sends: `${DANGLING_SMALL} chunk sets (count 2, size 2000) whose second chunk never comes, ~100 KB in all`,
     expected: 'each evicted or expired (bounded count and bytes), audited and dead-lettered; offsets move past them',
-    launch: (ctx) => one(Array.from({ length: DANGLING_SMALL }, (_, i) => [chunk(ctx, 'updates', Buffer.alloc(64, 'd'), { id: `${ctx.tag}-${i}`, index: 0, count: 2, sha256: 'b'.repeat(64), size: 2000 })])),
+    launch: (ctx) => one(Array.from({ length: DANGLING_SMALL }, (_, i) => [chunk(ctx, 'updates', Buffer.alloc(64, 'd'), { id: `dangling-${i}`, index: 0, count: 2, sha256: 'b'.repeat(64), size: 2000 })])),
   },
   {
     name: `${DANGLING_64K} dangling 64 KB chunk sets`, topic: 'updates', wave: 1, judge: 'update',
@@ -337,6 +337,33 @@ export const ATTACKS: readonly Attack[] = [
     expected: 'rejected: it belongs to no round of this pipeline',
     launch: (ctx) => malloryAttack(ctx, { pipeline: `${ctx.m.name}-other` }),
   },
+  {
+    name: 'update for another tenant', topic: 'updates', wave: 1, judge: 'update',
+    sends: 'mallory\'s signed, otherwise valid update naming another tenant',
+    expected: 'rejected: it belongs to no round of this pipeline',
+    launch: (ctx) => malloryAttack(ctx, { tenant: 'other' }),
+  },
+  {
+    name: 'update claiming another node\'s key id', topic: 'updates', wave: 1, judge: 'update',
+    sends: 'an update for node-4 signed with mallory\'s key, its key-id header naming node-4\'s (public) key',
+    expected: 'rejected bad_signature',
+    launch: (ctx) => {
+      const u = malloryUpdate(ctx, { nodeId: 'node-4' });
+      return one([claimingKeyId(records(ctx, 'updates', 'ModelUpdate', u, ctx.mallory), ctx.keyIds['node-4']!)], [u.updateId]);
+    },
+  },
+  {
+    name: 'chunk count inconsistent with the declared size', topic: 'updates', wave: 1, judge: 'update',
+    sends: 'a chunk declaring 1,000 chunks for a 2,000-byte payload (more than any chunk size allows)',
+    expected: 'refused before anything is kept (CODEC_LIMIT / CODEC_INVALID)',
+    launch: (ctx) => one([[chunk(ctx, 'updates', Buffer.alloc(64, 'n'), { id: `${ctx.tag}-count`, index: 0, count: 1000, sha256: 'f'.repeat(64), size: 2000 })]]),
+  },
+  {
+    name: 'straggler chunk of a dropped set', topic: 'updates', wave: 2, judge: 'update',
+    sends: 'the never-sent second chunk of the last dangling small set, a round after that set was dropped',
+    expected: 'refused (CODEC_CHUNK_MISSING), or held and expired again; audited either way',
+    launch: (ctx) => one([[chunk(ctx, 'updates', Buffer.alloc(64, 'd'), { id: `dangling-${DANGLING_SMALL - 1}`, index: 1, count: 2, sha256: 'b'.repeat(64), size: 2000 })]]),
+  },
   // ------------------------------------------------------------------ control, models, audit, telemetry
   {
     name: 'forged FINISH signed by a node key', topic: 'control', wave: 3, judge: 'record',
@@ -372,6 +399,21 @@ export const ATTACKS: readonly Attack[] = [
     launch: (ctx) => {
       const v = forgedVersion(ctx, 0.1);
       return { units: [records(ctx, 'models', 'ModelVersion', v, ctx.outsider, `v${v.version}`)], forgedWeights: [v.weightsSha256] };
+    },
+  },
+  {
+    name: 'forged EXTEND signed by a node key', topic: 'control', wave: 3, judge: 'record',
+    sends: 'an EXTEND of the open round with a deadline 10 minutes on, signed with mallory\'s key',
+    expected: 'refused wrong_signer by nodes and the sink; the round closes as it would',
+    launch: (ctx) => one([records(ctx, 'control', 'RoundControl', control(ctx, { kind: 'EXTEND', deadline: Date.now() + 600_000 }), ctx.mallory, `round-${ctx.view.round}`)]),
+  },
+  {
+    name: 'forged ModelVersion claiming the aggregator\'s key id', topic: 'models', wave: 2, judge: 'record',
+    sends: 'version base+1 (weights all 0.3, correct sha256) signed with mallory\'s key, its key-id header naming the aggregator\'s key',
+    expected: 'refused bad_signature; never adopted or stored',
+    launch: (ctx) => {
+      const v = forgedVersion(ctx, 0.3);
+      return { units: [claimingKeyId(records(ctx, 'models', 'ModelVersion', v, ctx.mallory, `v${v.version}`), ctx.keyIds.aggregator!)], forgedWeights: [v.weightsSha256] };
     },
   },
   {

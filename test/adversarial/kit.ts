@@ -42,6 +42,8 @@ export interface AttackContext {
   mallory: Signer;
   /** A key no participant holds. */
   outsider: Signer;
+  /** The registered key ids (public: the manifest lists the keys), by participant. */
+  keyIds: Readonly<Record<string, string>>;
   /** Honest updates seen so far on the updates topic, oldest first. */
   honest: readonly SeenUpdate[];
   /** A unique tag for this attack (used in keys and ids so that its verdict can be found). */
@@ -97,6 +99,11 @@ export function signedByHand(ctx: AttackContext, signer: Signer, value: ModelUpd
   };
   const signature = signer.sign(canonicalBytes('ModelUpdate', binding, sha256Hex(payload))).toString('hex');
   return [{ topic: ctx.topics.updates, key: ctx.tag, value: payload, headers: { [SIGNATURE_HEADERS.signature]: signature, [SIGNATURE_HEADERS.keyId]: signer.keyId } }];
+}
+
+/** The records with their key-id header replaced: signed by one key, claiming another's id. */
+export function claimingKeyId(unit: Unit, keyId: string): Unit {
+  return unit.map((r) => ({ ...r, headers: { ...r.headers, [SIGNATURE_HEADERS.keyId]: keyId } }));
 }
 
 /** Raw bytes on a topic, under the attack's key. */
