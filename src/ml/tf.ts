@@ -6,6 +6,6 @@
 export { BACKEND_ENV, BACKEND_ORDER, backendInfo, initBackend, tf, type BackendInfo, type BackendName } from './backend.ts';
 export { buildModel, getWeights, initialWeights, setWeights } from './model.ts';
 export {
-  Trainer, defaultTrainer, evaluate, forwardSteps, train,
+  Trainer, defaultTrainer, evaluate, forwardSteps, proximalTerm, train,
   type EvaluateOptions, type EvaluateResult, type ExtraLoss, type TrainerOptions, type TrainOptions, type TrainProgress, type TrainResult,
 } from './trainer.ts';

@@ -48,6 +48,12 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** A term added to each step's loss before the gradients are taken (see {@link ExtraLoss}); default none. */
   extraLoss?: ExtraLoss;
+  /**
+   * FedProx's proximal coefficient μ ≥ 0 (the round config's `proximalMu`): adds {@link proximalTerm}(μ) to each
+   * step's loss, beside `extraLoss` if both are given. Undefined or 0: no term (the same bits as without it). A
+   * number rather than a function so that it crosses to worker threads (demo/worker-trainer.ts) as it is.
+   */
+  proximalMu?: number;
 }
 
 /**
@@ -60,6 +66,27 @@ export interface TrainOptions {
  * a tidy scope: intermediate tensors are disposed by the trainer. Must return a scalar; the reported loss includes it.
  */
 export type ExtraLoss = (trainable: readonly tf.Variable[], base: readonly tf.Tensor[]) => tf.Scalar;
+
+/**
+ * FedProx's proximal term (Li, Sahu, Zaheer, Sanjabi, Talwalkar, Smith. "Federated Optimization in Heterogeneous
+ * Networks". MLSys 2020, eq. 2): `h_k(w; w_t) = F_k(w) + μ/2 · ‖w − w_t‖²`, the squared L2 distance summed over every
+ * trainable tensor, w_t the base version's weights. Its gradient with respect to w is μ(w − w_t), so one SGD step is
+ * `w ← w − η(∇F_k(w) + μ(w − w_t))`. Flower's FedProx asks the same of its clients
+ * (`loss += (proximal_mu / 2) * Σ ‖w − w_global‖²`, flwr/server/strategy/fedprox.py). μ: dimensionless factor on the
+ * squared distance, ≥ 0.
+ */
+export function proximalTerm(mu: number): ExtraLoss {
+  if (!(mu >= 0) || !Number.isFinite(mu)) throw new ConfigError('training.proximalMu', `expected a finite number ≥ 0, got ${mu}`);
+  return (trainable, base) => tf.mul(mu / 2, tf.addN(trainable.map((w, i) => tf.sum(tf.squaredDifference(w, base[i]!))))) as tf.Scalar;
+}
+
+/** The extra loss of a training run: `extraLoss` and the proximal term of `proximalMu`, each when present. */
+function extraLossOf(o: Pick<TrainOptions, 'extraLoss' | 'proximalMu'>): ExtraLoss | undefined {
+  const prox = o.proximalMu === undefined || o.proximalMu === 0 ? undefined : proximalTerm(o.proximalMu);
+  const extra = o.extraLoss;
+  if (!prox || !extra) return prox ?? extra;
+  return (trainable, base) => tf.add(extra(trainable, base), prox(trainable, base)) as tf.Scalar;
+}
 
 export interface TrainResult {
   weights: Weights;
@@ -206,7 +233,8 @@ export class Trainer {
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
     // The starting values, for terms that pull towards them. A clone keeps the old values when the optimizer
     // assigns new ones to the variables; made only when asked for, so a run without the hook is unchanged.
-    const base = o.extraLoss ? variables.map((v) => tf.clone(v)) : [];
+    const extraLoss = extraLossOf(o);
+    const base = extraLoss ? variables.map((v) => tf.clone(v)) : [];
     const optimizer = o.optimizer === 'adam' ? tf.train.adam(o.learningRate) : tf.train.sgd(o.learningRate);
     const n = data.n;
     const B = o.batchSize === 0 || o.batchSize >= n ? n : o.batchSize;
@@ -239,7 +267,7 @@ export class Trainer {
               // Kept: minimize() disposes everything else made in here.
               hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, -1), labels), 'int32')));
               const dataLoss = tf.mean(exampleLosses(lossKind, y, out)) as tf.Scalar;
-              return o.extraLoss ? tf.add(dataLoss, o.extraLoss(variables, base)) as tf.Scalar : dataLoss;
+              return extraLoss ? tf.add(dataLoss, extraLoss(variables, base)) as tf.Scalar : dataLoss;
             }, true, variables);
             batchLoss = cost!.dataSync()[0]!;
             batchCorrect = hits!.dataSync()[0]!;

@@ -37,17 +37,18 @@ export interface LocalTrainer {
 }
 
 /** The training options of the ml trainer that a round config sets. */
-export type RoundTrainOptions = Pick<TrainOptions, 'epochs' | 'batchSize' | 'learningRate' | 'optimizer'>;
+export type RoundTrainOptions = Pick<TrainOptions, 'epochs' | 'batchSize' | 'learningRate' | 'optimizer' | 'proximalMu'>;
 
 /**
  * Maps a round config onto the ml trainer's options, key by key. A key added to RoundConfig fails to compile here
- * until it is mapped (FedProx's `proximalMu` would become an `extraLoss`), so the node never ignores one.
+ * until it is mapped, so the node never ignores one. FedProx's `proximalMu` (μ) becomes the trainer's `proximalMu`,
+ * which adds μ/2·‖w − w_t‖² to the local loss (ml/trainer.ts, `proximalTerm`); absent, there is no such key.
  */
 export function trainOptionsOf(config: RoundConfig): RoundTrainOptions {
-  const { epochs, batchSize, learningRate, optimizer, ...rest } = config;
+  const { epochs, batchSize, learningRate, optimizer, proximalMu, ...rest } = config;
   const unmapped: Record<string, never> = rest;
   void unmapped;
-  return { epochs, batchSize, learningRate, optimizer };
+  return { epochs, batchSize, learningRate, optimizer, ...(proximalMu !== undefined ? { proximalMu } : {}) };
 }
 
 /** The tfjs trainer (from `loadTfRuntime()`) over one node's data, as a {@link LocalTrainer}. */

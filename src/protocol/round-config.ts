@@ -19,6 +19,13 @@ export const roundConfigSchema = z.object({
   learningRate: z.coerce.number().positive(),
   /** Local optimizer. */
   optimizer: z.enum(['sgd', 'adam']),
+  /**
+   * FedProx's proximal coefficient μ ≥ 0 (Li et al., MLSys 2020, eq. 2): the node minimises
+   * `F_k(w) + μ/2 · ‖w − w_t‖²`, w_t being the round's base weights. Unit: per squared weight (the term is added to
+   * the mean cross-entropy of every batch). Absent (the default, and every strategy but `fedprox`): no term, and the
+   * key is not on the wire, so nodes that predate it keep working with other strategies.
+   */
+  proximalMu: z.coerce.number().nonnegative().finite().optional(),
 }).strict();
 
 /** The training configuration of one round (see `roundConfigSchema`). */

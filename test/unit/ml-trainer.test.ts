@@ -321,4 +321,41 @@ describe('extraLoss: a term added to the loss inside optimizer.minimize', () => 
     const plain = await new Trainer().train(tiny(w0, { epochs: 2 }));
     expect(bytes(plain.weights).equals(bytes(r.weights))).toBe(false);
   });
+
+  it('proximalMu (FedProx, the round config\'s μ) is that term: its gradient μ(w − w_t) enters each step, as by hand', async () => {
+    const mu = 0.8;
+    const w0 = await initialWeights(TINY);
+    const epochs = 3;
+    const r = await new Trainer().train(tiny(w0, { epochs, proximalMu: mu }));
+    // By hand, in float64: w_{s+1} = w_s − η(∇CE(w_s) + μ(w_s − w_0)), three full-batch steps.
+    let [W, b] = values(w0) as [number[], number[]];
+    const [W0, b0] = [W, b];
+    let lastLoss = 0;
+    for (let step = 0; step < epochs; step++) {
+      const g = byHand(W, b);
+      const drift = W.reduce((s, v, k) => s + (v - W0[k]!) ** 2, 0) + b.reduce((s, v, k) => s + (v - b0[k]!) ** 2, 0);
+      lastLoss = g.loss + (mu / 2) * drift;
+      [W, b] = [W.map((v, k) => v - lr * (g.gW[k]! + mu * (v - W0[k]!))), b.map((v, k) => v - lr * (g.gb[k]! + mu * (v - b0[k]!)))];
+    }
+    const [gotW, gotB] = values(r.weights) as [number[], number[]];
+    gotW.forEach((v, k) => expect(v).toBeCloseTo(W[k]!, 6));
+    gotB.forEach((v, k) => expect(v).toBeCloseTo(b[k]!, 6));
+    expect(r.metrics.loss).toBeCloseTo(lastLoss, 5);
+    // μ = 0 is no term at all (the same bits); a negative μ is refused, naming the key.
+    const none = await new Trainer().train(tiny(w0, { epochs }));
+    const zero = await new Trainer().train(tiny(w0, { epochs, proximalMu: 0 }));
+    expect(bytes(zero.weights).equals(bytes(none.weights))).toBe(true);
+    expect(bytes(r.weights).equals(bytes(none.weights))).toBe(false);
+    await expect(new Trainer().train(tiny(w0, { proximalMu: -1 }))).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: /training.proximalMu/ });
+  });
+
+  it('proximalMu and an extraLoss add up', async () => {
+    const mu = 0.5;
+    const w0 = await initialWeights(TINY);
+    const hand = (trainable: readonly tf.Variable[], base: readonly tf.Tensor[]): tf.Scalar =>
+      tf.mul(mu / 2, tf.addN(trainable.map((w, i) => tf.sum(tf.squaredDifference(w, base[i]!))))) as tf.Scalar;
+    const both = await new Trainer().train(tiny(w0, { epochs: 3, proximalMu: mu, extraLoss: hand }));
+    const double = await new Trainer().train(tiny(w0, { epochs: 3, proximalMu: 2 * mu }));
+    values(both.weights).flat().forEach((v, k) => expect(v).toBeCloseTo(values(double.weights).flat()[k]!, 6));
+  });
 });
