@@ -9,7 +9,15 @@ import type { Strategy } from './strategy.ts';
 
 export { Aggregator } from './service.ts';
 export type { AggregatorOptions, AggregatorSummary } from './options.ts';
-export { FedAvg, WeightedMean, sampleNodes, fedavgOptions, type FedAvgOptions, type FedAvgSection, type WeightedMeanLimits } from './strategies/fedavg.ts';
+export { FedAvg, WeightedMean, sampleNodes, fedavgOptions, fractionOption, type FedAvgOptions, type FedAvgSection, type MeanStep, type WeightedMeanLimits } from './strategies/fedavg.ts';
+export { FedProx, fedproxOptions, type FedProxOptions } from './strategies/fedprox.ts';
+export {
+  FEDOPT_STATE_FORMAT, ServerOptimizer, decodeOptimizerState, encodeOptimizerState, type OptimizerState, type ServerOptimizerBase, type TensorStep,
+} from './strategies/fedopt.ts';
+export { FedAvgM, fedavgmOptions, type FedAvgMOptions } from './strategies/fedavgm.ts';
+export { FedAdagrad, fedadagradOptions, type FedAdagradOptions } from './strategies/fedadagrad.ts';
+export { FedAdam, fedadamOptions, type FedAdamOptions } from './strategies/fedadam.ts';
+export { FedYogi, fedyogiOptions, type FedYogiOptions } from './strategies/fedyogi.ts';
 export {
   STRATEGIES, STRATEGY_NAMES, parseStrategySection, strategyFor, strategySectionSchema, trainingConfig,
   type StrategyContext, type StrategyDefinition, type StrategyName, type StrategySection,

@@ -33,6 +33,7 @@ export const ErrorCodes = {
   SIGNATURE_INVALID: { retriable: false, summary: 'A record is unsigned, signed by a key no participant of the pipeline holds (or by another participant\'s), outside its key\'s validity window, or its Ed25519 signature does not verify; it is not acted on.' },
   KEY_INVALID: { retriable: false, summary: 'A key file or listed key cannot be used: missing, unreadable, readable by others, not PEM, or not an Ed25519 key of the expected kind.' },
   UPDATE_REJECTED: { retriable: false, summary: 'A model update failed validation (round, base version, shape, non-finite value, norm bound, duplicate).' },
+  STRATEGY_STATE_INVALID: { retriable: false, summary: 'The strategy state stored with the latest model version cannot be restored by the strategy the manifest names (another strategy\'s, a model of other shapes, or damaged bytes).' },
   ROUND_ABANDONED: { retriable: false, summary: 'A round reached its deadline without the minimum number of updates.' },
   TRAINING_FAILED: { retriable: false, summary: 'Local training on a node failed (bad data, bad model definition, backend error).' },
   DATA_INVALID: { retriable: false, summary: 'A node data file is malformed; the message names the file, line or record.' },

@@ -26,7 +26,7 @@ function configError(fn: () => unknown): ConfigError {
 
 describe('the strategy registry', () => {
   it('parses a strategy section with the strategy\'s own schema, defaults filled in', () => {
-    expect(STRATEGY_NAMES).toEqual(['fedavg']);
+    expect(STRATEGY_NAMES).toEqual(['fedavg', 'fedprox', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi']);
     expect(parseStrategySection({ name: 'fedavg' })).toEqual({ name: 'fedavg', fraction: 1 });
     expect(parseStrategySection({ name: 'fedavg', fraction: 0.25 })).toEqual({ name: 'fedavg', fraction: 0.25 });
     expect(strategySectionSchema().parse({ name: 'fedavg', fraction: 0.5 })).toEqual({ name: 'fedavg', fraction: 0.5 });
@@ -37,8 +37,15 @@ describe('the strategy registry', () => {
     { raw: { name: 'fedavg', fraction: 1.5 }, path: 'strategy.fraction', message: /got 1.5/ },
     { raw: { name: 'fedavg', fraction: 'half' }, path: 'strategy.fraction', message: /"half"/ },
     { raw: { name: 'fedavg', momentum: 0.9 }, path: 'strategy.momentum', message: /unknown option momentum of strategy fedavg/ },
-    { raw: { name: 'fedprox' }, path: 'strategy.name', message: /unknown strategy "fedprox"; known strategies: fedavg/ },
+    { raw: { name: 'krum' }, path: 'strategy.name', message: /unknown strategy "krum"; known strategies: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi/ },
     { raw: {}, path: 'strategy.name', message: /known strategies: fedavg/ },
+    { raw: { name: 'fedprox' }, path: 'strategy.proximalMu', message: /expected number/ },
+    { raw: { name: 'fedprox', proximalMu: -0.1 }, path: 'strategy.proximalMu', message: /got -0.1/ },
+    { raw: { name: 'fedadam', beta1: 1 }, path: 'strategy.beta1', message: /got 1/ },
+    { raw: { name: 'fedadam', tau: 0 }, path: 'strategy.tau', message: /got 0/ },
+    { raw: { name: 'fedyogi', eta: -1 }, path: 'strategy.eta', message: /got -1/ },
+    { raw: { name: 'fedadagrad', beta1: 0.9 }, path: 'strategy.beta1', message: /unknown option beta1 of strategy fedadagrad/ },
+    { raw: { name: 'fedavgm', serverMomentum: 1 }, path: 'strategy.serverMomentum', message: /got 1/ },
   ])('rejects $raw with a ConfigError at $path', ({ raw, path, message }) => {
     const e = configError(() => parseStrategySection(raw));
     expect(e.path).toBe(path);

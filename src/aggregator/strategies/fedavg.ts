@@ -28,13 +28,16 @@ export interface FedAvgOptions {
   maxWeightShare?: number;
 }
 
+/** C, the fraction of the known nodes selected per round, in (0, 1] (default 1: every node); every strategy built on FedAvg's round takes it. */
+export const fractionOption = z.number().gt(0, 'expected a number in (0, 1]').lte(1, 'expected a number in (0, 1]').default(1);
+
 /**
  * FedAvg's section of a manifest: `strategy: { name: fedavg, fraction: C }`. `fraction` is C, the fraction of the
  * known nodes selected per round, in (0, 1] (default 1: every node). Registered in registry.ts.
  */
 export const fedavgOptions = z.object({
   name: z.literal('fedavg'),
-  fraction: z.number().gt(0, 'expected a number in (0, 1]').lte(1, 'expected a number in (0, 1]').default(1),
+  fraction: fractionOption,
 }).strict();
 
 export type FedAvgSection = z.infer<typeof fedavgOptions>;
@@ -74,6 +77,14 @@ export interface WeightedMeanLimits {
 }
 
 /**
+ * What becomes of the round's example-weighted mean: given the float64 sums of the fold (one array per tensor, Σ n_k·w_k
+ * after any share cap) and `inv` = 1 / Σ n_k, returns the new weights (the mean of element j is `sums[t][j] * inv`).
+ * Without one, the new weights are the mean itself rounded to float32 (FedAvg). A server optimizer (fedopt.ts) passes
+ * one to take its step from the mean in float64, with no extra model-sized copy of it.
+ */
+export type MeanStep = (sums: readonly Float64Array[], inv: number) => Float32Array[];
+
+/**
  * Example-weighted mean, folded in float64 by the WebAssembly SIMD kernel (kernels/weighted-sum.ts): the
  * same bits as `foldScaledScalar` (kernels/) applied update after update, with the accumulator read and written once per few
  * updates. Exported for benchmarks and for strategies that reuse it.
@@ -93,7 +104,7 @@ export class WeightedMean implements Aggregation {
   private largest: { updateId: string; examples: number; values: Float32Array[]; metrics: Record<string, number> } | undefined;
 
   /** `options` tune the fold kernel (benchmarks use them); the defaults are the aggregator's. */
-  constructor(private readonly base: Weights, options: WeightedSumOptions = {}, limits: WeightedMeanLimits = {}) {
+  constructor(private readonly base: Weights, options: WeightedSumOptions = {}, limits: WeightedMeanLimits = {}, private readonly step?: MeanStep) {
     this.sums = new WeightedSum(base.map((t) => t.values.length), options);
     const share = limits.maxWeightShare;
     if (share !== undefined && !(share >= 0.5 && share <= 1)) throw new FedStreamError('INTERNAL', `maxWeightShare ${share} is outside [0.5, 1]`);
@@ -162,9 +173,13 @@ export class WeightedMean implements Aggregation {
     }
     this.largest = undefined;
     const inv = 1 / total;
-    const averages = this.sums.scaled(inv);
-    // The averages are copies: the kernel's memory goes back for the next round's aggregation.
-    this.sums.dispose();
+    let averages: Float32Array[];
+    try {
+      averages = this.step ? this.step(this.sums.sums(), inv) : this.sums.scaled(inv);
+    } finally {
+      // The averages are copies: the kernel's memory goes back for the next round's aggregation.
+      this.sums.dispose();
+    }
     const weights: Weights = this.base.map((t, i) => ({ name: t.name, shape: [...t.shape], values: averages[i]! }));
     const metrics: Record<string, number> = { totalExamples: this.totalExamples, contributors: this.folded };
     for (const [k, m] of this.metricSums) if (m.examples > 0) metrics[`train_${k}`] = m.sum / m.examples;

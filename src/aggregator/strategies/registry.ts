@@ -11,7 +11,12 @@ import { ConfigError } from '../../common/index.ts';
 import type { Manifest } from '../../config/index.ts';
 import type { RoundConfig } from '../../protocol/index.ts';
 import type { Strategy } from '../strategy.ts';
+import { FedAdagrad, fedadagradOptions } from './fedadagrad.ts';
+import { FedAdam, fedadamOptions } from './fedadam.ts';
 import { FedAvg, fedavgOptions } from './fedavg.ts';
+import { FedAvgM, fedavgmOptions } from './fedavgm.ts';
+import { FedProx, fedproxOptions } from './fedprox.ts';
+import { FedYogi, fedyogiOptions } from './fedyogi.ts';
 
 /** What a strategy's factory gets besides its own options. */
 export interface StrategyContext {
@@ -38,9 +43,39 @@ export const STRATEGIES = {
   /** Federated averaging (McMahan et al. 2017). */
   fedavg: define({
     options: fedavgOptions,
-    create: (o, c) => new FedAvg({ config: c.config, fraction: o.fraction, seed: c.seed, maxWeightShare: c.maxWeightShare }),
+    create: (o, c) => new FedAvg(base(o, c)),
+  }),
+  /** FedProx (Li et al., MLSys 2020): FedAvg whose nodes add μ/2·‖w − w_t‖² to their loss. */
+  fedprox: define({
+    options: fedproxOptions,
+    create: (o, c) => new FedProx({ ...base(o, c), proximalMu: o.proximalMu }),
+  }),
+  /** FedAvgM (Hsu et al. 2019): server momentum. */
+  fedavgm: define({
+    options: fedavgmOptions,
+    create: (o, c) => new FedAvgM({ ...base(o, c), serverLearningRate: o.serverLearningRate, serverMomentum: o.serverMomentum }),
+  }),
+  /** FedAdagrad (Reddi et al., ICLR 2021). */
+  fedadagrad: define({
+    options: fedadagradOptions,
+    create: (o, c) => new FedAdagrad({ ...base(o, c), eta: o.eta, tau: o.tau }),
+  }),
+  /** FedAdam (Reddi et al., ICLR 2021). */
+  fedadam: define({
+    options: fedadamOptions,
+    create: (o, c) => new FedAdam({ ...base(o, c), eta: o.eta, beta1: o.beta1, beta2: o.beta2, tau: o.tau }),
+  }),
+  /** FedYogi (Reddi et al., ICLR 2021). */
+  fedyogi: define({
+    options: fedyogiOptions,
+    create: (o, c) => new FedYogi({ ...base(o, c), eta: o.eta, beta1: o.beta1, beta2: o.beta2, tau: o.tau }),
   }),
 } as const;
+
+/** FedAvg's options (selection, round config, share cap), which every strategy here builds on. */
+function base(o: { fraction: number }, c: StrategyContext) {
+  return { config: c.config, fraction: o.fraction, seed: c.seed, maxWeightShare: c.maxWeightShare };
+}
 
 export type StrategyName = keyof typeof STRATEGIES;
 
