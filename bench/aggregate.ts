@@ -4,13 +4,13 @@
  * and without decoding (Avro ModelUpdate + unpackTensors), against two references measured in the same run on
  * the same inputs: the bulk-copy rate (TypedArray.prototype.set) and Flower's aggregate / aggregate_inplace.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { WeightedSum, foldScaledScalar, type WeightedSumOptions } from '../src/aggregator/kernels/index.ts';
 import { WeightedMean } from '../src/aggregator/strategies/fedavg.ts';
 import { packTensors, unpackTensors, type ModelUpdateRecord } from '../src/codec/index.ts';
 import type { Weights } from '../src/codec/types.ts';
 import { codec, decode, decodeView } from '../src/protocol/wire.ts';
+import { flowerPython } from '../scripts/flower.mjs';
 import { ROOT, median, progress, round, run } from './lib.ts';
 
 export interface AggregateFigures {
@@ -91,29 +91,18 @@ export function numExamples(k: number): number {
   return 100 + ((k * 37) % 500);
 }
 
-const VENV = path.join(ROOT, '.cache', 'bench-venv');
-const PY = path.join(VENV, 'bin', 'python');
-const FLWR_SPEC = 'flwr==1.42.0';
-
-/** The python that runs flower_bench.py: a venv under .cache with flwr (or numpy alone, then the copy of Flower's code). */
-async function flowerPython(): Promise<{ python: string; fallback: boolean } | { error: string }> {
-  const has = async (mod: string) => existsSync(PY) && (await run(PY, ['-c', `import ${mod}`])).code === 0;
-  if (await has('flwr, numpy')) return { python: PY, fallback: false };
-  progress(`installing ${FLWR_SPEC} and numpy into ${path.relative(ROOT, VENV)} (first run only)`);
-  if (!existsSync(PY)) {
-    const v = await run('python3', ['-m', 'venv', VENV]);
-    if (v.code !== 0) return { error: `python3 -m venv failed: ${v.stderr.trim().split('\n').at(-1)}` };
+/** The python that runs flower_bench.py: .cache/bench-venv with flwr (or numpy alone, then the copy of Flower's code); scripts/flower.mjs installs it. */
+async function flowerPythonForBench(): Promise<{ python: string; fallback: boolean } | { error: string }> {
+  try {
+    const py = await flowerPython({ numpyFallback: true, log: progress });
+    return { python: py.python, fallback: !py.flwr };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
-  const pip = await run(PY, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', FLWR_SPEC, 'numpy', 'threadpoolctl'], { timeoutMs: 600_000 });
-  if (pip.code === 0 && (await has('flwr, numpy'))) return { python: PY, fallback: false };
-  progress(`flwr did not install (${pip.stderr.trim().split('\n').at(-1)}); trying numpy alone`);
-  const np = await run(PY, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', 'numpy', 'threadpoolctl'], { timeoutMs: 600_000 });
-  if (np.code === 0 && (await has('numpy'))) return { python: PY, fallback: true };
-  return { error: `neither flwr nor numpy could be installed: ${np.stderr.trim().split('\n').at(-1)}` };
 }
 
 async function runFlower(p: number, n: number, reps: number): Promise<Record<string, unknown> | { error: string }> {
-  const py = await flowerPython();
+  const py = await flowerPythonForBench();
   if ('error' in py) return py;
   // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow a current numpy down where they are set: unset for this command only.
   const env = { ...process.env };
