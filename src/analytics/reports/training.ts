@@ -283,7 +283,7 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     subtitle: m.description ?? 'Convergence and participation of a federated learning pipeline.',
     meta: [
       { key: 'Pipeline', value: `${m.tenant}/${m.name}` },
-      { key: 'Strategy', value: `${m.strategy.name}, ${m.rounds.count} rounds, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
+      { key: 'Strategy', value: `${strategyLabel(m.strategy)}, ${m.rounds.count} rounds, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
       { key: 'Training', value: `${m.training.epochs} epoch${m.training.epochs === 1 ? '' : 's'}, batch ${m.training.batchSize}, ${m.training.optimizer} at learning rate ${m.training.learningRate}` },
       { key: 'Source', value: engine(analytics) },
       { key: 'Generated', value: stamp(now) },
@@ -291,4 +291,10 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     sections,
   };
   return { title: doc.title, document: doc, markdown: renderMarkdown(doc), html: renderHtml(doc), convergence, participation };
+}
+
+/** The strategy's name and the options the manifest sets (`fedadam (eta 0.05, beta1 0.9)`); unset options have the defaults of docs/strategies.md. */
+function strategyLabel(s: Manifest['strategy']): string {
+  const options = Object.entries(s).filter(([k]) => k !== 'name').map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  return options.length ? `${s.name} (${options.join(', ')})` : s.name;
 }
