@@ -133,7 +133,7 @@ export function registerDemoCommands(program: Command): void {
       const plan = planDemo(options);
       if (hasPreviousRun(plan.out)) process.stderr.write(`fedstream demo: clearing the previous run in ${plan.out}\n`);
       const settings = plan.manifest;
-      process.stderr.write(`fedstream demo: ${plan.nodeIds.length} nodes, ${settings.data.source === 'mnist' ? `MNIST ${settings.data.partition === 'iid' ? 'IID' : `non-IID (${settings.data.shardsPerNode} label shards per node)`}` : 'file data'}, ${settings.rounds.count} round${settings.rounds.count === 1 ? '' : 's'} of FedAvg (E=${settings.training.epochs}, B=${settings.training.batchSize}, lr=${settings.training.learningRate}); `
+      process.stderr.write(`fedstream demo: ${plan.nodeIds.length} nodes, ${settings.data.source === 'mnist' ? `MNIST ${settings.data.partition === 'iid' ? 'IID' : `non-IID (${settings.data.shardsPerNode} label shards per node)`}` : 'file data'}, ${settings.rounds.count} round${settings.rounds.count === 1 ? '' : 's'} of ${settings.strategy.name} (E=${settings.training.epochs}, B=${settings.training.batchSize}, lr=${settings.training.learningRate}); `
         + `${settings.kafka.brokers ? `Kafka ${settings.kafka.brokers}` : 'in-memory transport'}, ${settings.analytics.clickhouse ? `ClickHouse ${settings.analytics.clickhouse}` : `embedded ClickHouse in ${settings.analytics.path}`}\n`);
       // The first signal says so and exits 130; the second exits at once.
       onSignals(() => { process.stderr.write('\nfedstream demo: interrupted\n'); });
