@@ -123,7 +123,7 @@ describe('FedNode and the round config', () => {
   it('refuses a round whose config it cannot honour, says why, and trains the next one', async () => {
     const h = await harness();
     await h.node.start();
-    await control(h, 1, 'START', { ...encodeRoundConfig({ epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' }), proximalMu: '0.01' });
+    await control(h, 1, 'START', { ...encodeRoundConfig({ epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' }), lossScale: '128' });
     await until('round 1 refused', () => h.node.health().figures?.roundsRefused === 1);
     await control(h, 2, 'START', { optimizer: 'rmsprop' });
     await until('round 2 refused', () => h.node.health().figures?.roundsRefused === 2);
@@ -140,8 +140,8 @@ describe('FedNode and the round config', () => {
     let errors: TelemetryEventRecord[] = [];
     for (let i = 0; i < 100 && errors.length < 2; i++) errors = await telemetry(h, 'ERROR');
     expect(errors.map((e) => e.round)).toEqual([1, 2]);
-    expect(errors[0]!.labels).toMatchObject({ errorCode: 'CONFIG_INVALID', key: 'proximalMu', path: 'round 1 config.proximalMu', action: 'round-skipped' });
-    expect(errors[0]!.message).toMatch(/^round 1 not trained: round 1 config\.proximalMu: unknown training key proximalMu: this node honours epochs, batchSize, learningRate, optimizer/);
+    expect(errors[0]!.labels).toMatchObject({ errorCode: 'CONFIG_INVALID', key: 'lossScale', path: 'round 1 config.lossScale', action: 'round-skipped' });
+    expect(errors[0]!.message).toMatch(/^round 1 not trained: round 1 config\.lossScale: unknown training key lossScale: this node honours epochs, batchSize, learningRate, optimizer, proximalMu/);
     expect(errors[1]!.labels.key).toBe('optimizer');
     expect(errors[1]!.message).toContain('"rmsprop"');
 
