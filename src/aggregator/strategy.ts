@@ -34,7 +34,7 @@ export interface RoundPlan {
   selectedNodes: string[];
   /**
    * Training configuration sent to the nodes, typed (protocol/round-config.ts: epochs, batchSize, learningRate,
-   * optimizer); the aggregator puts it on the wire with `encodeRoundConfig`.
+   * optimizer, and FedProx's proximalMu); the aggregator puts it on the wire with `encodeRoundConfig`.
    */
   config: RoundConfig;
 }

@@ -6,8 +6,8 @@ import { ConfigError } from '../common/index.ts';
  * RoundControl record's `config` map of strings (schemas/avro/RoundControl.avsc); this file is the one place that
  * turns one into the other, so that the aggregator's strategies and the node's trainer agree on every key.
  *
- * Adding a key (FedProx's `proximalMu`, say): add it to `roundConfigSchema` with its unit and default, and teach the
- * node's trainer to honour it. A node rejects a round whose config carries a key it does not know, with the key's
+ * Adding a key (as FedProx's `proximalMu` was): add it to `roundConfigSchema` with its unit and default, and teach
+ * the node's trainer to honour it (node/trainer.ts, `trainOptionsOf`, does not compile until it is mapped). A node rejects a round whose config carries a key it does not know, with the key's
  * name, rather than silently training without it.
  */
 export const roundConfigSchema = z.object({

@@ -100,7 +100,8 @@ export function decodeOptimizerState(strategy: string, slots: readonly string[],
   const okTensors = Array.isArray(header.tensors) && header.tensors.every((t) => typeof t?.name === 'string' && Number.isInteger(t.length) && t.length >= 0);
   if (!okTensors || !Array.isArray(header.slots) || !Number.isInteger(header.steps) || header.steps < 0) throw bad('its header lacks steps, slots or tensors');
   const want = [...slots].sort().join(',');
-  if ([...header.slots].sort().join(',') !== want) throw bad(`it holds slots ${header.slots.join(', ')}, expected ${slots.join(', ')}`);
+  const list = (xs: readonly string[]) => (xs.length ? xs.join(', ') : 'none');
+  if ([...header.slots].sort().join(',') !== want) throw bad(`it holds slots ${list(header.slots)}, expected ${list(slots)} (were the strategy's options changed?)`);
   const perSlot = header.tensors.reduce((a, t) => a + t.length, 0);
   const expected = 4 + headerLength + perSlot * header.slots.length * 4;
   if (bytes.length !== expected) throw bad(`${bytes.length} bytes, expected ${expected} for ${header.slots.length} slots of ${perSlot} parameters`);
@@ -142,8 +143,8 @@ export abstract class ServerOptimizer implements Strategy {
   private current: OptimizerState | undefined;
 
   /** `slots`: names of the per-element arrays the optimizer keeps (`m`, `v`, `momentum`); none for a stateless setting. */
-  protected constructor(private readonly base: ServerOptimizerBase, private readonly slots: readonly string[]) {
-    this.selection = new FedAvg(base);
+  protected constructor(private readonly common: ServerOptimizerBase, private readonly slots: readonly string[]) {
+    this.selection = new FedAvg(common);
   }
 
   /** FedAvg's: the same selection of nodes and the same round config. */
@@ -152,7 +153,7 @@ export abstract class ServerOptimizer implements Strategy {
   }
 
   begin(base: Weights, ctx: RoundContext): Aggregation {
-    return new WeightedMean(base, {}, { maxWeightShare: this.base.maxWeightShare }, (sums, inv) => this.step(base, sums, inv, ctx.round));
+    return new WeightedMean(base, {}, { maxWeightShare: this.common.maxWeightShare }, (sums, inv) => this.step(base, sums, inv, ctx.round));
   }
 
   /** The state after the last step; undefined before the first one (and always when the optimizer keeps no slots). */
@@ -163,11 +164,6 @@ export abstract class ServerOptimizer implements Strategy {
 
   restore(bytes: Uint8Array): void {
     this.current = decodeOptimizerState(this.name, this.slots, bytes);
-  }
-
-  /** Server steps taken (restored ones included). */
-  get steps(): number {
-    return this.current?.steps ?? 0;
   }
 
   /** One tensor's step; see {@link TensorStep}. */
