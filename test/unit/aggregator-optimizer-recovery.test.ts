@@ -13,6 +13,7 @@ import { packTensors, unpackTensors, type ModelVersionRecord } from '../../src/c
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { mulberry32 } from '../../src/ml/index.ts';
+import { ephemeralParticipants, type EphemeralParticipants } from '../../src/protocol/participants.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
 import { createMemoryTransport, MemoryCluster, type Transport } from '../../src/transport/index.ts';
@@ -22,16 +23,18 @@ const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const ROUNDS = 4;
 const NODES = ['node-1', 'node-2'];
 
-const manifestFor = (name: string, strategy: Record<string, unknown>): Manifest => parseManifest({
+/** The pipeline, with in-memory Ed25519 keys for the aggregator and the nodes (signed records, as a real pipeline's). */
+const pipelineFor = (name: string, strategy: Record<string, unknown>): EphemeralParticipants<Manifest> => ephemeralParticipants(parseManifest({
   apiVersion: 'fedstream/v1', tenant: 'test', name,
   model: { inputShape: [6], seed: 3, layers: [{ type: 'dense', units: 4, activation: 'relu' }, { type: 'dense', units: 3, activation: 'softmax' }] },
   data: { source: 'mnist', nodes: NODES.length, testExamples: 100, trainExamples: 200 },
   rounds: { count: ROUNDS, targetUpdates: NODES.length, minUpdates: NODES.length, timeoutMs: 60_000 },
   strategy,
-});
+}), NODES);
 
 /** What a node sends for a round: its base version's weights moved by a step that depends on (node, round) and on the base. */
-async function sendUpdate(t: Transport, m: Manifest, round: number, node: number): Promise<void> {
+async function sendUpdate(t: Transport, team: EphemeralParticipants<Manifest>, round: number, node: number): Promise<void> {
+  const m = team.manifest;
   const base = (await readVersions(t, m)).at(-1)!;
   expect(base.version).toBe(round - 1);
   const rand = mulberry32(round * 1000 + node);
@@ -41,7 +44,7 @@ async function sendUpdate(t: Transport, m: Manifest, round: number, node: number
   await p.send(toRecords(pipelineTopics(m).updates, 'ModelUpdate', {
     updateId: `u${round}-${node}`, tenant: m.tenant, pipeline: m.name, nodeId: NODES[node]!, round, baseVersion: base.version,
     numExamples: 10 + 7 * node + round, tensors: packTensors(weights), metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
-  }, NODES[node]!, m.topics.chunkSizeBytes));
+  }, NODES[node]!, m.topics.chunkSizeBytes, {}, team.signerFor(NODES[node]!)));
   await p.disconnect();
 }
 
@@ -62,26 +65,28 @@ type Fault = 'mid-round' | 'before-commit';
 
 /** Runs the pipeline; with `crashAt`, the first aggregator dies there in round 3 and a second one takes over. */
 async function run(strategy: Record<string, unknown>, crashAt?: Fault): Promise<ModelVersionRecord[]> {
-  const m = manifestFor(`opt-${crashAt ?? 'straight'}-${Math.random().toString(36).slice(2, 8)}`, strategy);
+  const team = pipelineFor(`opt-${crashAt ?? 'straight'}-${Math.random().toString(36).slice(2, 8)}`, strategy);
+  const m = team.manifest;
+  const signer = team.signerFor('aggregator');
   const cluster = new MemoryCluster();
   const t = createMemoryTransport({ cluster, logger });
   let w = versionWaiter();
   const fault = crashAt ? (point: string, round: number) => {
     if (point === crashAt && round === 3) throw new Error(`simulated kill -9 at ${point} in round ${round}`);
   } : undefined;
-  const first = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion: w.onVersion, fault });
+  const first = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion: w.onVersion, fault });
   await first.start();
   let live = first;
   for (let round = 1; round <= ROUNDS; round++) {
     await w.published(round - 1);
-    for (let node = 0; node < NODES.length; node++) await sendUpdate(t, m, round, node);
+    for (let node = 0; node < NODES.length; node++) await sendUpdate(t, team, round, node);
     if (crashAt && round === 3) {
       await expect(first.done).rejects.toThrow(/simulated kill -9/);
       await first.stop();
       // What the log holds: nothing of round 3 committed.
       expect((await readVersions(t, m)).map((v) => v.version)).toEqual([0, 1, 2]);
       w = versionWaiter();
-      live = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion: w.onVersion });
+      live = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion: w.onVersion });
       await live.start();
     }
   }
