@@ -102,11 +102,24 @@ export function kindOf(schema: unknown, source: string): RecordKind {
   return short as RecordKind;
 }
 
+/**
+ * Which of our own types replace avsc's for a primitive, whether it is written `"long"` or as an object such as
+ * `{"type": "long", "logicalType": "timestamp-millis"}`: avsc looks the former up in the registry but builds its own
+ * LongType for the latter, which would bypass EXACT_LONG (and sign-flip timestamps below −2^52).
+ */
+function primitiveHook(primitives: Readonly<Record<string, avsc.Type>>): (schema: avsc.Schema) => avsc.Type | undefined {
+  return (schema) => {
+    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
+    const name = (schema as { type?: unknown }).type;
+    return typeof name === 'string' && Object.hasOwn(primitives, name) ? primitives[name] : undefined;
+  };
+}
+
 export function parseType(schema: unknown, source: string, views = false): AvroType {
   try {
     // A fresh registry per file: each .avsc stands alone (TensorRecord is defined inline where used).
-    const registry: Record<string, avsc.Type> = views ? { long: EXACT_LONG, bytes: VIEW_BYTES } : { long: EXACT_LONG };
-    return avsc.Type.forSchema(schema as avsc.Schema, { ...FORSCHEMA_OPTIONS, registry });
+    const primitives: Record<string, avsc.Type> = views ? { long: EXACT_LONG, bytes: VIEW_BYTES } : { long: EXACT_LONG };
+    return avsc.Type.forSchema(schema as avsc.Schema, { ...FORSCHEMA_OPTIONS, registry: { ...primitives }, typeHook: primitiveHook(primitives) });
   } catch (err) {
     throw new CodecError('CODEC_INVALID', `${source}: not a valid Avro schema: ${(err as Error).message}`, { cause: err, details: { source } });
   }
