@@ -13,7 +13,12 @@ export function preview(value: unknown): string {
   try {
     text = JSON.stringify(value) ?? String(value);
   } catch {
-    text = String(value);
+    try {
+      text = String(value);
+    } catch {
+      // An object with neither toJSON nor a way to become a string (no prototype, bigints inside): its tag.
+      text = Object.prototype.toString.call(value);
+    }
   }
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

@@ -1,0 +1,28 @@
+// The minimal counterexamples the fuzzers (fuzz-*.test.ts) found, one test each, so that each bug stays fixed
+// whatever the fuzzers' seeds explore next.
+import { describe, expect, it } from 'vitest';
+import { defaultCodec } from '../../src/codec/index.ts';
+import { CodecError } from '../../src/common/errors.ts';
+import { samples } from '../fixtures/avro/samples.ts';
+
+const codec = defaultCodec();
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected an error, got success');
+}
+
+describe('fuzz counterexamples: the codec', () => {
+  it('a value that cannot be shown as text (no prototype, a bigint inside) is refused with CODEC_INVALID naming the field, not a TypeError', () => {
+    const value = Object.assign(Object.create(null) as object, { '': 0n });
+    const err = thrown(() => codec.encode('ModelUpdate', { ...samples().ModelUpdate, nodeId: value } as never));
+    expect(err).toBeInstanceOf(CodecError);
+    expect((err as CodecError).code).toBe('CODEC_INVALID');
+    expect((err as CodecError).details.field).toBe('nodeId');
+    expect((err as CodecError).message).toContain('[object Object]');
+  });
+});
