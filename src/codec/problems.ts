@@ -85,11 +85,25 @@ export interface FieldProblem {
   message: string;
 }
 
-/** Properties that the schema does not declare (avsc would drop them silently: usually a typo). */
+/** A lone UTF-16 surrogate: no UTF-8 for it exists, so avsc writes bytes that no reader accepts (CESU-8). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function surrogateProblem(path: string, text: string, what: string): FieldProblem {
+  const at = text.search(LONE_SURROGATE);
+  const unit = text.charCodeAt(at).toString(16);
+  return { field: path || '<root>', message: `${what} holds a lone UTF-16 surrogate (\\u${unit} at index ${at}), which has no UTF-8 encoding` };
+}
+
+/**
+ * What avsc's own check lets through: properties that the schema does not declare (avsc would drop them silently:
+ * usually a typo), and strings or map keys with a lone surrogate (avsc would write bytes no reader accepts).
+ */
 function undeclaredFields(type: AvroType, value: unknown, path: string, out: FieldProblem[]): void {
   if (value === null || value === undefined) return;
   const t = view(type);
-  if (t.typeName === 'record' && typeof value === 'object' && !Array.isArray(value)) {
+  if (t.typeName === 'string' && typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) out.push(surrogateProblem(path, value, 'string'));
+  } else if (t.typeName === 'record' && typeof value === 'object' && !Array.isArray(value)) {
     const record = value as Record<string, unknown>;
     const fields = t.fields ?? [];
     for (const key of Object.keys(record)) {
@@ -102,6 +116,7 @@ function undeclaredFields(type: AvroType, value: unknown, path: string, out: Fie
     value.forEach((item, i) => undeclaredFields(t.itemsType as AvroType, item, `${path}[${i}]`, out));
   } else if (t.typeName === 'map' && typeof value === 'object') {
     for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+      if (LONE_SURROGATE.test(key)) out.push(surrogateProblem(appendPath(path, type, key), key, 'map key'));
       undeclaredFields(t.valuesType as AvroType, item, appendPath(path, type, key), out);
     }
   } else if (t.typeName.startsWith('union')) {
@@ -114,7 +129,7 @@ function undeclaredFields(type: AvroType, value: unknown, path: string, out: Fie
   }
 }
 
-/** Wrong types, missing fields, out-of-range longs, unknown enum symbols and undeclared properties of `value`. */
+/** Wrong types, missing fields, out-of-range longs, unknown enum symbols, undeclared properties and strings without UTF-8 of `value`. */
 export function fieldProblems(type: AvroType, value: unknown): FieldProblem[] {
   const problems: FieldProblem[] = [];
   type.isValid(value, {

@@ -26,3 +26,24 @@ describe('fuzz counterexamples: the codec', () => {
     expect((err as CodecError).message).toContain('[object Object]');
   });
 });
+
+describe('fuzz counterexamples: strings without a UTF-8 encoding', () => {
+  it.each([
+    ['ModelUpdate', { sdkVersion: '\ud800' }, 'sdkVersion'],
+    ['TelemetryEvent', { message: 'ok \udfff' }, 'message'],
+    ['TelemetryEvent', { labels: { a: '\ud83d' } }, 'labels.a'],
+    ['TelemetryEvent', { metrics: { ['\ud800']: 1 } }, 'metrics["\\ud800"]'],
+    ['RoundControl', { selectedNodes: ['n', '\udc00x'] }, 'selectedNodes[1]'],
+  ] as const)('%s %j: CODEC_INVALID naming %s, never bytes that no reader accepts', (kind, patch, field) => {
+    const err = thrown(() => codec.encode(kind, { ...samples()[kind], ...patch } as never));
+    expect(err).toBeInstanceOf(CodecError);
+    expect((err as CodecError).code).toBe('CODEC_INVALID');
+    expect((err as CodecError).details.field).toBe(field);
+    expect((err as CodecError).message).toMatch(/lone UTF-16 surrogate/);
+  });
+
+  it('a surrogate pair (an emoji) is fine and reads back as itself', () => {
+    const value = { ...samples().TelemetryEvent, message: 'ok \ud83d\ude00', labels: { '\ud83d\ude00': 'x' } };
+    expect(codec.decode('TelemetryEvent', codec.encode('TelemetryEvent', value))).toEqual(value);
+  });
+});
