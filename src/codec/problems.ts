@@ -96,7 +96,8 @@ function surrogateProblem(path: string, text: string, what: string): FieldProble
 
 /**
  * What avsc's own check lets through: properties that the schema does not declare (avsc would drop them silently:
- * usually a typo), and strings or map keys with a lone surrogate (avsc would write bytes no reader accepts).
+ * usually a typo), maps given as anything but a plain object (a Map would be written empty), and strings or map keys
+ * with a lone surrogate (avsc would write bytes no reader accepts).
  */
 function undeclaredFields(type: AvroType, value: unknown, path: string, out: FieldProblem[]): void {
   if (value === null || value === undefined) return;
@@ -115,6 +116,13 @@ function undeclaredFields(type: AvroType, value: unknown, path: string, out: Fie
   } else if (t.typeName === 'array' && Array.isArray(value)) {
     value.forEach((item, i) => undeclaredFields(t.itemsType as AvroType, item, `${path}[${i}]`, out));
   } else if (t.typeName === 'map' && typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) {
+      // avsc reads only own enumerable keys: a Map (or a Date, a Buffer…) would be written as {} or as index keys.
+      const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
+      out.push({ field: path || '<root>', message: `expected ${describe(type)} as a plain object, got ${typeof name === 'string' && name ? `a ${name}` : 'an object with a prototype'}` });
+      return;
+    }
     for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
       if (LONE_SURROGATE.test(key)) out.push(surrogateProblem(appendPath(path, type, key), key, 'map key'));
       undeclaredFields(t.valuesType as AvroType, item, appendPath(path, type, key), out);

@@ -47,3 +47,21 @@ describe('fuzz counterexamples: strings without a UTF-8 encoding', () => {
     expect(codec.decode('TelemetryEvent', codec.encode('TelemetryEvent', value))).toEqual(value);
   });
 });
+
+describe('fuzz counterexamples: maps given as other objects', () => {
+  it.each([
+    ['a Map', new Map([['loss', 1]]), 'a Map'],
+    ['a Date', new Date(0), 'a Date'],
+    ['a Buffer', Buffer.from([1, 2]), 'a Buffer'],
+  ])('metrics as %s: CODEC_INVALID naming the field, not a map written empty or with index keys', (_name, metrics, what) => {
+    const err = thrown(() => codec.encode('TelemetryEvent', { ...samples().TelemetryEvent, metrics } as never));
+    expect(err).toBeInstanceOf(CodecError);
+    expect((err as CodecError).details.field).toBe('metrics');
+    expect((err as CodecError).message).toContain(`got ${what}`);
+  });
+
+  it('a map without a prototype is a plain map', () => {
+    const metrics = Object.assign(Object.create(null) as Record<string, number>, { loss: 0.5 });
+    expect(codec.decode('TelemetryEvent', codec.encode('TelemetryEvent', { ...samples().TelemetryEvent, metrics })).metrics).toEqual({ loss: 0.5 });
+  });
+});
