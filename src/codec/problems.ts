@@ -104,6 +104,9 @@ function undeclaredFields(type: AvroType, value: unknown, path: string, out: Fie
   const t = view(type);
   if (t.typeName === 'string' && typeof value === 'string') {
     if (LONE_SURROGATE.test(value)) out.push(surrogateProblem(path, value, 'string'));
+  } else if (t.typeName === 'enum') {
+    // avsc looks symbols up in a plain object: 'toString' or '__proto__' would pass its check and be written as index 0.
+    if (typeof value !== 'string' || !(t.symbols ?? []).includes(value)) out.push({ field: path || '<root>', message: `expected ${describe(type)}, got ${preview(value)}` });
   } else if (t.typeName === 'record' && typeof value === 'object' && !Array.isArray(value)) {
     const record = value as Record<string, unknown>;
     const fields = t.fields ?? [];
@@ -129,7 +132,7 @@ function undeclaredFields(type: AvroType, value: unknown, path: string, out: Fie
     }
   } else if (t.typeName.startsWith('union')) {
     for (const branch of t.types ?? []) {
-      if (branch.isValid(value)) {
+      if (isValid(branch, value)) {
         undeclaredFields(branch, value, path, out);
         break;
       }
@@ -140,9 +143,26 @@ function undeclaredFields(type: AvroType, value: unknown, path: string, out: Fie
 /** Wrong types, missing fields, out-of-range longs, unknown enum symbols, undeclared properties and strings without UTF-8 of `value`. */
 export function fieldProblems(type: AvroType, value: unknown): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  type.isValid(value, {
-    errorHook: (steps, got, at) => problems.push({ field: formatPath(type, steps), message: `expected ${describe(at)}, got ${preview(got)}` }),
-  });
-  undeclaredFields(type, value, '', problems);
+  const ours: FieldProblem[] = [];
+  undeclaredFields(type, value, '', ours);
+  try {
+    type.isValid(value, {
+      errorHook: (steps, got, at) => problems.push({ field: formatPath(type, steps), message: `expected ${describe(at)}, got ${preview(got)}` }),
+    });
+  } catch (err) {
+    // avsc's check throws on some values it cannot compare (an array of prototype-less objects as an enum symbol).
+    if (ours.length === 0) problems.push({ field: '<root>', message: `cannot be checked against the schema: ${(err as Error).message}` });
+  }
+  // The same field may be named by both checks (an unknown enum symbol): once is enough.
+  for (const p of ours) if (!problems.some((q) => q.field === p.field)) problems.push(p);
   return problems;
+}
+
+/** `type.isValid(value)`, false where avsc's check throws. */
+function isValid(type: AvroType, value: unknown): boolean {
+  try {
+    return type.isValid(value);
+  } catch {
+    return false;
+  }
 }

@@ -65,3 +65,18 @@ describe('fuzz counterexamples: maps given as other objects', () => {
     expect(codec.decode('TelemetryEvent', codec.encode('TelemetryEvent', { ...samples().TelemetryEvent, metrics })).metrics).toEqual({ loss: 0.5 });
   });
 });
+
+describe('fuzz counterexamples: enum symbols', () => {
+  it.each(['toString', '__proto__', 'constructor', 'hasOwnProperty'])('action %j: CODEC_INVALID naming the field, never written as the first symbol', (action) => {
+    const err = thrown(() => codec.encode('AuditEvent', { ...samples().AuditEvent, action } as never));
+    expect(err).toBeInstanceOf(CodecError);
+    expect((err as CodecError).details.field).toBe('action');
+    expect((err as CodecError).message).toContain('expected one of UPDATE_ACCEPTED|');
+  });
+
+  it('an array of prototype-less objects as a symbol: CODEC_INVALID naming the field, not avsc\'s TypeError', () => {
+    const err = thrown(() => codec.encode('AuditEvent', { ...samples().AuditEvent, action: [Object.create(null)] } as never));
+    expect(err).toBeInstanceOf(CodecError);
+    expect((err as CodecError).details.field).toBe('action');
+  });
+});
