@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import { ConfigError, FedStreamError } from '../common/index.ts';
 import { CHUNK_SIZE_BOUNDS, DEFAULTS, LIMIT_DEFAULTS, TOPIC_KINDS } from './defaults.ts';
 
@@ -329,13 +329,84 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
 export function loadManifest(file: string): Manifest {
   const path = resolve(file);
   if (!existsSync(path)) throw new FedStreamError('CONFIG_NOT_FOUND', `pipeline manifest not found: ${path}`, { details: { path } });
-  const doc = parseDocument(readFileSync(path, 'utf8'));
+  return resolveParticipantPaths(parseManifestText(readFileSync(path, 'utf8'), file), dirname(path));
+}
+
+/**
+ * Parses and validates a manifest's YAML (or JSON) text; `source` names it in errors. Throws ConfigError: a YAML
+ * syntax error names the line and column, a bad value the field path.
+ */
+export function parseManifestText(text: string, source = 'manifest'): Manifest {
+  checkTextBounds(text, source);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'unknown position';
-    throw new ConfigError('', `YAML syntax error at ${where}: ${e.message.split('\n')[0]}`, { source: file });
+    throw new ConfigError('', `YAML syntax error at ${where}: ${e.message.split('\n')[0]}`, { source });
   }
-  return resolveParticipantPaths(parseManifest(doc.toJS(), file), dirname(path));
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // Aliases are what make a well-formed document fail here: one used before its anchor (or merged where it cannot
+    // be), or so many that they would expand exponentially (a "billion laughs"). Name the alias at fault, or the first.
+    const message = (err as Error).message;
+    let at: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        if (at === undefined || message.endsWith(`: ${node.source}`)) at = node.range?.[0];
+        return message.endsWith(`: ${node.source}`) ? visit.BREAK : undefined;
+      },
+    });
+    const pos = at === undefined ? undefined : lineCounter.linePos(at);
+    throw new ConfigError('', `YAML cannot be read at ${pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position'}: ${message}`, { source, cause: err });
+  }
+  return parseManifest(raw, source);
+}
+
+/** Bounds on a manifest's text, far beyond any real one, checked before the YAML parser sees it. */
+export const MANIFEST_TEXT_BOUNDS = { maxBytes: 1024 * 1024, maxFlowDepth: 64, maxIndent: 256 } as const;
+
+/**
+ * Refuses text that is too large or nested too deeply (`[[[[…`, `{a: {a: …`, or thousands of indented levels) before
+ * parsing: the YAML parser recurses once per level, and near the stack's end V8 can abort the whole process instead
+ * of throwing. Brackets inside quotes and comments count too: no real manifest comes near the bound.
+ */
+function checkTextBounds(text: string, source: string): void {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MANIFEST_TEXT_BOUNDS.maxBytes) {
+    throw new ConfigError('(root)', `${bytes} bytes of text, more than a manifest may have (${MANIFEST_TEXT_BOUNDS.maxBytes})`, { source });
+  }
+  let depth = 0;
+  let line = 1;
+  let lineStart = 0;
+  let indent: number | undefined = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a) {
+      line++;
+      lineStart = i + 1;
+      indent = 0;
+      continue;
+    }
+    if (indent !== undefined) {
+      if (c === 0x20) {
+        indent++;
+        if (indent > MANIFEST_TEXT_BOUNDS.maxIndent) throw new ConfigError('', `line ${line}, column ${indent}: indented more than ${MANIFEST_TEXT_BOUNDS.maxIndent} columns`, { source });
+        continue;
+      }
+      indent = undefined;
+    }
+    if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth > MANIFEST_TEXT_BOUNDS.maxFlowDepth) {
+        throw new ConfigError('', `line ${line}, column ${i - lineStart + 1}: brackets nested more than ${MANIFEST_TEXT_BOUNDS.maxFlowDepth} deep`, { source });
+      }
+    } else if ((c === 0x5d || c === 0x7d) && depth > 0) {
+      depth--;
+    }
+  }
 }
 
 /** The manifest with the participants' key paths made absolute against `dir` (the manifest's directory). */

@@ -2,7 +2,8 @@
 // whatever the fuzzers' seeds explore next.
 import { describe, expect, it } from 'vitest';
 import { defaultCodec } from '../../src/codec/index.ts';
-import { CodecError } from '../../src/common/errors.ts';
+import { CodecError, ConfigError } from '../../src/common/errors.ts';
+import { parseManifestText } from '../../src/config/index.ts';
 import { samples } from '../fixtures/avro/samples.ts';
 
 const codec = defaultCodec();
@@ -78,5 +79,35 @@ describe('fuzz counterexamples: enum symbols', () => {
     const err = thrown(() => codec.encode('AuditEvent', { ...samples().AuditEvent, action: [Object.create(null)] } as never));
     expect(err).toBeInstanceOf(CodecError);
     expect((err as CodecError).details.field).toBe('action');
+  });
+});
+
+describe('fuzz counterexamples: manifest YAML', () => {
+  it('an alias used before its anchor: a ConfigError naming its line and column, not a ReferenceError', () => {
+    const err = thrown(() => parseManifestText('<<: *a\napiVersion: fedstream/v1\n', 'm.yaml'));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(/^m\.yaml: YAML cannot be read at line 1, column 5: .*Unresolved alias.*: a$/);
+  });
+
+  it('aliases that expand exponentially (a "billion laughs"): a ConfigError at once, nothing expanded', () => {
+    const bomb = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 9 }, (_, i) => `a${i + 1}: &a${i + 1} [${Array<string>(10).fill(`*a${i}`).join(', ')}]`)].join('\n');
+    const started = Date.now();
+    const err = thrown(() => parseManifestText(bomb, 'bomb.yaml'));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(/YAML cannot be read at line \d+, column \d+: Excessive alias count/);
+  });
+});
+
+describe('fuzz counterexamples: manifest text nested without end', () => {
+  it.each([
+    ['flow sequences', '['.repeat(2000) + ']'.repeat(2000), /line 1, column 65: brackets nested more than 64 deep/],
+    ['flow mappings', '{a: '.repeat(1000) + '}'.repeat(1000), /line 1, column 257: brackets nested more than 64 deep/],
+    ['block mappings', Array.from({ length: 200 }, (_, i) => `${' '.repeat(2 * i)}a:`).join('\n'), /line 130, column 257: indented more than 256 columns/],
+    ['megabytes', `# ${'x'.repeat(1024 * 1024)}`, /\(root\): \d+ bytes of text, more than a manifest may have/],
+  ])('%s: a ConfigError naming where, before the YAML parser recurses near the end of the stack', (_name, text, message) => {
+    const err = thrown(() => parseManifestText(text, 'deep.yaml'));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(message);
   });
 });
