@@ -14,6 +14,9 @@ import { ErrorCodes, FedStreamError } from '../../src/common/errors.ts';
 const multiplier = Number(process.env.FEDSTREAM_FUZZ_RUNS ?? '1');
 const seedFromEnv = process.env.FEDSTREAM_FUZZ_SEED;
 
+/** Time for one fuzz test: a minute per base run count on a loaded 2-core machine, times FEDSTREAM_FUZZ_RUNS. */
+export const FUZZ_TIMEOUT_MS = 60_000 * (Number.isFinite(multiplier) && multiplier > 0 ? Math.max(1, multiplier) : 1);
+
 /** Longest one case may take, in ms: generous for a loaded 2-core machine; a hang or a quadratic blow-up is far beyond. */
 export const CASE_BUDGET_MS = Number(process.env.FEDSTREAM_FUZZ_CASE_MS ?? '2000');
 

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_HEADERS, ChunkedPayloadError, Reassembler, splitPayload, type IncomingMessage, type ReassemblerOptions } from '../../src/codec/index.ts';
 import type { FedStreamError } from '../../src/common/errors.ts';
-import { decimalHeaderArb, fuzzParams, headerValueArb, pick, typed } from '../support/fuzz.ts';
+import { decimalHeaderArb, FUZZ_TIMEOUT_MS, fuzzParams, headerValueArb, pick, typed } from '../support/fuzz.ts';
 
 const LIMITS = { maxPayloadBytes: 4096, maxBufferedBytes: 6000, maxPendingPayloads: 3, minChunkBytes: 16, maxChunkBytes: 2048, rememberCompleted: 8 } satisfies ReassemblerOptions;
 
@@ -76,7 +76,7 @@ const scenarioArb = fc
     return { payloads, steps, maxAgeMs };
   });
 
-describe('fuzz: chunk reassembly', () => {
+describe('fuzz: chunk reassembly', { timeout: FUZZ_TIMEOUT_MS }, () => {
   it('hostile headers, any order, losses and redeliveries: a result or a ChunkedPayloadError naming where, within the bounds', () => {
     fc.assert(
       fc.property(scenarioArb, ({ payloads, steps, maxAgeMs }) => {

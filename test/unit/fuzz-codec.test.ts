@@ -16,7 +16,7 @@ import {
   type TensorRecord,
 } from '../../src/codec/index.ts';
 import { parseType } from '../../src/codec/schemas.ts';
-import { avroArbitrary, codecWhere, fuzzParams, typed } from '../support/fuzz.ts';
+import { avroArbitrary, codecWhere, FUZZ_TIMEOUT_MS, fuzzParams, typed } from '../support/fuzz.ts';
 
 const codec = defaultCodec();
 const kindArb = fc.constantFrom(...RECORD_KINDS);
@@ -111,7 +111,7 @@ function useDecoded(kind: RecordKind, value: unknown): void {
   if (tensors) typed(() => unpackTensors(tensors), codecWhere);
 }
 
-describe('fuzz: the Avro codec', () => {
+describe('fuzz: the Avro codec', { timeout: FUZZ_TIMEOUT_MS }, () => {
   it('generated records of every kind encode and decode back to themselves, or are refused naming the field', () => {
     fc.assert(
       fc.property(messageArb, ({ kind, value }) => {

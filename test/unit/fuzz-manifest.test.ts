@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, type FedStreamError } from '../../src/common/errors.ts';
 import { parseManifest, parseManifestText } from '../../src/config/index.ts';
-import { fuzzParams, typed } from '../support/fuzz.ts';
+import { FUZZ_TIMEOUT_MS, fuzzParams, typed } from '../support/fuzz.ts';
 
 const dir = new URL('../../pipelines/', import.meta.url);
 const TEXTS = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort().map((f) => readFileSync(new URL(f, dir), 'utf8'));
@@ -98,7 +98,7 @@ function check(result: ReturnType<typeof typed<unknown>>): void {
   if (!result.ok) expect(result.error.code).toBe('CONFIG_INVALID');
 }
 
-describe('fuzz: manifest loading', () => {
+describe('fuzz: manifest loading', { timeout: FUZZ_TIMEOUT_MS }, () => {
   it('arbitrary JSON-ish documents: a Manifest or a ConfigError naming the field', () => {
     fc.assert(
       fc.property(docArb, (doc) => check(typed(() => parseManifest(doc), configWhere))),
