@@ -3,7 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { defaultCodec } from '../../src/codec/index.ts';
 import { CodecError, ConfigError } from '../../src/common/errors.ts';
-import { parseManifestText } from '../../src/config/index.ts';
+import { LIMIT_DEFAULTS, parseManifestText } from '../../src/config/index.ts';
+import { PendingBatch } from '../../src/analytics/sink/batch.ts';
+import { Intake } from '../../src/analytics/sink/intake.ts';
+import { auditRow, contributionRows, countParams, modelVersionRow, rejectedUpdateRow, roundRow, telemetryRow, updateRow } from '../../src/analytics/sink/rows.ts';
+import { createLogger } from '../../src/common/index.ts';
+import { pipelineTopics } from '../../src/protocol/index.ts';
 import { samples } from '../fixtures/avro/samples.ts';
 
 const codec = defaultCodec();
@@ -109,5 +114,62 @@ describe('fuzz counterexamples: manifest text nested without end', () => {
     const err = thrown(() => parseManifestText(text, 'deep.yaml'));
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).message).toMatch(message);
+  });
+});
+
+describe('fuzz counterexamples: the sink\'s rows', () => {
+  const scope = { tenant: 't', pipeline: 'p' };
+  const source = { topic: 't.p.control', partition: 0, offset: '5' };
+  const rowError = (fn: () => unknown): CodecError => {
+    const err = thrown(fn);
+    expect(err).toBeInstanceOf(CodecError);
+    return err as CodecError;
+  };
+
+  it('a count beyond 2^32 - 1 for a UInt32 column (which ClickHouse wraps: 2^32 + 5 became 5) is CODEC_INVALID naming the field and column', () => {
+    const err = rowError(() => roundRow(scope, { ...samples().RoundControl, minUpdates: 2 ** 32 + 5 }, source));
+    expect(err.details).toMatchObject({ field: 'minUpdates', column: 'min_updates' });
+    expect(err.message).toContain('4294967301');
+  });
+
+  it.each([
+    ['an audit event\'s version -1', () => auditRow(scope, { ...samples().AuditEvent, version: -1 }, source), 'version'],
+    ['a telemetry round -3', () => telemetryRow(scope, { ...samples().TelemetryEvent, round: -3 }, source), 'round'],
+    ['a contributor\'s numExamples -1', () => contributionRows(scope, { ...samples().ModelVersion, contributors: [{ updateId: 'u', nodeId: 'n', numExamples: -1, weight: 1 }] }, source), 'contributors[0].numExamples'],
+    ['a parent version -2', () => modelVersionRow(scope, { ...samples().ModelVersion, parentVersion: -2 }, source), 'parentVersion'],
+  ] as const)('%s for a UInt64 column (which ClickHouse refuses, batch and all) is CODEC_INVALID naming the field', (_name, fn, field) => {
+    expect(rowError(fn).details.field).toBe(field);
+  });
+
+  it('an offset beyond 2^53 - 1 is refused, not rounded into another record\'s deduplication key', () => {
+    const err = rowError(() => telemetryRow(scope, samples().TelemetryEvent, { ...source, offset: '9007199254740993' }));
+    expect(err.details).toMatchObject({ column: 'kafka_offset', value: '9007199254740993' });
+  });
+
+  it('a tensor shape whose product passes 2^53 - 1 is refused naming the shape, not rounded into num_params', () => {
+    const tensors = [{ name: 'w', shape: [3 ** 19, 3 ** 19], dtype: 'FLOAT32' as const, scale: 1, data: Buffer.alloc(0) }];
+    expect(rowError(() => updateRow(scope, { ...samples().ModelUpdate, tensors }, 10, source)).details).toMatchObject({ field: 'tensors[0].shape', column: 'num_params' });
+    expect(countParams([{ ...tensors[0]!, shape: [2 ** 26, 2 ** 26] }])).toBe(2 ** 52);
+  });
+
+  it('a metric of −0 stays −0 (JSON.stringify would write 0)', () => {
+    expect(JSON.stringify(telemetryRow(scope, { ...samples().TelemetryEvent, metrics: { loss: -0 } }, source).metrics)).toBe('{"loss":"-0"}');
+  });
+
+  it('a rejection naming malformed source coordinates is keyed by the audit record\'s own, not by offset 0 or NaN', () => {
+    const e = { ...samples().AuditEvent, action: 'UPDATE_REJECTED' as const, details: { code: 'norm_bound', sourceTopic: 't.p.updates', sourcePartition: '0', sourceOffset: 'x', bytes: '-5' } };
+    expect(rejectedUpdateRow(scope, e, source)).toMatchObject({ kafka_topic: 't.p.control', kafka_partition: 0, kafka_offset: 5, raw_size: 0 });
+  });
+
+  it('a model version whose contributor cannot be stored is dead-lettered whole: no model_versions row without its contributions', () => {
+    const topics = pipelineTopics({ tenant: 't', name: 'p' });
+    const intake = new Intake({ scope, topics, limits: LIMIT_DEFAULTS, chunkSizeBytes: 1024 * 1024, deadLetterUpdates: true, log: createLogger('silent'), onUnreadable: () => undefined });
+    const version = { ...samples().ModelVersion, contributors: [{ updateId: 'u', nodeId: 'n', numExamples: -1, weight: 1 }] };
+    const batch = new PendingBatch();
+    intake.accept({ topic: topics.models, partition: 0, offset: '3', key: null, value: defaultCodec().encode('ModelVersion', version), headers: {}, timestamp: 0 }, batch);
+    expect(batch.rows.get('model_versions')).toBeUndefined();
+    expect(batch.rows.get('contributions')).toBeUndefined();
+    expect(batch.rows.get('rejected_updates')?.[0]?.row).toMatchObject({ reason_code: 'CODEC_INVALID', kafka_offset: 3 });
+    expect(batch.deadLetters).toHaveLength(1);
   });
 });

@@ -110,17 +110,21 @@ export class Intake {
     }
   }
 
+  // Every row of a record is made before any is added: a value a column cannot hold (rows.ts) refuses the whole record.
   private audit(b: PendingBatch, e: AuditEventRecord, s: Source): void {
-    b.add('audit_log', auditRow(this.o.scope, e, s), s);
+    const row = auditRow(this.o.scope, e, s);
     const rejected = rejectedUpdateRow(this.o.scope, e, s);
+    b.add('audit_log', row, s);
     if (rejected) b.add('rejected_updates', rejected, s);
     const decided = decidedUpdateId(e);
     if (decided) b.statusIds.add(decided);
   }
 
   private modelVersion(b: PendingBatch, v: ModelVersionRecord, s: Source): void {
-    b.add('model_versions', modelVersionRow(this.o.scope, v, s), s);
-    for (const row of contributionRows(this.o.scope, v, s)) b.add('contributions', row, s);
+    const row = modelVersionRow(this.o.scope, v, s);
+    const contributions = contributionRows(this.o.scope, v, s);
+    b.add('model_versions', row, s);
+    for (const c of contributions) b.add('contributions', c, s);
   }
 
   /**

@@ -3,11 +3,16 @@
  * Each row carries the pipeline's tenant and name, the record's fields in the table's column names, and the
  * Kafka coordinates of the record it came from (the tables' deduplication key: docs/clickhouse.md).
  *
- * Rows are JSONEachRow values: 64-bit integers as numbers, times as epoch milliseconds, non-finite floats as
- * the strings ClickHouse reads (`nan`, `inf`, `-inf`). Weights are never part of a row: only their count.
+ * Rows are JSONEachRow values: 64-bit integers as numbers, times as epoch milliseconds, non-finite floats and −0 as
+ * the strings ClickHouse reads (`nan`, `inf`, `-inf`, `-0`). Weights are never part of a row: only their count.
  * Fields a record has and a table does not (a ModelVersion's `strategyState`, say) are left out.
+ *
+ * A value its column cannot hold as it is (a negative round for a UInt64, a count beyond 2^32 − 1 for a UInt32,
+ * which ClickHouse would refuse or silently wrap) is a CodecError CODEC_INVALID naming the record's field and the
+ * column: the sink dead-letters such a record whole instead of storing it changed.
  */
 import type { AuditEventRecord, ModelUpdateRecord, ModelVersionRecord, RoundControlRecord, TelemetryEventRecord, TensorRecord } from '../../codec/index.ts';
+import { CodecError } from '../../common/index.ts';
 
 /** One row of a sink table, in its column names. */
 export type Row = Record<string, unknown>;
@@ -29,11 +34,34 @@ export interface RowSource {
   offset: string;
 }
 
-/** Float64 for JSONEachRow: JSON has no NaN or infinity, ClickHouse reads them as these strings. */
+/** Float64 for JSONEachRow: JSON has no NaN, infinity or −0 (JSON.stringify writes 0), ClickHouse reads them as these strings. */
 export function float(v: number): number | string {
-  if (Number.isFinite(v)) return v;
+  if (Number.isFinite(v)) return Object.is(v, -0) ? '-0' : v;
   if (Number.isNaN(v)) return 'nan';
   return v > 0 ? 'inf' : '-inf';
+}
+
+/** Largest value of a UInt32 column. */
+const UINT32_MAX = 0xffff_ffff;
+
+/**
+ * An integer column's value: `v` (a long of the record, at `field`) if the column (`column`, UInt64 or UInt32) holds
+ * it exactly; otherwise CODEC_INVALID. Longs are within ±(2^53 − 1) (the codec's range), so only the sign and
+ * UInt32's smaller range can fail, and a count computed from a record (`num_params`) beyond 2^53 − 1.
+ */
+function uint(v: number, field: string, column: string, bits: 32 | 64 = 64): number {
+  const max = bits === 32 ? UINT32_MAX : Number.MAX_SAFE_INTEGER;
+  if (Number.isInteger(v) && v >= 0 && v <= max) return v;
+  throw new CodecError('CODEC_INVALID', `${field} is ${v}, which column ${column} (UInt${bits}) cannot hold: expected an integer in 0..${max}`, {
+    details: { field, column, value: String(v) },
+  });
+}
+
+/** A Kafka offset (decimal string) as a UInt64 column's number, exactly. */
+function kafkaOffset(offset: string): number {
+  const n = /^\d{1,16}$/.test(offset) ? Number(offset) : NaN;
+  if (Number.isSafeInteger(n)) return n;
+  throw new CodecError('CODEC_INVALID', `Kafka offset ${JSON.stringify(offset)} is not a decimal integer within 2^53 - 1`, { details: { field: '<offset>', column: 'kafka_offset', value: offset } });
 }
 
 /** A metrics map with every value through {@link float}. */
@@ -43,15 +71,26 @@ export function floatMap(m: Record<string, number> | undefined): Record<string, 
   return out;
 }
 
-/** Number of parameters in a set of tensors (the product of each shape, summed). */
+/**
+ * Number of parameters in a set of tensors (the product of each shape, summed), exactly; CODEC_INVALID naming the
+ * tensor's shape when a dimension is negative or the count exceeds 2^53 − 1.
+ */
 export function countParams(tensors: readonly TensorRecord[]): number {
-  let n = 0;
-  for (const t of tensors) n += t.shape.reduce((a, b) => a * Number(b), 1);
-  return n;
+  let n = 0n;
+  tensors.forEach((t, i) => {
+    let product = 1n;
+    for (const d of t.shape) {
+      if (!Number.isInteger(d) || d < 0) uint(d, `tensors[${i}].shape`, 'num_params');
+      product *= BigInt(d);
+    }
+    n += product;
+    if (n > BigInt(Number.MAX_SAFE_INTEGER)) uint(Number(n), `tensors[${i}].shape`, 'num_params');
+  });
+  return Number(n);
 }
 
-function optionalNumber(v: number | bigint | null): number | null {
-  return v === null ? null : Number(v);
+function optionalUint(v: number | null, field: string, column: string): number | null {
+  return v === null ? null : uint(v, field, column);
 }
 
 /** `telemetry_events` row of a TelemetryEvent. */
@@ -62,14 +101,14 @@ export function telemetryRow(scope: RowScope, e: TelemetryEventRecord, s: RowSou
     pipeline: scope.pipeline,
     node_id: e.nodeId,
     kind: e.kind,
-    round: e.round === null ? null : Number(e.round),
+    round: e.round === null ? null : uint(e.round, 'round', 'round'),
     event_time: Number(e.eventTime),
     metrics: floatMap(e.metrics),
     labels: e.labels ?? {},
     message: e.message ?? '',
     kafka_topic: s.topic,
     kafka_partition: s.partition,
-    kafka_offset: Number(s.offset),
+    kafka_offset: kafkaOffset(s.offset),
   };
 }
 
@@ -78,17 +117,17 @@ export function roundRow(scope: RowScope, c: RoundControlRecord, s: RowSource): 
   return {
     tenant: scope.tenant,
     pipeline: scope.pipeline,
-    round: Number(c.round),
-    base_version: Number(c.baseVersion),
+    round: uint(c.round, 'round', 'round'),
+    base_version: uint(c.baseVersion, 'baseVersion', 'base_version'),
     kind: c.kind,
     deadline: Number(c.deadline),
-    min_updates: Number(c.minUpdates),
-    target_updates: Number(c.targetUpdates),
+    min_updates: uint(c.minUpdates, 'minUpdates', 'min_updates', 32),
+    target_updates: uint(c.targetUpdates, 'targetUpdates', 'target_updates', 32),
     event_time: Number(c.createdAt),
     config: c.config ?? {},
     kafka_topic: s.topic,
     kafka_partition: s.partition,
-    kafka_offset: Number(s.offset),
+    kafka_offset: kafkaOffset(s.offset),
   };
 }
 
@@ -99,18 +138,18 @@ export function updateRow(scope: RowScope, u: ModelUpdateRecord, payloadBytes: n
     pipeline: scope.pipeline,
     update_id: u.updateId,
     node_id: u.nodeId,
-    round: Number(u.round),
-    base_version: Number(u.baseVersion),
-    num_examples: Number(u.numExamples),
+    round: uint(u.round, 'round', 'round'),
+    base_version: uint(u.baseVersion, 'baseVersion', 'base_version'),
+    num_examples: uint(u.numExamples, 'numExamples', 'num_examples'),
     num_params: countParams(u.tensors),
     payload_bytes: payloadBytes,
     metrics: floatMap(u.metrics),
-    training_ms: Number(u.trainingMs),
+    training_ms: uint(u.trainingMs, 'trainingMs', 'training_ms'),
     created_at: Number(u.createdAt),
     status: 'received',
     kafka_topic: s.topic,
     kafka_partition: s.partition,
-    kafka_offset: Number(s.offset),
+    kafka_offset: kafkaOffset(s.offset),
   };
 }
 
@@ -123,15 +162,15 @@ export function auditRow(scope: RowScope, e: AuditEventRecord, s: RowSource): Ro
     event_time: Number(e.eventTime),
     actor: e.actor,
     action: e.action,
-    round: optionalNumber(e.round),
-    version: optionalNumber(e.version),
+    round: optionalUint(e.round, 'round', 'round'),
+    version: optionalUint(e.version, 'version', 'version'),
     node_id: e.nodeId ?? '',
     update_id: e.updateId ?? '',
     reason: e.reason ?? '',
     details: e.details ?? {},
     kafka_topic: s.topic,
     kafka_partition: s.partition,
-    kafka_offset: Number(s.offset),
+    kafka_offset: kafkaOffset(s.offset),
   };
 }
 
@@ -143,20 +182,24 @@ export function auditRow(scope: RowScope, e: AuditEventRecord, s: RowSource): Ro
 export function rejectedUpdateRow(scope: RowScope, e: AuditEventRecord, s: RowSource): Row | undefined {
   if (e.action !== 'UPDATE_REJECTED') return undefined;
   const details = e.details ?? {};
-  const hasSource = details.sourceTopic !== undefined && details.sourcePartition !== undefined && details.sourceOffset !== undefined;
+  // The rejected record's coordinates when the aggregator names them well; otherwise the audit record's own.
+  const sourcePartition = Number(details.sourcePartition);
+  const hasSource = typeof details.sourceTopic === 'string' && details.sourceTopic !== '' && /^\d{1,16}$/.test(details.sourceOffset ?? '')
+    && /^\d{1,10}$/.test(details.sourcePartition ?? '') && sourcePartition <= UINT32_MAX && Number.isSafeInteger(Number(details.sourceOffset));
+  const rawSize = Number(details.bytes ?? 0);
   return {
     tenant: scope.tenant,
     pipeline: scope.pipeline,
     update_id: e.updateId ?? '',
     node_id: e.nodeId ?? '',
-    round: optionalNumber(e.round),
+    round: optionalUint(e.round, 'round', 'round'),
     reason: e.reason ?? '',
     reason_code: details.code || 'unknown',
-    raw_size: Number(details.bytes ?? 0) || 0,
+    raw_size: Number.isSafeInteger(rawSize) && rawSize >= 0 ? rawSize : 0,
     event_time: Number(e.eventTime),
     ...(hasSource
-      ? { kafka_topic: details.sourceTopic, kafka_partition: Number(details.sourcePartition), kafka_offset: Number(details.sourceOffset) }
-      : { kafka_topic: s.topic, kafka_partition: s.partition, kafka_offset: Number(s.offset) }),
+      ? { kafka_topic: details.sourceTopic, kafka_partition: sourcePartition, kafka_offset: Number(details.sourceOffset) }
+      : { kafka_topic: s.topic, kafka_partition: s.partition, kafka_offset: kafkaOffset(s.offset) }),
   };
 }
 
@@ -175,38 +218,39 @@ export function modelVersionRow(scope: RowScope, v: ModelVersionRecord, s: RowSo
   return {
     tenant: scope.tenant,
     pipeline: scope.pipeline,
-    version: Number(v.version),
-    parent_version: Number(v.parentVersion) < 0 ? null : Number(v.parentVersion),
-    round: Number(v.round),
+    version: uint(v.version, 'version', 'version'),
+    parent_version: v.parentVersion === -1 ? null : uint(v.parentVersion, 'parentVersion', 'parent_version'),
+    round: uint(v.round, 'round', 'round'),
     strategy: v.strategy,
     weights_sha256: v.weightsSha256,
-    total_examples: Number(v.totalExamples),
+    total_examples: uint(v.totalExamples, 'totalExamples', 'total_examples'),
     num_contributors: v.contributors.length,
-    rejected_count: Number(v.rejectedCount),
+    rejected_count: uint(v.rejectedCount, 'rejectedCount', 'rejected_count', 32),
     metrics: floatMap(v.metrics),
     created_at: Number(v.createdAt),
     kafka_topic: s.topic,
     kafka_partition: s.partition,
-    kafka_offset: Number(s.offset),
+    kafka_offset: kafkaOffset(s.offset),
   };
 }
 
 /** `contributions` rows of a ModelVersion: one per contributor, in the record's order. */
 export function contributionRows(scope: RowScope, v: ModelVersionRecord, s: RowSource): Row[] {
-  const version = Number(v.version);
-  return v.contributors.map((c) => ({
+  const version = uint(v.version, 'version', 'version');
+  const round = uint(v.round, 'round', 'round');
+  return v.contributors.map((c, i) => ({
     tenant: scope.tenant,
     pipeline: scope.pipeline,
     version,
     update_id: c.updateId,
     node_id: c.nodeId,
-    round: Number(v.round),
-    num_examples: Number(c.numExamples),
+    round,
+    num_examples: uint(c.numExamples, `contributors[${i}].numExamples`, 'num_examples'),
     weight: float(Number(c.weight)),
     created_at: Number(v.createdAt),
     kafka_topic: s.topic,
     kafka_partition: s.partition,
-    kafka_offset: Number(s.offset),
+    kafka_offset: kafkaOffset(s.offset),
   }));
 }
 
