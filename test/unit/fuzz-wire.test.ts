@@ -29,9 +29,9 @@ function realMessages(kind: RecordKind, tensorBytes: number, topic: string, part
   const messages = toRecords(topic, kind, value as never, 'k', 1024).map((r) => ({
     topic,
     partition,
-    key: r.key === null ? null : Buffer.from(r.key),
+    key: Buffer.from('k'),
     value: r.value,
-    headers: Object.fromEntries(Object.entries(r.headers).map(([h, v]) => [h, Buffer.from(v)])),
+    headers: Object.fromEntries(Object.entries(r.headers ?? {}).map(([h, v]) => [h, Buffer.from(v)])),
   }));
   realCache.set(id, messages);
   return messages;
