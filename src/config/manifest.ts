@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { LineCounter, parseDocument, visit } from 'yaml';
+import { LineCounter, Parser, parseDocument, visit } from 'yaml';
 import { ConfigError, FedStreamError } from '../common/index.ts';
 import { CHUNK_SIZE_BOUNDS, DEFAULTS, LIMIT_DEFAULTS, TOPIC_KINDS } from './defaults.ts';
 
@@ -365,46 +365,35 @@ export function parseManifestText(text: string, source = 'manifest'): Manifest {
   return parseManifest(raw, source);
 }
 
-/** Bounds on a manifest's text, far beyond any real one, checked before the YAML parser sees it. */
-export const MANIFEST_TEXT_BOUNDS = { maxBytes: 1024 * 1024, maxFlowDepth: 64, maxIndent: 256 } as const;
+/** Bounds on a manifest's text, far beyond any real one, checked before the YAML document is built. */
+export const MANIFEST_TEXT_BOUNDS = { maxBytes: 256 * 1024, maxDepth: 64 } as const;
 
 /**
- * Refuses text that is too large or nested too deeply (`[[[[…`, `{a: {a: …`, or thousands of indented levels) before
- * parsing: the YAML parser recurses once per level, and near the stack's end V8 can abort the whole process instead
- * of throwing. Brackets inside quotes and comments count too: no real manifest comes near the bound.
+ * Refuses text that is too large or nested too deeply (`[[[[…`, `- - - - …`, `{a: {a: …`, thousands of indented
+ * levels) before the YAML document is built: building it recurses once per level, and near the stack's end V8 can
+ * abort the whole process instead of throwing. The depth is measured on yaml's concrete syntax tree, which its
+ * parser builds without recursion (in time linear in the text), walked here with a stack of our own.
  */
 function checkTextBounds(text: string, source: string): void {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MANIFEST_TEXT_BOUNDS.maxBytes) {
     throw new ConfigError('(root)', `${bytes} bytes of text, more than a manifest may have (${MANIFEST_TEXT_BOUNDS.maxBytes})`, { source });
   }
-  let depth = 0;
-  let line = 1;
-  let lineStart = 0;
-  let indent: number | undefined = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x0a) {
-      line++;
-      lineStart = i + 1;
-      indent = 0;
-      continue;
-    }
-    if (indent !== undefined) {
-      if (c === 0x20) {
-        indent++;
-        if (indent > MANIFEST_TEXT_BOUNDS.maxIndent) throw new ConfigError('', `line ${line}, column ${indent}: indented more than ${MANIFEST_TEXT_BOUNDS.maxIndent} columns`, { source });
-        continue;
+  const lines = new LineCounter();
+  for (const token of new Parser(lines.addNewLine).parse(text)) {
+    const stack: [unknown, number][] = [[token, 0]];
+    while (stack.length > 0) {
+      const [node, depth] = stack.pop() as [unknown, number];
+      if (typeof node !== 'object' || node === null) continue;
+      const t = node as { type?: string; offset?: number; value?: unknown; items?: { key?: unknown; value?: unknown }[] };
+      if (depth > MANIFEST_TEXT_BOUNDS.maxDepth) {
+        const pos = lines.linePos(t.offset ?? 0);
+        throw new ConfigError('', `line ${pos.line}, column ${pos.col}: nested more than ${MANIFEST_TEXT_BOUNDS.maxDepth} levels deep`, { source });
       }
-      indent = undefined;
-    }
-    if (c === 0x5b || c === 0x7b) {
-      depth++;
-      if (depth > MANIFEST_TEXT_BOUNDS.maxFlowDepth) {
-        throw new ConfigError('', `line ${line}, column ${i - lineStart + 1}: brackets nested more than ${MANIFEST_TEXT_BOUNDS.maxFlowDepth} deep`, { source });
+      if (t.type === 'document') stack.push([t.value, depth]);
+      else if (t.items && (t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection')) {
+        for (const item of t.items) stack.push([item.key, depth + 1], [item.value, depth + 1]);
       }
-    } else if ((c === 0x5d || c === 0x7d) && depth > 0) {
-      depth--;
     }
   }
 }

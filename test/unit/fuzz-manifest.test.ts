@@ -134,6 +134,8 @@ describe('fuzz: manifest loading', { timeout: FUZZ_TIMEOUT_MS }, () => {
       fc.integer({ min: 1, max: 5000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`),
       fc.integer({ min: 1, max: 2000 }).map((n) => Array.from({ length: n }, (_, i) => `${' '.repeat(2 * i)}a:`).join('\n')),
       fc.integer({ min: 1, max: 2000 }).map((n) => `${'{a: '.repeat(n)}${'}'.repeat(n)}`),
+      fc.integer({ min: 1, max: 5000 }).map((n) => `${'- '.repeat(n)}x`),
+      fc.integer({ min: 1, max: 5000 }).map((n) => `${'? '.repeat(n)}x`),
     );
     fc.assert(
       fc.property(textArb, (text) => check(typed(() => parseManifestText(text), configWhere))),
