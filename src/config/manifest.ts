@@ -366,7 +366,7 @@ export function parseManifestText(text: string, source = 'manifest'): Manifest {
 }
 
 /** Bounds on a manifest's text, far beyond any real one, checked before the YAML document is built. */
-export const MANIFEST_TEXT_BOUNDS = { maxBytes: 256 * 1024, maxDepth: 64 } as const;
+export const MANIFEST_TEXT_BOUNDS = { maxBytes: 64 * 1024, maxDepth: 64 } as const;
 
 /**
  * Refuses text that is too large or nested too deeply (`[[[[…`, `- - - - …`, `{a: {a: …`, thousands of indented

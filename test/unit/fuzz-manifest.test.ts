@@ -131,11 +131,11 @@ describe('fuzz: manifest loading', { timeout: FUZZ_TIMEOUT_MS }, () => {
       fc.string({ maxLength: 200 }),
       fc.array(yamlBits, { maxLength: 30 }).map((bits) => bits.join('')),
       fc.tuple(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 2, max: 10 })).map(([d, w]) => aliasBomb(d, w)),
-      fc.integer({ min: 1, max: 5000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`),
-      fc.integer({ min: 1, max: 2000 }).map((n) => Array.from({ length: n }, (_, i) => `${' '.repeat(2 * i)}a:`).join('\n')),
+      fc.integer({ min: 1, max: 3000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`),
+      fc.integer({ min: 1, max: 200 }).map((n) => Array.from({ length: n }, (_, i) => `${' '.repeat(2 * i)}a:`).join('\n')),
       fc.integer({ min: 1, max: 2000 }).map((n) => `${'{a: '.repeat(n)}${'}'.repeat(n)}`),
-      fc.integer({ min: 1, max: 5000 }).map((n) => `${'- '.repeat(n)}x`),
-      fc.integer({ min: 1, max: 5000 }).map((n) => `${'? '.repeat(n)}x`),
+      fc.integer({ min: 1, max: 1500 }).map((n) => `${'- '.repeat(n)}x`),
+      fc.integer({ min: 1, max: 1500 }).map((n) => `${'? '.repeat(n)}x`),
     );
     fc.assert(
       fc.property(textArb, (text) => check(typed(() => parseManifestText(text), configWhere))),
