@@ -8,7 +8,7 @@ import { PendingBatch } from '../../src/analytics/sink/batch.ts';
 import { Intake } from '../../src/analytics/sink/intake.ts';
 import { auditRow, contributionRows, countParams, modelVersionRow, rejectedUpdateRow, roundRow, telemetryRow, updateRow } from '../../src/analytics/sink/rows.ts';
 import { createLogger } from '../../src/common/index.ts';
-import { pipelineTopics } from '../../src/protocol/index.ts';
+import { ephemeralParticipants, pipelineTopics, toRecords } from '../../src/protocol/index.ts';
 import { samples } from '../fixtures/avro/samples.ts';
 
 const codec = defaultCodec();
@@ -164,10 +164,16 @@ describe('fuzz counterexamples: the sink\'s rows', () => {
 
   it('a model version whose contributor cannot be stored is dead-lettered whole: no model_versions row without its contributions', () => {
     const topics = pipelineTopics({ tenant: 't', name: 'p' });
-    const intake = new Intake({ scope, topics, limits: LIMIT_DEFAULTS, chunkSizeBytes: 1024 * 1024, deadLetterUpdates: true, log: createLogger('silent'), onUnreadable: () => undefined });
+    const team = ephemeralParticipants({ participants: undefined }, []);
+    const intake = new Intake({
+      scope, topics, limits: LIMIT_DEFAULTS, chunkSizeBytes: 1024 * 1024, deadLetterUpdates: true, log: createLogger('silent'),
+      onUnreadable: () => undefined, registry: team.registry, onRefused: () => undefined,
+    });
     const version = { ...samples().ModelVersion, contributors: [{ updateId: 'u', nodeId: 'n', numExamples: -1, weight: 1 }] };
+    const [record] = toRecords(topics.models, 'ModelVersion', version, 'k', 1024 * 1024, {}, team.signerFor('aggregator'));
+    const headers = Object.fromEntries(Object.entries(record?.headers ?? {}).map(([h, v]) => [h, Buffer.from(v)]));
     const batch = new PendingBatch();
-    intake.accept({ topic: topics.models, partition: 0, offset: '3', key: null, value: defaultCodec().encode('ModelVersion', version), headers: {}, timestamp: 0 }, batch);
+    intake.accept({ topic: topics.models, partition: 0, offset: '3', key: null, value: record?.value as Buffer, headers, timestamp: 0 }, batch);
     expect(batch.rows.get('model_versions')).toBeUndefined();
     expect(batch.rows.get('contributions')).toBeUndefined();
     expect(batch.rows.get('rejected_updates')?.[0]?.row).toMatchObject({ reason_code: 'CODEC_INVALID', kafka_offset: 3 });
