@@ -52,6 +52,7 @@ describe('a pipeline composed by service/wiring and driven by the runner', () =>
       model: { inputShape: [784], seed: 3, layers: [{ type: 'dense', units: 10, activation: 'softmax' }] },
       data: { source: 'mnist', nodes: 2, partition: 'iid', testExamples: 100, trainExamples: 200, seed: 5 },
       training: { epochs: 1, batchSize: 20, learningRate: 0.1 },
+      strategy: { name: 'fedadam', eta: 0.01 },
       rounds: { count: 2, targetUpdates: 2, minUpdates: 2, timeoutMs: 60_000 },
     }), ['node-1', 'node-2']);
     const memory = new MemoryCluster();
@@ -71,7 +72,7 @@ describe('a pipeline composed by service/wiring and driven by the runner', () =>
     expect(await run(2, true)).toEqual({ kind: 'done', result: { finalVersion: 2, rounds: 2, roundsRun: 2, versions: 3 } });
     // The same count again: nothing to do, and no round claimed that did not run.
     expect(await run(2, false)).toEqual({ kind: 'done', result: { finalVersion: 2, rounds: 2, roundsRun: 0, versions: 3 } });
-    // Raised to 4: rounds 3 and 4 run from version 2, then FINISH again.
+    // Raised to 4: rounds 3 and 4 run from version 2 (FedAdam's moments restored from it), then FINISH again.
     expect(await run(4, true)).toEqual({ kind: 'done', result: { finalVersion: 4, rounds: 4, roundsRun: 2, versions: 5 } });
 
     const audit = memory.topic(`test.${team.manifest.name}.audit`).partitions
