@@ -12,7 +12,7 @@ import { unpackTensors, weightsSha256, type ModelVersionRecord, type RoundContro
 import type { Weights } from '../codec/index.ts';
 import { FedStreamError } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
-import { readToEnd } from '../protocol/index.ts';
+import { isControlBehind, readToEnd } from '../protocol/index.ts';
 import type { PipelineTopics } from '../protocol/index.ts';
 import { PayloadReader, decode, verifyRecord, type ParticipantRegistry } from '../protocol/index.ts';
 import type { RefusedRecord } from './records.ts';
@@ -82,8 +82,12 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
         refuse({ topic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key, bytes, code: verdict.code, reason: `${c.kind} of round ${c.round}: ${verdict.reason}` });
         return;
       }
+      if (isControlBehind(control, c)) {
+        refuse({ topic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key, bytes, code: 'replayed', reason: `${c.kind} of round ${c.round} replayed after ${control!.kind} of round ${control!.round}` });
+        return;
+      }
       if (!control || c.round !== control.round) extensions = 0;
-      if (c.kind === 'EXTEND') extensions++;
+      if (c.kind === 'EXTEND') extensions = Math.max(extensions + 1, Number(c.config.extension ?? 0) || 0);
       control = c;
     } catch (err) {
       log.warn({ err, offset: msg.offset }, 'unreadable message in the control topic; ignored during recovery');

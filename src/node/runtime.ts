@@ -5,7 +5,7 @@ import { ConfigError, FedStreamError } from '../common/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest, ModelSpec } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
-import { decodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
+import { decodeRoundConfig, isControlBehind, type RoundConfig } from '../protocol/index.ts';
 import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/index.ts';
 import { PayloadReader, checkOwnKey, decode, participantRegistry, toRecords, verifyRecord, type ParticipantRegistry, type Signer } from '../protocol/index.ts';
 import type { ServiceHealth, Service } from '../common/index.ts';
@@ -187,6 +187,7 @@ export class FedNode implements Service<void> {
       const c = decode('RoundControl', bytes);
       const verdict = verifyRecord(this.registry, 'RoundControl', c, bytes, msg.headers);
       if (!verdict.ok) return this.refuseRecord(msg, verdict.code, `${c.kind} of round ${c.round}: ${verdict.reason}`);
+      if (isControlBehind(this.control, c)) return this.refuseRecord(msg, 'replayed', `${c.kind} of round ${c.round} replayed after ${this.control!.kind} of round ${this.control!.round}`);
       if (c.kind === 'START') {
         this.startConfigs.set(Number(c.round), c.config);
         for (const k of [...this.startConfigs.keys()].sort((a, b) => a - b).slice(0, -3)) this.startConfigs.delete(k);

@@ -5,6 +5,7 @@
  * (signing.ts) verified against the pipeline's participant registry (participants.ts). docs/protocol.md describes it.
  */
 export * from './access.ts';
+export * from './control-order.ts';
 export * from './log.ts';
 export * from './participants.ts';
 export * from './round-config.ts';

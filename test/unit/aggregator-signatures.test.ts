@@ -196,4 +196,47 @@ describe('the aggregator and records it cannot attribute', () => {
     await Promise.all([...nodes, third].map((n) => n.stop()));
     await again.stop();
   });
+  it('a genuine control record replayed later (the START of a closed round) is refused by nodes and by recovery', async () => {
+    const team = pipeline(3, 2);
+    const m = team.manifest;
+    const cluster = new MemoryCluster();
+    const t = createMemoryTransport({ cluster, logger });
+    const topics = pipelineTopics(m);
+    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, signer: team.signerFor('aggregator') });
+    await agg.start();
+    // The nodes train round 1 only (their trainer fails after that): round 2 stays open while the replay lands.
+    const once = (): LocalTrainer => {
+      let calls = 0;
+      return { train: async (i) => { if (++calls > 1) throw new Error('this test trains one round'); return nudging.train(i); } };
+    };
+    const nodes = ['node-1', 'node-2'].map((nodeId) => new FedNode({
+      manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, trainer: once(), logger, heartbeatMs: 60_000, signer: team.signerFor(nodeId),
+    }));
+    for (const n of nodes) await n.start();
+    await until('round 2 open', () => agg.health().figures?.round === 2);
+    await Promise.all(nodes.map((n) => n.stop()));
+
+    // Copy the aggregator's own START of round 1, signature and all, back onto the control topic.
+    const start1 = cluster.topic(topics.control).partitions[0]!.records.find((r) => !r.control && r.value && r.key?.toString() === 'round-1');
+    expect(start1).toBeDefined();
+    const p = t.producer();
+    await p.connect();
+    await p.send([{ topic: topics.control, key: start1!.key!.toString(), value: start1!.value!, headers: Object.fromEntries(Object.entries(start1!.headers).map(([k, v]) => [k, v.toString()])) }]);
+
+    // A node starting now reads the log: it follows round 2 and refuses the replay.
+    const late = new FedNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId: 'node-3', trainer: nudging, logger, heartbeatMs: 60_000, signer: team.signerFor('node-3') });
+    await late.start();
+    await until('node-3 refuses the replay', () => late.health().figures?.recordsRefused === 1);
+
+    // A restarted aggregator resumes round 2, not round 1, and audits the replay.
+    await agg.stop();
+    const again = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, signer: team.signerFor('aggregator') });
+    await again.start();
+    expect(again.health().figures).toMatchObject({ version: 1, round: 2 });
+    const refused = (await readAudit(t, m)).filter((e) => e.action === 'MESSAGE_DEAD_LETTERED');
+    expect(refused.map((e) => e.details.code)).toEqual(['replayed']);
+    expect(refused[0]!.reason).toMatch(/START of round 1 replayed after START of round 2/);
+    await late.stop();
+    await again.stop();
+  });
 });

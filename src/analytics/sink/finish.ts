@@ -4,7 +4,8 @@
  * topic for a sink restarted after the pipeline finished.
  */
 import type { Logger } from '../../common/index.ts';
-import { readToEnd } from '../../protocol/index.ts';
+import { isControlBehind, readToEnd } from '../../protocol/index.ts';
+import type { RoundControlRecord } from '../../codec/index.ts';
 import { decode, verifyRecord, type ParticipantRegistry } from '../../protocol/index.ts';
 import type { Transport } from '../../transport/index.ts';
 
@@ -65,13 +66,14 @@ export class Positions {
  * skipped: the sink itself dead-letters them; so is a record the aggregator did not sign.
  */
 export async function finishOnTopic(transport: Transport, controlTopic: string, groupPrefix: string, log: Logger, registry: ParticipantRegistry): Promise<boolean> {
-  let found = false;
+  let last: RoundControlRecord | undefined;
   try {
     await readToEnd(transport, controlTopic, (msg) => {
       try {
         const bytes = msg.value ?? Buffer.alloc(0);
         const c = decode('RoundControl', bytes);
-        if (verifyRecord(registry, 'RoundControl', c, bytes, msg.headers).ok) found = c.kind === 'FINISH';
+        // A replayed FINISH (signed, but from before the pipeline continued) is behind the START after it.
+        if (verifyRecord(registry, 'RoundControl', c, bytes, msg.headers).ok && !isControlBehind(last, c)) last = c;
       } catch {
         // Here it only looks for the last signed control record.
       }
@@ -80,7 +82,7 @@ export async function finishOnTopic(transport: Transport, controlTopic: string, 
     log.warn({ err }, 'could not scan the control topic for FINISH; waiting to consume it');
     return false;
   }
-  return found;
+  return last?.kind === 'FINISH';
 }
 
 export interface FinishWatchOptions {
