@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { isControlBehind } from '../../src/protocol/index.ts';
 import type { RoundControlRecord } from '../../src/codec/index.ts';
 
-const c = (round: number, kind: RoundControlRecord['kind'], extension?: number) => ({ round, kind, config: extension === undefined ? {} : { extension: String(extension) } });
+const c = (round: number, kind: RoundControlRecord['kind'], extension?: number): Pick<RoundControlRecord, 'round' | 'kind' | 'config'> =>
+  ({ round, kind, config: extension === undefined ? {} : { extension: String(extension) } });
 
 describe('round controls only move forward (replays of genuine records are behind)', () => {
   it.each([
