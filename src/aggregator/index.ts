@@ -18,12 +18,17 @@ export { FedAvgM, fedavgmOptions, type FedAvgMOptions } from './strategies/fedav
 export { FedAdagrad, fedadagradOptions, type FedAdagradOptions } from './strategies/fedadagrad.ts';
 export { FedAdam, fedadamOptions, type FedAdamOptions } from './strategies/fedadam.ts';
 export { FedYogi, fedyogiOptions, type FedYogiOptions } from './strategies/fedyogi.ts';
+export { DEFAULT_MEMORY_BUDGET_BYTES, BufferedAggregation, RobustStrategy, memoryBudgetOption, type BufferedOptions, type RoundUpdates } from './strategies/buffered.ts';
+export { FedMedian, fedmedianOptions, type FedMedianOptions } from './strategies/fedmedian.ts';
+export { FedTrimmedAvg, fedtrimmedavgOptions, type FedTrimmedAvgOptions } from './strategies/fedtrimmedavg.ts';
+export { Krum, krumOptions, type KrumOptions } from './strategies/krum.ts';
+export { Clipped, clipNormOption } from './strategies/clipped.ts';
 export {
   STRATEGIES, STRATEGY_NAMES, parseStrategySection, strategyFor, strategySectionSchema, trainingConfig,
   type StrategyContext, type StrategyDefinition, type StrategyName, type StrategySection,
 } from './strategies/registry.ts';
 export { decide, nextStep, roundPolicy, stateOf, ROUND_STATES, type NextStep, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy, type RoundStateName } from './rounds.ts';
-export { foldScaledScalar } from './kernels/index.ts';
+export { clipToNorm, coordinateMedian, foldScaledScalar, krumScores, krumSelect, pairwiseSquaredDistances, trimmedMean } from './kernels/index.ts';
 export type * from './strategy.ts';
 export { AGGREGATOR_SESSION_TIMEOUT_MS, awaitNoLiveHolder, describeMembers, fencedError, isFenced, type HolderCheck } from './ownership.ts';
 export { saneMetrics, validateUpdate, validationLimits, type CandidateUpdate, type RoundState, type ValidationLimits } from './validate.ts';

@@ -17,6 +17,10 @@ import { FedAvg, fedavgOptions } from './fedavg.ts';
 import { FedAvgM, fedavgmOptions } from './fedavgm.ts';
 import { FedProx, fedproxOptions } from './fedprox.ts';
 import { FedYogi, fedyogiOptions } from './fedyogi.ts';
+import { FedMedian, fedmedianOptions } from './fedmedian.ts';
+import { FedTrimmedAvg, fedtrimmedavgOptions } from './fedtrimmedavg.ts';
+import { Krum, krumOptions } from './krum.ts';
+import { Clipped, clipNormOption } from './clipped.ts';
 
 /** What a strategy's factory gets besides its own options. */
 export interface StrategyContext {
@@ -34,8 +38,22 @@ export interface StrategyDefinition<S extends z.ZodObject = z.ZodObject> {
   create(options: z.infer<S>, context: StrategyContext): Strategy;
 }
 
-function define<S extends z.ZodObject>(d: StrategyDefinition<S>): StrategyDefinition<S> {
-  return d;
+/**
+ * Every strategy also takes `clipNorm` (C, weights; 0 = off, the default): each update's change from the round's
+ * base is clipped to at most C in L2 norm before the strategy sees it (strategies/clipped.ts, Sun et al. 2019).
+ */
+type WithClip<S extends z.ZodObject> = z.ZodObject<S['shape'] & { clipNorm: typeof clipNormOption }, z.core.$strict>;
+
+function define<S extends z.ZodObject>(d: StrategyDefinition<S>): StrategyDefinition<WithClip<S>> {
+  const options = d.options.extend({ clipNorm: clipNormOption }) as unknown as WithClip<S>;
+  return {
+    options,
+    create(o, c): Strategy {
+      const inner = d.create(o as z.infer<S>, c);
+      const { clipNorm } = o as { clipNorm: number };
+      return clipNorm > 0 ? new Clipped(inner, clipNorm) : inner;
+    },
+  };
 }
 
 /** The strategies a manifest may name. */
@@ -69,6 +87,21 @@ export const STRATEGIES = {
   fedyogi: define({
     options: fedyogiOptions,
     create: (o, c) => new FedYogi({ ...base(o, c), eta: o.eta, beta1: o.beta1, beta2: o.beta2, tau: o.tau }),
+  }),
+  /** Coordinate-wise median (Yin et al., ICML 2018). */
+  fedmedian: define({
+    options: fedmedianOptions,
+    create: (o, c) => new FedMedian({ ...base(o, c), memoryBudgetBytes: o.memoryBudgetBytes }),
+  }),
+  /** Coordinate-wise β-trimmed mean (Yin et al., ICML 2018). */
+  fedtrimmedavg: define({
+    options: fedtrimmedavgOptions,
+    create: (o, c) => new FedTrimmedAvg({ ...base(o, c), beta: o.beta, memoryBudgetBytes: o.memoryBudgetBytes }),
+  }),
+  /** Krum and Multi-Krum (Blanchard et al., NeurIPS 2017). */
+  krum: define({
+    options: krumOptions,
+    create: (o, c) => new Krum({ ...base(o, c), numMaliciousClients: o.numMaliciousClients, numClientsToKeep: o.numClientsToKeep, memoryBudgetBytes: o.memoryBudgetBytes }),
   }),
 } as const;
 
