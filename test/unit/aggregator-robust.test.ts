@@ -162,3 +162,21 @@ describe('clipping in front of a strategy (strategy.clipNorm)', () => {
     expect([...big]).toEqual([30, 40]);
   });
 });
+
+describe('a clipped strategy keeps its inner strategy\'s state', () => {
+  it('clipped FedAdam stores and restores its moments; clipped FedAvg has no state to offer', () => {
+    const base: Weights = [{ name: 'w', shape: [3], values: f32([1, 1, 1]) }];
+    const adam = strategy({ name: 'fedadam', clipNorm: 0.5 });
+    const agg = adam.begin(base, { round: 1, baseVersion: 0, knownNodes: [] });
+    agg.fold({ updateId: 'a', nodeId: 'a', round: 1, numExamples: 5, weights: [{ name: 'w', shape: [3], values: f32([3, 1, 1]) }], metrics: {} });
+    agg.finish([]);
+    const state = adam.state!()!;
+    expect(state.length).toBeGreaterThan(24);
+    const again = strategy({ name: 'fedadam', clipNorm: 0.5 });
+    again.restore!(state);
+    expect(Buffer.from(again.state!()!).equals(Buffer.from(state))).toBe(true);
+    const avg = strategy({ name: 'fedavg', clipNorm: 0.5 });
+    expect(avg.state).toBeUndefined();
+    expect(avg.restore).toBeUndefined();
+  });
+});

@@ -114,11 +114,11 @@ describe('server optimizer state', () => {
   });
 
   it('the manifest selects each optimizer with Flower 1.42\'s defaults', () => {
-    expect(parseStrategySection({ name: 'fedadam' })).toEqual({ name: 'fedadam', fraction: 1, eta: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-9 });
-    expect(parseStrategySection({ name: 'fedyogi' })).toEqual({ name: 'fedyogi', fraction: 1, eta: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 });
-    expect(parseStrategySection({ name: 'fedadagrad' })).toEqual({ name: 'fedadagrad', fraction: 1, eta: 0.1, tau: 1e-9 });
-    expect(parseStrategySection({ name: 'fedavgm' })).toEqual({ name: 'fedavgm', fraction: 1, serverLearningRate: 1, serverMomentum: 0 });
-    expect(parseStrategySection({ name: 'fedprox', proximalMu: 0.1 })).toEqual({ name: 'fedprox', fraction: 1, proximalMu: 0.1 });
+    expect(parseStrategySection({ name: 'fedadam' })).toEqual({ name: 'fedadam', fraction: 1, eta: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-9, clipNorm: 0 });
+    expect(parseStrategySection({ name: 'fedyogi' })).toEqual({ name: 'fedyogi', fraction: 1, eta: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3, clipNorm: 0 });
+    expect(parseStrategySection({ name: 'fedadagrad' })).toEqual({ name: 'fedadagrad', fraction: 1, eta: 0.1, tau: 1e-9, clipNorm: 0 });
+    expect(parseStrategySection({ name: 'fedavgm' })).toEqual({ name: 'fedavgm', fraction: 1, serverLearningRate: 1, serverMomentum: 0, clipNorm: 0 });
+    expect(parseStrategySection({ name: 'fedprox', proximalMu: 0.1 })).toEqual({ name: 'fedprox', fraction: 1, proximalMu: 0.1, clipNorm: 0 });
     expect(strategyFor(m({ name: 'fedadam', eta: 0.01 }))).toBeInstanceOf(FedAdam);
     expect(strategyFor(m({ name: 'fedyogi' })).name).toBe('fedyogi');
     expect(strategyFor(m({ name: 'fedadagrad' })).name).toBe('fedadagrad');

@@ -26,10 +26,10 @@ function configError(fn: () => unknown): ConfigError {
 
 describe('the strategy registry', () => {
   it('parses a strategy section with the strategy\'s own schema, defaults filled in', () => {
-    expect(STRATEGY_NAMES).toEqual(['fedavg', 'fedprox', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi']);
-    expect(parseStrategySection({ name: 'fedavg' })).toEqual({ name: 'fedavg', fraction: 1 });
-    expect(parseStrategySection({ name: 'fedavg', fraction: 0.25 })).toEqual({ name: 'fedavg', fraction: 0.25 });
-    expect(strategySectionSchema().parse({ name: 'fedavg', fraction: 0.5 })).toEqual({ name: 'fedavg', fraction: 0.5 });
+    expect(STRATEGY_NAMES).toEqual(['fedavg', 'fedprox', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi', 'fedmedian', 'fedtrimmedavg', 'krum']);
+    expect(parseStrategySection({ name: 'fedavg' })).toEqual({ name: 'fedavg', fraction: 1, clipNorm: 0 });
+    expect(parseStrategySection({ name: 'fedavg', fraction: 0.25 })).toEqual({ name: 'fedavg', fraction: 0.25, clipNorm: 0 });
+    expect(strategySectionSchema().parse({ name: 'fedavg', fraction: 0.5 })).toEqual({ name: 'fedavg', fraction: 0.5, clipNorm: 0 });
   });
 
   it.each([
@@ -37,7 +37,7 @@ describe('the strategy registry', () => {
     { raw: { name: 'fedavg', fraction: 1.5 }, path: 'strategy.fraction', message: /got 1.5/ },
     { raw: { name: 'fedavg', fraction: 'half' }, path: 'strategy.fraction', message: /"half"/ },
     { raw: { name: 'fedavg', momentum: 0.9 }, path: 'strategy.momentum', message: /unknown option momentum of strategy fedavg/ },
-    { raw: { name: 'krum' }, path: 'strategy.name', message: /unknown strategy "krum"; known strategies: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi/ },
+    { raw: { name: 'bulyan' }, path: 'strategy.name', message: /unknown strategy "bulyan"; known strategies: fedavg, fedprox, fedavgm, fedadagrad, fedadam, fedyogi, fedmedian, fedtrimmedavg, krum/ },
     { raw: {}, path: 'strategy.name', message: /known strategies: fedavg/ },
     { raw: { name: 'fedprox' }, path: 'strategy.proximalMu', message: /expected number/ },
     { raw: { name: 'fedprox', proximalMu: -0.1 }, path: 'strategy.proximalMu', message: /got -0.1/ },

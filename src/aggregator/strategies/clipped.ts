@@ -26,8 +26,14 @@ export const clipNormOption = z.number().min(0, 'expected a number ≥ 0 (0: no 
 
 export class Clipped implements Strategy {
   readonly name: string;
+  /** The inner strategy's, when it has state (a clipped FedAdam keeps its moments); absent otherwise, as on the inner. */
+  readonly state?: () => Uint8Array | undefined;
+  readonly restore?: (state: Uint8Array) => void;
+
   constructor(private readonly inner: Strategy, readonly clipNorm: number) {
     this.name = inner.name;
+    if (inner.state) this.state = () => inner.state!();
+    if (inner.restore) this.restore = (state) => inner.restore!(state);
   }
 
   configureRound(ctx: RoundContext): RoundPlan {
@@ -36,15 +42,6 @@ export class Clipped implements Strategy {
 
   begin(base: Weights, ctx: RoundContext): Aggregation {
     return new ClippedAggregation(this.inner.begin(base, ctx), base.map((t) => t.values), this.clipNorm);
-  }
-
-  state(): Uint8Array | undefined {
-    return this.inner.state?.();
-  }
-
-  restore(state: Uint8Array): void {
-    if (!this.inner.restore) throw new TypeError(`strategy ${this.inner.name} keeps no state`);
-    this.inner.restore(state);
   }
 }
 
