@@ -14,6 +14,7 @@ import { FedStreamError } from '../common/index.ts';
 import type { AnalyticsClient } from './clickhouse/client.ts';
 import { toAnalyticsError } from './clickhouse/errors.ts';
 import { splitStatements } from './clickhouse/ddl.ts';
+import { EXACT_FLOAT_OUTPUT, rowsFromCompact } from './clickhouse/floats.ts';
 
 export const QUERY_NAMES = [
   'convergence',
@@ -116,8 +117,10 @@ export type QueryParamValue = string | number | bigint | boolean | readonly stri
 export type QueryParams = { tenant: string; pipeline: string } & Record<string, QueryParamValue>;
 
 /**
- * Runs a named query and returns its rows (JSONEachRow: 64-bit integers come back as strings,
- * times as `'YYYY-MM-DD hh:mm:ss.sss'` UTC, NULL as null). Every placeholder must have a value.
+ * Runs a named query and returns its rows (as JSON: 64-bit integers come back as strings, times as
+ * `'YYYY-MM-DD hh:mm:ss.sss'` UTC, NULL as null). Floats come back as themselves, at any depth (maps,
+ * arrays, tuples): NaN, Infinity, -Infinity and -0 included (JSON alone would turn the first three into
+ * null; clickhouse/floats.ts). Every placeholder must have a value.
  */
 export async function runQuery<T = Record<string, unknown>>(analytics: AnalyticsClient, name: QueryName | (string & {}), params: QueryParams): Promise<T[]> {
   const q = loadQuery(name);
@@ -130,8 +133,10 @@ export async function runQuery<T = Record<string, unknown>>(analytics: Analytics
     return [p.name, typeof v === 'bigint' ? v.toString() : v];
   }));
   try {
-    const rs = await analytics.client.query({ query: q.sql, query_params: queryParams, format: 'JSONEachRow' });
-    return await rs.json<T>();
+    const rs = await analytics.client.query({
+      query: q.sql, query_params: queryParams, format: 'JSONCompactEachRowWithNamesAndTypes', clickhouse_settings: EXACT_FLOAT_OUTPUT,
+    });
+    return rowsFromCompact<T>(await rs.json<unknown[]>());
   } catch (err) {
     throw toAnalyticsError(err, `query ${name} (${q.file})`);
   }

@@ -106,14 +106,19 @@ describe('sink rows', () => {
   it('maps an update_status answer back to an updates row with the decided status', () => {
     const r = {
       update_id: 'u1', node_id: 'n1', round: '2', base_version: '1', num_examples: '30', num_params: '420', payload_bytes: '2000',
-      metrics: { loss: 0.5, accuracy: null }, training_ms: '12', created_at: '1760000000123', kafka_topic: 'acme.mnist.updates',
+      metrics: { loss: 0.5, accuracy: Number.NaN, up: Infinity, down: -Infinity, zero: -0 }, training_ms: '12', created_at: '1760000000123', kafka_topic: 'acme.mnist.updates',
       kafka_partition: 1, kafka_offset: '17', status: 'accepted',
     };
     expect(statusRow(scope, r)).toEqual({
       tenant: 'acme', pipeline: 'mnist', update_id: 'u1', node_id: 'n1', round: 2, base_version: 1, num_examples: 30, num_params: 420,
-      payload_bytes: 2000, metrics: { loss: 0.5, accuracy: 'nan' }, training_ms: 12, created_at: 1_760_000_000_123, status: 'accepted',
+      payload_bytes: 2000, metrics: { loss: 0.5, accuracy: 'nan', up: 'inf', down: '-inf', zero: '-0' }, training_ms: 12, created_at: 1_760_000_000_123, status: 'accepted',
       ...coords('acme.mnist.updates', 1, 17),
     });
+  });
+
+  it('refuses a status row whose metric was read back as anything but a number (it would change the stored value)', () => {
+    const r = { update_id: 'u1', node_id: 'n1', round: '2', metrics: { loss: null }, status: 'accepted' };
+    expect(() => statusRow(scope, r)).toThrow(/metric loss of update u1 was read back as null/);
   });
 
   it('decides the status of an update by its id and its node, duplicates included (update_status.sql)', () => {

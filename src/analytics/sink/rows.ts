@@ -284,10 +284,26 @@ export function unreadableRow(scope: RowScope, u: Unreadable, what: 'unreadable'
   };
 }
 
+/** A status row's metrics as read back: numbers only (a null or string would change the value the row replaces). */
+function exactMetrics(m: unknown, updateId: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries((m ?? {}) as Record<string, unknown>)) {
+    if (typeof v !== 'number') {
+      throw new CodecError('CODEC_INVALID', `metric ${k} of update ${updateId} was read back as ${JSON.stringify(v)}, not a number: its status row would change it`, {
+        details: { field: `metrics.${k}`, column: 'metrics', value: String(v) },
+      });
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
 /**
  * `updates` status row from a row of the `update_status` query (the update read back, with its decided
- * status): the same row as received, with `status` accepted or rejected. NULL metrics (ClickHouse's JSON
- * for NaN) go back as `nan`.
+ * status): the same row as received, with `status` accepted or rejected. The query's metrics come back as the
+ * numbers stored (runQuery decodes NaN, ±Infinity and -0 exactly), and go back through {@link floatMap}, so the
+ * status row holds bit for bit the metrics of the row it replaces (issue 13: `loss = +Inf` once came back as
+ * JSON null and was written as `nan`).
  */
 export function statusRow(scope: RowScope, r: Row): Row {
   return {
@@ -300,7 +316,7 @@ export function statusRow(scope: RowScope, r: Row): Row {
     num_examples: Number(r.num_examples),
     num_params: Number(r.num_params),
     payload_bytes: Number(r.payload_bytes),
-    metrics: Object.fromEntries(Object.entries((r.metrics ?? {}) as Record<string, number | null>).map(([k, v]) => [k, v === null ? 'nan' : v])),
+    metrics: floatMap(exactMetrics(r.metrics, String(r.update_id))),
     training_ms: Number(r.training_ms),
     created_at: Number(r.created_at),
     status: r.status,
