@@ -5,6 +5,7 @@
  * its renderers (`reports/`).
  */
 export { toAnalyticsError } from './clickhouse/errors.ts';
+export { EXACT_FLOAT_OUTPUT, decodeByType, decodeFloat, parseType, rowsFromCompact } from './clickhouse/floats.ts';
 export {
   createAnalyticsClient,
   analyticsOptionsFrom,
@@ -59,6 +60,7 @@ export {
   listQueryNames,
   loadQuery,
   parseQueryFile,
+  queryRows,
   runQuery,
   type QueryFile,
   type QueryName,

@@ -132,12 +132,20 @@ export async function runQuery<T = Record<string, unknown>>(analytics: Analytics
     const v = params[p.name];
     return [p.name, typeof v === 'bigint' ? v.toString() : v];
   }));
+  return queryRows<T>(analytics, q.sql, queryParams, `query ${name} (${q.file})`);
+}
+
+/**
+ * Runs any SELECT and returns its rows as {@link runQuery} does: floats exactly (NaN, ±Infinity, -0 at any depth),
+ * 64-bit integers as strings. `context` prefixes the message of the ANALYTICS_* error a failure becomes.
+ */
+export async function queryRows<T = Record<string, unknown>>(analytics: AnalyticsClient, sql: string, params: Record<string, unknown> = {}, context = 'query'): Promise<T[]> {
   try {
     const rs = await analytics.client.query({
-      query: q.sql, query_params: queryParams, format: 'JSONCompactEachRowWithNamesAndTypes', clickhouse_settings: EXACT_FLOAT_OUTPUT,
+      query: sql, query_params: params, format: 'JSONCompactEachRowWithNamesAndTypes', clickhouse_settings: EXACT_FLOAT_OUTPUT,
     });
     return rowsFromCompact<T>(await rs.json<unknown[]>());
   } catch (err) {
-    throw toAnalyticsError(err, `query ${name} (${q.file})`);
+    throw toAnalyticsError(err, context);
   }
 }

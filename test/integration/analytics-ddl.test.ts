@@ -96,7 +96,7 @@ describe('embedded client', () => {
 describe('applySchema', () => {
   it('applies every file once; a second run is a no-op', async () => {
     const first = await applySchema(ch, { logger });
-    expect(first.applied).toEqual(['001_telemetry.sql', '002_training.sql', '003_audit.sql', '004_rollups.sql']);
+    expect(first.applied).toEqual(['001_telemetry.sql', '002_training.sql', '003_audit.sql', '004_rollups.sql', '005_nonfinite.sql']);
     const tables = await rows<{ name: string }>("SELECT name FROM system.tables WHERE database = 'fedstream' ORDER BY name");
 
     const second = await applySchema(ch, { logger });
@@ -124,7 +124,7 @@ describe('applySchema', () => {
     }
 
     const custom = await applySchema(ch, { database: `custom_${suffix}`, variables: { retention_days_telemetry: 7, retention_days_audit: 400 }, logger });
-    expect(custom.applied).toHaveLength(4);
+    expect(custom.applied).toHaveLength(5);
     expect(await ttl(`custom_${suffix}`, 'telemetry_events')).toMatch(/TTL .*toIntervalDay\(7\)/);
     expect(await ttl(`custom_${suffix}`, 'audit_log')).toMatch(/TTL .*toIntervalDay\(400\)/);
     expect(await ttl(`custom_${suffix}`, 'audit_log')).toContain('PARTITION BY toYYYYMM(event_time)');

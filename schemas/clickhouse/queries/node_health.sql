@@ -8,6 +8,9 @@
 --
 -- Exact under redelivery for events and heartbeats (uniqExact over Kafka coordinates) and the
 -- max/min; metrics_avg may count a redelivered event twice (docs/clickhouse.md, "Roll-ups").
+--
+-- Non-finite metrics: metrics_avg averages the finite values only (one NaN would make the minute's average
+-- NaN); metrics_max and metrics_min keep +Inf and -Inf, and NaN when nothing else was reported.
 SELECT
     toString(node_id) AS node_id,
     minute,

@@ -7,7 +7,8 @@
 -- Parameters: {tenant:String}, {pipeline:String}
 -- Columns: round, outcome (closed, abandoned or open), base_version, version (the version the round
 --   produced; NULL when none), participants, updates, accepted, rejected, extensions, min_updates,
---   target_updates, loss_quantiles, accuracy_quantiles, opened_at, deadline, first_update,
+--   target_updates, loss_quantiles, accuracy_quantiles (over the finite values), loss_nonfinite,
+--   accuracy_nonfinite (updates whose value was NaN, +Inf or -Inf, left out of the quantiles), opened_at, deadline, first_update,
 --   last_update, closed_at, update_span_ms, duration_ms
 --
 -- Exact under redelivery: round_summary keeps duplicate-proof aggregates (uniqExact, min/max,
@@ -26,6 +27,8 @@ SELECT
     s.target_updates AS target_updates,
     s.loss_quantiles AS loss_quantiles,
     s.accuracy_quantiles AS accuracy_quantiles,
+    s.loss_nonfinite AS loss_nonfinite,
+    s.accuracy_nonfinite AS accuracy_nonfinite,
     s.opened_at AS opened_at,
     s.deadline AS deadline,
     s.first_update AS first_update,

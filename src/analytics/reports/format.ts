@@ -14,9 +14,23 @@ export function num(v: unknown): number {
   return Number(v);
 }
 
+/** A plottable number: null for a missing value and for NaN and ±Infinity (which no axis can place). */
 export function optNum(v: unknown): number | null {
   const n = num(v);
   return Number.isFinite(n) ? n : null;
+}
+
+/**
+ * A stored non-finite float (or -0) as the report prints it — `+Inf`, `-Inf`, `NaN`, `-0` — or undefined for any other
+ * value. Named queries return NaN and ±Infinity as numbers (a missing value is null: an em dash), so a diverged
+ * loss reads +Inf in a table, never a dash that would look like "not reported".
+ */
+export function special(v: unknown): string | undefined {
+  if (typeof v !== 'number') return undefined;
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return '+Inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
+  return Object.is(v, -0) ? '-0' : undefined;
 }
 
 export function int(v: unknown): string {
@@ -25,11 +39,15 @@ export function int(v: unknown): string {
 }
 
 export function fixed(v: unknown, digits = 4): string {
+  const s = special(v);
+  if (s !== undefined) return s;
   const n = num(v);
   return Number.isFinite(n) ? String(Number(n.toFixed(digits))) : '—';
 }
 
 export function pct(v: unknown): string {
+  const s = special(v);
+  if (s !== undefined && s !== '-0') return s;
   const n = num(v);
   return Number.isFinite(n) ? `${(n * 100).toFixed(1)}%` : '—';
 }

@@ -192,11 +192,12 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
       },
       {
         kind: 'table',
-        headers: ['round', 'outcome', 'base', 'version', 'participants', 'accepted', 'rejected', 'extensions', 'median loss', 'median accuracy', 'duration', 'opened (UTC)'],
+        headers: ['round', 'outcome', 'base', 'version', 'participants', 'accepted', 'rejected', 'extensions', 'median loss (finite)', 'median accuracy (finite)', 'duration', 'opened (UTC)'],
         align: ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
         rows: rounds.map((r) => [
           str(r.round), str(r.outcome), str(r.base_version), str(r.version), int(r.participants), int(r.accepted), int(r.rejected), int(r.extensions),
-          fixed((r.loss_quantiles as unknown[] | undefined)?.[2]), pct((r.accuracy_quantiles as unknown[] | undefined)?.[2]), ms(r.duration_ms), time(r.opened_at),
+          withNonFinite(fixed((r.loss_quantiles as unknown[] | undefined)?.[2]), r.loss_nonfinite),
+          withNonFinite(pct((r.accuracy_quantiles as unknown[] | undefined)?.[2]), r.accuracy_nonfinite), ms(r.duration_ms), time(r.opened_at),
         ]),
         empty: 'No rounds yet.',
       },
@@ -291,6 +292,12 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     sections,
   };
   return { title: doc.title, document: doc, markdown: renderMarkdown(doc), html: renderHtml(doc), convergence, participation };
+}
+
+/** A median over the finite values, with how many non-finite values (NaN, ±Inf) it left out, when any. */
+function withNonFinite(median: string, nonFinite: unknown): string {
+  const n = num(nonFinite);
+  return Number.isFinite(n) && n > 0 ? `${median} (${n} non-finite)` : median;
 }
 
 /** The strategy's name and the options the manifest sets (`fedadam (eta 0.05, beta1 0.9)`); unset options have the defaults of docs/strategies.md. */
