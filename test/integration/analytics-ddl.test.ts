@@ -145,7 +145,7 @@ describe('applySchema', () => {
     const err = await errorOf(applySchema(ch, { dir, database: db, logger }));
     expect(err.code).toBe('ANALYTICS_DDL');
     expect(err.message).toContain('003_audit.sql changed since it was applied');
-    expect(err.message).toContain('005_<change>.sql');
+    expect(err.message).toContain('006_<change>.sql');
 
     const warned = await applySchema(ch, { dir, database: db, onChecksumMismatch: 'warn', logger });
     expect(warned.applied).toEqual(['003_audit.sql']);
