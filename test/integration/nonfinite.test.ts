@@ -12,13 +12,19 @@ import {
   applySchema, auditRow, contributionRows, createAnalyticsClient, modelVersionRow, queryRows, runQuery, telemetryRow, updateRow,
   type AnalyticsClient, type Row, type RowScope,
 } from '../../src/analytics/index.ts';
+import { Sink } from '../../src/analytics/index.ts';
 import { insertWithToken } from '../../src/analytics/sink/batch.ts';
 import { writeStatus } from '../../src/analytics/sink/status.ts';
 import { trainingReport } from '../../src/analytics/reports/training.ts';
 import type { AuditEventRecord, ModelUpdateRecord, ModelVersionRecord, TelemetryEventRecord } from '../../src/codec/index.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
+import { packTensors, weightsSha256 } from '../../src/codec/index.ts';
+import { ensureTopics, pipelineTopics } from '../../src/protocol/topics.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/memory/index.ts';
 import { samples } from '../fixtures/avro/samples.ts';
+import { signerOf, testManifest, weightsFor } from './sink-fixtures.ts';
 
 const logger = createLogger('silent');
 /** Every value a Float64 must keep, in a fixed order: name → value. */
@@ -93,13 +99,72 @@ describe('non-finite floats through ClickHouse', () => {
     const final = await queryRows<{ node_id: string; status: string; loss: string }>(ch, `SELECT toString(node_id) AS node_id, toString(status) AS status, toString(metrics['loss']) AS loss FROM updates FINAL WHERE pipeline = {p:String} ORDER BY node_id`, p);
     // expected.txt: updates FINAL: node-1 metrics['loss'] = inf, node-2 = 1
     expect(final.map((r) => `${r.node_id}:${r.status}:${r.loss}`)).toEqual(['node-1:accepted:inf', 'node-2:accepted:1']);
-    // Both rows of each update (received, then accepted) hold the same loss.
-    const all = await queryRows<{ loss: string }>(ch, `SELECT toString(metrics['loss']) AS loss FROM updates WHERE pipeline = {p:String} ORDER BY node_id, status`, p);
-    expect(all.map((r) => r.loss)).toEqual(['inf', 'inf', '1', '1']);
+    // Every row still stored for an update (the status row, and the received one until a merge drops it) holds the same loss.
+    const all = await queryRows<{ node_id: string; loss: string }>(ch, `SELECT toString(node_id) AS node_id, toString(metrics['loss']) AS loss FROM updates WHERE pipeline = {p:String}`, p);
+    expect(new Set(all.map((r) => `${r.node_id}:${r.loss}`))).toEqual(new Set(['node-1:inf', 'node-2:1']));
     // expected.txt: round_stats round 1 loss_values = [1, inf] (2 values for 2 updates)
     const [stats] = await queryRows<{ lv: string[]; n: string }>(ch, `SELECT arrayMap(x -> toString(x), loss_values) AS lv, updates AS n FROM round_stats WHERE pipeline = {p:String} AND round = 1`, p);
     expect([...stats!.lv].sort()).toEqual(['1', 'inf']);
     expect(stats!.n).toBe('2');
+  });
+
+  it('case inf-metric-json-null through the sink: signed records on the topics, the Sink writes rows and status rows', async () => {
+    const m = testManifest('nf', `sink_${randomUUID().slice(0, 8)}`);
+    const transport = createMemoryTransport({ cluster: new MemoryCluster(), logger });
+    const admin = transport.admin();
+    await ensureTopics(admin, m);
+    await admin.close();
+    const producer = transport.producer();
+    await producer.connect();
+    const topics = pipelineTopics(m);
+    const chunk = m.topics.chunkSizeBytes;
+    const base = { tenant: m.tenant, pipeline: m.name };
+    const agg = signerOf(m, 'aggregator');
+    let clock = Date.now() - 60_000;
+    const tick = (): number => (clock += 10);
+    const audit = (action: string, a: { round?: number; version?: number; nodeId?: string; updateId?: string }) => toRecords(topics.audit, 'AuditEvent', {
+      ...base, eventId: randomUUID(), eventTime: tick(), actor: 'aggregator', action: action as never, round: a.round ?? null, version: a.version ?? null,
+      nodeId: a.nodeId ?? null, updateId: a.updateId ?? null, reason: null, details: {},
+    }, a.nodeId ?? action, chunk, {}, agg);
+    const control = (kind: 'START' | 'CLOSE' | 'FINISH', round: number, baseVersion: number) => toRecords(topics.control, 'RoundControl', {
+      ...base, round, baseVersion, kind, config: {}, selectedNodes: [], deadline: clock + 30_000, minUpdates: 2, targetUpdates: 2, createdAt: tick(),
+    }, `round-${round}`, chunk, {}, agg);
+    const version = (v: number, contributors: ModelVersionRecord['contributors'], metrics: Record<string, number>): ModelVersionRecord => ({
+      ...base, version: v, parentVersion: v - 1, round: v, strategy: v === 0 ? 'initial' : 'fedavg', createdAt: tick(), tensors: packTensors(weightsFor(v)),
+      weightsSha256: weightsSha256(weightsFor(v)), contributors, totalExamples: contributors.reduce((t, c) => t + c.numExamples, 0), metrics,
+      rejectedCount: 0, modelSpec: JSON.stringify(m.model), strategyState: null,
+    });
+    await producer.send([...toRecords(topics.models, 'ModelVersion', version(0, [], {}), 'v0', chunk, {}, agg), ...control('START', 1, 0)]);
+    // node-1 diverged: loss +Inf; node-2: loss 1 (the case's input).
+    const sent = [['node-1', Number.POSITIVE_INFINITY, 0.1], ['node-2', 1, 0.5]] as const;
+    const ids: string[] = [];
+    for (const [node, loss, accuracy] of sent) {
+      const updateId = randomUUID();
+      ids.push(updateId);
+      await producer.send(toRecords(topics.updates, 'ModelUpdate', {
+        ...base, updateId, nodeId: node, round: 1, baseVersion: 0, numExamples: 10, tensors: packTensors(weightsFor(7)), metrics: { loss, accuracy },
+        trainingMs: 1, createdAt: tick(), sdkVersion: 'x', backend: 'x',
+      }, node, chunk, {}, signerOf(m, node)));
+    }
+    await producer.send([
+      ...audit('UPDATE_ACCEPTED', { round: 1, nodeId: 'node-1', updateId: ids[0] }), ...audit('UPDATE_ACCEPTED', { round: 1, nodeId: 'node-2', updateId: ids[1] }),
+      ...toRecords(topics.models, 'ModelVersion', version(1, sent.map(([node], i) => ({ updateId: ids[i]!, nodeId: node, numExamples: 10, weight: 0.5 })), { train_loss: Number.POSITIVE_INFINITY }), 'v1', chunk, {}, agg),
+      ...control('CLOSE', 1, 0), ...audit('PIPELINE_FINISHED', { round: 1, version: 1 }), ...control('FINISH', 1, 1),
+    ]);
+    await producer.disconnect();
+    const sink = new Sink({ manifest: m, transport, analytics: ch, logger, batchRows: 100, batchMs: 50 });
+    await sink.start();
+    await sink.untilFinished();
+    await sink.stop();
+    expect(sink.metrics().statusUpdates).toBe(2);
+
+    const p = { p: m.name };
+    const final = await queryRows<{ node_id: string; status: string; loss: string }>(ch, `SELECT toString(node_id) AS node_id, toString(status) AS status, toString(metrics['loss']) AS loss FROM updates FINAL WHERE pipeline = {p:String} ORDER BY node_id`, p);
+    expect(final.map((r) => `${r.node_id}:${r.status}:${r.loss}`)).toEqual(['node-1:accepted:inf', 'node-2:accepted:1']);
+    const [stats] = await queryRows<{ lv: string[] }>(ch, `SELECT arrayMap(x -> toString(x), loss_values) AS lv FROM round_stats WHERE pipeline = {p:String} AND round = 1`, p);
+    expect([...stats!.lv].sort()).toEqual(['1', 'inf']);
+    const [v1] = (await runQuery<{ version: string; train_loss: number }>(ch, 'convergence', { tenant: m.tenant, pipeline: m.name })).filter((v) => v.version === '1');
+    expect(v1!.train_loss).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('updates: every value written, read back exactly, and still itself after the status row replaced the first row', async () => {
@@ -109,11 +174,12 @@ describe('non-finite floats through ClickHouse', () => {
     expect(await acceptAll(scope, updates)).toBe(VALUES.length);
     const p = { p: scope.pipeline };
 
-    // Stored bits, read in SQL (independent of the JSON read path): both rows of every update.
+    // Stored bits, read in SQL (independent of the JSON read path), of the row FINAL keeps: the status row, which
+    // replaced the received one (a background merge may already have dropped that one).
     const stored = await queryRows<{ node_id: string; status: string; b: string[] }>(ch,
       `SELECT toString(node_id) AS node_id, toString(status) AS status, [${VALUES.map(([k]) => sqlBits(`metrics['${k}']`)).join(', ')}, ${sqlBits("metrics['loss']")}] AS b
-       FROM updates WHERE pipeline = {p:String} ORDER BY node_id, status`, p);
-    expect(stored).toHaveLength(2 * VALUES.length);
+       FROM updates FINAL WHERE pipeline = {p:String} ORDER BY node_id`, p);
+    expect(stored.map((r) => r.status)).toEqual(VALUES.map(() => 'accepted'));
     for (const r of stored) {
       const own = VALUES.find(([k]) => r.node_id === `node-${k}`)![1];
       expect(r.b, `${r.node_id} ${r.status}`).toEqual(bitsOf([...VALUES.map(([, v]) => v), own]));
