@@ -157,8 +157,15 @@ describe('the schema files', () => {
     for (const f of files) expect(f.file).toMatch(/^\d{3}_[a-z0-9_]+\.sql$/);
   });
 
-  it('are idempotent: every CREATE says IF NOT EXISTS, and nothing drops or alters', () => {
+  it('are idempotent: every CREATE says IF NOT EXISTS, and nothing drops or alters data', () => {
     for (const s of statements) {
+      // A later file may give a view a new query (005_nonfinite.sql): a plain view replaced whole, a materialized
+      // view's query swapped in place. Both are idempotent and leave every stored row as it is.
+      if (/^(CREATE OR REPLACE VIEW|ALTER TABLE fedstream\.\w+_mv MODIFY QUERY)\b/.test(s.sql)) {
+        expect(s.file, s.sql.slice(0, 80)).not.toMatch(/^00[1-4]_/);
+        expect(s.sql.replace(/^ALTER TABLE/, ''), s.file).not.toMatch(/\b(DROP|ALTER|TRUNCATE|RENAME)\b/);
+        continue;
+      }
       expect(s.sql, s.file).toMatch(/^CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS fedstream\.\w+/);
       expect(s.sql, s.file).not.toMatch(/\b(DROP|ALTER|TRUNCATE|RENAME)\b/);
     }
