@@ -216,7 +216,7 @@ describe('non-finite floats through ClickHouse', () => {
     expect(quantiles[2]).toBeLessThanOrEqual(sorted[3]!);
 
     // The named query the report reads: the same counts.
-    const [r] = await runQuery(ch, 'round_summary', scope);
+    const [r] = await runQuery(ch, 'round_summary', { ...scope });
     expect(r).toMatchObject({ round: '1', updates: String(VALUES.length), loss_nonfinite: String(NON_FINITE) });
     expect(r!.loss_quantiles).toEqual(quantiles);
   });
@@ -238,7 +238,7 @@ describe('non-finite floats through ClickHouse', () => {
     // node-mix: two updates in the round, one diverged: the mean of the finite one, and one non-finite counted.
     updates.push(update(scope, 'node-mix', { loss: 2 }, 50), update(scope, 'node-mix', { loss: Number.NaN }, 51));
     await acceptAll(scope, updates);
-    const rows = await runQuery<{ node_id: string; loss: number | null; loss_nonfinite: string; accuracy: number | null }>(ch, 'participation_matrix', scope);
+    const rows = await runQuery<{ node_id: string; loss: number | null; loss_nonfinite: string; accuracy: number | null }>(ch, 'participation_matrix', { ...scope });
     const byNode = new Map(rows.map((r) => [r.node_id, r]));
     for (const [name, v] of VALUES) {
       const r = byNode.get(`node-${name}`)!;
@@ -268,7 +268,7 @@ describe('non-finite floats through ClickHouse', () => {
         expect(bitsOf([...VALUES.map(([k]) => r.metrics[k]), r.metrics.value]), `${table} ${r.node_id}`).toEqual(bitsOf([...VALUES.map(([, v]) => v), own]));
       }
     }
-    const health = await runQuery<{ node_id: string; metrics_avg: Record<string, number>; metrics_max: Record<string, number>; metrics_min: Record<string, number> }>(ch, 'node_health', scope);
+    const health = await runQuery<{ node_id: string; metrics_avg: Record<string, number>; metrics_max: Record<string, number>; metrics_min: Record<string, number> }>(ch, 'node_health', { ...scope });
     expect(health).toHaveLength(VALUES.length);
     for (const h of health) {
       const own = VALUES.find(([k]) => h.node_id === `node-${k}`)![1];
@@ -293,7 +293,7 @@ describe('non-finite floats through ClickHouse', () => {
     await insert('model_versions', versions.map((v, i) => modelVersionRow(scope, v, source('models', i))));
     await insert('contributions', versions.flatMap((v, i) => contributionRows(scope, v, source('models', i))));
 
-    const convergence = await runQuery<Record<string, number>>(ch, 'convergence', scope);
+    const convergence = await runQuery<Record<string, number>>(ch, 'convergence', { ...scope });
     expect(convergence).toHaveLength(VALUES.length);
     for (const key of ['train_loss', 'train_accuracy', 'eval_loss', 'eval_accuracy']) {
       expect(bitsOf(convergence.map((c) => c[key])), key).toEqual(bitsOf(VALUES.map(([, v]) => v)));
@@ -304,7 +304,7 @@ describe('non-finite floats through ClickHouse', () => {
     const lineage = await runQuery<{ version: string; weight: number | null }>(ch, 'lineage', { ...scope, version: VALUES.length });
     const weights = new Map(lineage.map((l) => [Number(l.version), l.weight]));
     expect(bitsOf(VALUES.map((_, i) => weights.get(i + 1)))).toEqual(bitsOf(VALUES.map(([, v]) => v)));
-    const contributed = await runQuery<{ version: string; weight: number }>(ch, 'data_contributed', scope);
+    const contributed = await runQuery<{ version: string; weight: number }>(ch, 'data_contributed', { ...scope });
     expect(bitsOf(contributed.map((c) => c.weight))).toEqual(bitsOf(VALUES.map(([, v]) => (Object.is(v, -0) ? 0 : v)))); // a sum of one -0 is 0
     const [summary] = await queryRows<{ version: string; rounds: string }>(ch, 'SELECT max(version) AS version, count() AS rounds FROM round_stats WHERE pipeline = {p:String}', { p: scope.pipeline });
     expect(summary).toEqual({ version: String(VALUES.length), rounds: String(VALUES.length) });
