@@ -2,6 +2,7 @@
 // column type, so that a String column holding "inf" stays a string (src/analytics/clickhouse/floats.ts).
 import { describe, expect, it } from 'vitest';
 import { decodeByType, decodeFloat, parseType, rowsFromCompact } from '../../src/analytics/clickhouse/floats.ts';
+import { fixed, optNum, pct } from '../../src/analytics/reports/format.ts';
 
 describe('non-finite floats read back from ClickHouse JSON', () => {
   it('parses nested, named and quoted type names', () => {
@@ -31,5 +32,11 @@ describe('non-finite floats read back from ClickHouse JSON', () => {
     expect(rows).toEqual([{ id: 'nan', f: NaN }, { id: '-inf', f: -Infinity }]);
     expect(rowsFromCompact([])).toEqual([]);
     expect(() => rowsFromCompact([['a'], ['String', 'UInt8']])).toThrow(/names and types/);
+  });
+
+  it('prints a stored non-finite value as itself in reports, a missing one as a dash, and plots neither', () => {
+    expect([Infinity, -Infinity, NaN, -0, null, 0.25].map((v) => fixed(v))).toEqual(['+Inf', '-Inf', 'NaN', '-0', '—', '0.25']);
+    expect([Infinity, NaN, -0, undefined, 0.25].map((v) => pct(v))).toEqual(['+Inf', 'NaN', '0.0%', '—', '25.0%']);
+    expect([Infinity, NaN, null, 2].map(optNum)).toEqual([null, null, null, 2]);
   });
 });
