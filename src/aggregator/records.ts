@@ -105,14 +105,18 @@ export function versionRecord(m: Manifest, v: VersionValues, now: number): Model
   };
 }
 
-/** The Kafka record of a control record: small and never chunked; key = round, one partition, total order. */
-export function controlOut(s: RecordScope, c: RoundControlRecord): ProducerRecord {
-  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes, {}, s.signer)[0]!;
+/**
+ * The Kafka records of a control record, keyed by its round (one partition, total order): usually one, but chunked
+ * like any payload when larger than `topics.chunkSizeBytes` (a long selectedNodes list, a large round config).
+ * Every chunk is written: readers reassemble them (protocol/wire.ts PayloadReader).
+ */
+export function controlOut(s: RecordScope, c: RoundControlRecord): ProducerRecord[] {
+  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes, {}, s.signer);
 }
 
-/** The Kafka record of an audit event, keyed by its node (or its action). */
-export function auditOut(s: RecordScope, e: AuditEventRecord): ProducerRecord {
-  return toRecords(s.topics.audit, 'AuditEvent', e, e.nodeId ?? e.action, s.manifest.topics.chunkSizeBytes, {}, s.signer)[0]!;
+/** The Kafka records of an audit event (chunked when large: long details or reason), keyed by its node (or its action). */
+export function auditOut(s: RecordScope, e: AuditEventRecord): ProducerRecord[] {
+  return toRecords(s.topics.audit, 'AuditEvent', e, e.nodeId ?? e.action, s.manifest.topics.chunkSizeBytes, {}, s.signer);
 }
 
 /** The Kafka records of a version (chunked when large), keyed `v<version>`. */
@@ -137,8 +141,8 @@ export function rejectionOut(s: RecordScope, round: number, rejection: Rejection
       ...(deadLetter ? {} : { deadLetter: 'omitted', deadLetterLimit: String(s.manifest.limits.maxDeadLetterBytesPerRound) }),
     },
   }, now, eventId);
-  if (!deadLetter) return [auditOut(s, audit)];
-  return [auditOut(s, audit), ...deadLetterRecords({
+  if (!deadLetter) return auditOut(s, audit);
+  return [...auditOut(s, audit), ...deadLetterRecords({
     topic: s.topics['dead-letter'], bytes, key: msg.key, code: rejection.code, reason: rejection.reason,
     source: `${msg.topic}/${msg.partition}/${msg.offset}`, chunkSize: s.manifest.topics.chunkSizeBytes,
   })];
@@ -168,7 +172,7 @@ export function refusedOut(s: RecordScope, r: RefusedRecord, now: number): Produ
     reason: r.reason,
     details: { code: r.code, sourceTopic: r.topic, sourcePartition: String(r.partition), sourceOffset: r.offset, bytes: String(r.bytes.length), refusedBy: 'recovery' },
   }, now, eventId);
-  return [auditOut(s, audit), ...deadLetterRecords({
+  return [...auditOut(s, audit), ...deadLetterRecords({
     topic: s.topics['dead-letter'], bytes: r.bytes, key: r.key, code: r.code, reason: r.reason, source: where, actor: AGGREGATOR_ACTOR, chunkSize: s.manifest.topics.chunkSizeBytes,
   })];
 }

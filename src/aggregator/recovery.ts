@@ -72,18 +72,24 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
   });
   let control: RoundControlRecord | undefined;
   let extensions = 0;
+  const controls = new PayloadReader(m.limits);
   await readToEnd(t, topics.control, (msg) => {
+    // Chunked like any payload when large: reassembled first.
+    const got = controls.accept(msg);
+    for (const f of got.failures) log.warn({ err: f.error, offset: msg.offset }, 'unreadable chunk in the control topic; ignored during recovery');
+    if (!got.payload) return;
     try {
-      const bytes = msg.value ?? Buffer.alloc(0);
+      const p = got.payload;
+      const bytes = p.bytes;
       const c = decode('RoundControl', bytes);
       if (c.tenant !== m.tenant || c.pipeline !== m.name) return;
-      const verdict = verifyRecord(registry, 'RoundControl', c, bytes, msg.headers);
+      const verdict = verifyRecord(registry, 'RoundControl', c, bytes, p.headers);
       if (!verdict.ok) {
-        refuse({ topic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key, bytes, code: verdict.code, reason: `${c.kind} of round ${c.round}: ${verdict.reason}` });
+        refuse({ topic: p.topic, partition: p.partition, offset: p.firstOffset, key: msg.key, bytes, code: verdict.code, reason: `${c.kind} of round ${c.round}: ${verdict.reason}` });
         return;
       }
       if (isControlBehind(control, c)) {
-        refuse({ topic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key, bytes, code: 'replayed', reason: `${c.kind} of round ${c.round} replayed after ${control!.kind} of round ${control!.round}` });
+        refuse({ topic: p.topic, partition: p.partition, offset: p.firstOffset, key: msg.key, bytes, code: 'replayed', reason: `${c.kind} of round ${c.round} replayed after ${control!.kind} of round ${control!.round}` });
         return;
       }
       if (!control || c.round !== control.round) extensions = 0;

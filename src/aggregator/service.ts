@@ -299,7 +299,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     r.acceptedIds.add(update.updateId);
     r.contributedNodes.add(update.nodeId);
     r.contributors.set(update.updateId, { nodeId: update.nodeId, numExamples: candidate.numExamples });
-    r.pending.push(this.audit('UPDATE_ACCEPTED', { round: r.round, nodeId: update.nodeId, updateId: update.updateId, details: {
+    r.pending.push(...this.audit('UPDATE_ACCEPTED', { round: r.round, nodeId: update.nodeId, updateId: update.updateId, details: {
       numExamples: String(candidate.numExamples), offset: p.firstOffset, partition: String(p.partition),
       ...(metrics.dropped.length ? { metricsDropped: metrics.dropped.join(','), metricsLimit: String(this.m.limits.maxMetricAbs) } : {}),
     } }));
@@ -374,7 +374,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     return controlRecord(this.m, { kind, round, baseVersion, deadline, selectedNodes, config }, Date.now());
   }
 
-  private audit(action: AuditEventRecord['action'], a: AuditFields): ProducerRecord {
+  private audit(action: AuditEventRecord['action'], a: AuditFields): ProducerRecord[] {
     return auditOut(this.scope, auditEvent(this.m, action, a, Date.now(), randomUUID()));
   }
 
@@ -384,7 +384,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const { records, start } = this.followUp(0, 0);
     await this.transact('publish initial version', [
       ...versionOut(this.scope, v),
-      this.audit('VERSION_PUBLISHED', { version: 0, round: 0, details: { weightsSha256: v.weightsSha256, strategy: 'initial' } }),
+      ...this.audit('VERSION_PUBLISHED', { version: 0, round: 0, details: { weightsSha256: v.weightsSha256, strategy: 'initial' } }),
       ...records,
     ], false);
     this.version = 0;
@@ -409,11 +409,11 @@ export class Aggregator implements Service<AggregatorSummary> {
     const out: ProducerRecord[] = [
       ...versionOut(this.scope, v),
       ...r.pending,
-      this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: {
+      ...this.audit('ROUND_CLOSED', { round: r.round, version: nextVersion, reason: why, details: {
         accepted: String(contributors.length), rejected: String(rejectedCount(r)), ...cappedDetails(result, this.m.limits.maxWeightShare), ...boundsDetails(r),
       } }),
-      this.audit('VERSION_PUBLISHED', { round: r.round, version: nextVersion, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
-      controlOut(this.scope, this.control('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
+      ...this.audit('VERSION_PUBLISHED', { round: r.round, version: nextVersion, details: { parentVersion: String(this.version), weightsSha256: v.weightsSha256, strategy: v.strategy, contributors: String(contributors.length) } }),
+      ...controlOut(this.scope, this.control('CLOSE', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})),
     ];
     const { records, start } = this.followUp(r.round, nextVersion);
     out.push(...records);
@@ -448,7 +448,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     r.deadline = d.deadline;
     const c = this.control('EXTEND', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], { extension: String(r.extensions) });
     // No offsets here: the updates accepted so far live only in memory until the round closes.
-    await this.transact(`extend round ${r.round}`, [this.audit('ROUND_EXTENDED', { round: r.round, reason: d.why }), controlOut(this.scope, c)], false);
+    await this.transact(`extend round ${r.round}`, [...this.audit('ROUND_EXTENDED', { round: r.round, reason: d.why }), ...controlOut(this.scope, c)], false);
     this.log.warn({ round: r.round, accepted: r.acceptedIds.size, minUpdates: r.minUpdates, extension: r.extensions }, 'round below quorum at its deadline; extended');
     this.armDeadline();
   }
@@ -457,10 +457,10 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.expireIncomplete(r);
     const out: ProducerRecord[] = [...r.pending];
     for (const [updateId, c] of r.contributors) {
-      out.push(this.audit('UPDATE_REJECTED', { round: r.round, nodeId: c.nodeId, updateId, reason: `round ${r.round} abandoned: ${reason}`, details: { code: 'round_abandoned' } }));
+      out.push(...this.audit('UPDATE_REJECTED', { round: r.round, nodeId: c.nodeId, updateId, reason: `round ${r.round} abandoned: ${reason}`, details: { code: 'round_abandoned' } }));
     }
-    out.push(this.audit('ROUND_ABANDONED', { round: r.round, version: this.version, reason, details: boundsDetails(r) }));
-    out.push(controlOut(this.scope, this.control('ABANDON', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})));
+    out.push(...this.audit('ROUND_ABANDONED', { round: r.round, version: this.version, reason, details: boundsDetails(r) }));
+    out.push(...controlOut(this.scope, this.control('ABANDON', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], {})));
     const { records, start } = this.followUp(r.round, this.version);
     out.push(...records);
     await this.transact(`abandon round ${r.round}`, out, true, r.round);
@@ -478,12 +478,12 @@ export class Aggregator implements Service<AggregatorSummary> {
   private followUp(decidedRound: number, baseVersion: number): { records: ProducerRecord[]; start?: RoundControlRecord } {
     const step = nextStep(this.policy, decidedRound, Date.now());
     if (step.type === 'finish') {
-      return { records: [this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), controlOut(this.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
+      return { records: [...this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), ...controlOut(this.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
     }
     const plan = this.opts.strategy.configureRound({ round: step.round, baseVersion, knownNodes: this.opts.knownNodes ?? [] });
     const start = this.control('START', step.round, baseVersion, step.deadline, plan.selectedNodes, encodeRoundConfig(plan.config));
     const audit = this.audit('ROUND_STARTED', { round: step.round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
-    return { records: [audit, controlOut(this.scope, start)], start };
+    return { records: [...audit, ...controlOut(this.scope, start)], start };
   }
 
   /**
@@ -495,7 +495,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const { records, start } = this.followUp(finishedRound, this.version);
     const reason = `rounds.count raised to ${this.m.rounds.count}: continuing after round ${finishedRound} from version ${this.version}`;
     await this.transact(`continue after round ${finishedRound}`, [
-      this.audit('PIPELINE_CONTINUED', { round: finishedRound, version: this.version, reason, details: { finishedRound: String(finishedRound), roundsCount: String(this.m.rounds.count) } }),
+      ...this.audit('PIPELINE_CONTINUED', { round: finishedRound, version: this.version, reason, details: { finishedRound: String(finishedRound), roundsCount: String(this.m.rounds.count) } }),
       ...records,
     ], false);
     this.log.info({ version: this.version, round: finishedRound, roundsCount: this.m.rounds.count }, `the pipeline had finished; ${reason}`);

@@ -182,10 +182,14 @@ export class FedNode implements Service<void> {
       }
       return;
     }
+    // Control records are chunked like any payload when large (a long selectedNodes list): reassembled first.
+    const got = this.reader.accept(msg);
+    for (const f of got.failures) this.log.warn({ err: f.error, offset: msg.offset }, 'unreadable round control; skipped');
+    if (!got.payload) return;
     try {
-      const bytes = msg.value ?? Buffer.alloc(0);
+      const bytes = got.payload.bytes;
       const c = decode('RoundControl', bytes);
-      const verdict = verifyRecord(this.registry, 'RoundControl', c, bytes, msg.headers);
+      const verdict = verifyRecord(this.registry, 'RoundControl', c, bytes, got.payload.headers);
       if (!verdict.ok) return this.refuseRecord(msg, verdict.code, `${c.kind} of round ${c.round}: ${verdict.reason}`);
       if (isControlBehind(this.control, c)) return this.refuseRecord(msg, 'replayed', `${c.kind} of round ${c.round} replayed after ${this.control!.kind} of round ${this.control!.round}`);
       if (c.kind === 'START') {

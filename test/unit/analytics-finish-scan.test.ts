@@ -30,7 +30,7 @@ describe('finishOnTopic', () => {
     const finish = (signer?: Signer) => toRecords(topic, 'RoundControl', {
       tenant: m.tenant, pipeline: m.name, round: 1, baseVersion: 0, kind: 'FINISH', config: {}, selectedNodes: [], deadline: 0, minUpdates: 1, targetUpdates: 1, createdAt: Date.now(),
     }, 'round-1', m.topics.chunkSizeBytes, {}, signer);
-    const scan = () => finishOnTopic(t, topic, `scan-${Math.random()}`, logger, team.registry);
+    const scan = () => finishOnTopic(t, topic, `scan-${Math.random()}`, logger, team.registry, m.limits);
     await p.send([...finish(), ...finish(team.signerFor('node-1')), ...finish(ephemeralSigner())]);
     expect(await scan()).toBe(false);
     await p.send(finish(team.signerFor('aggregator')));

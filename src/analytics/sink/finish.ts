@@ -6,7 +6,8 @@
 import type { Logger } from '../../common/index.ts';
 import { isControlBehind, readToEnd } from '../../protocol/index.ts';
 import type { RoundControlRecord } from '../../codec/index.ts';
-import { decode, verifyRecord, type ParticipantRegistry } from '../../protocol/index.ts';
+import { PayloadReader, decode, verifyRecord, type ParticipantRegistry } from '../../protocol/index.ts';
+import type { Limits } from '../../config/index.ts';
 import type { Transport } from '../../transport/index.ts';
 
 /** Per topic-partition: next offset to read, last known high watermark, time of the last delivered record. */
@@ -65,15 +66,18 @@ export class Positions {
  * followed by a START is a pipeline that continued (rounds.count raised): not finished. Unreadable records are
  * skipped: the sink itself dead-letters them; so is a record the aggregator did not sign.
  */
-export async function finishOnTopic(transport: Transport, controlTopic: string, groupPrefix: string, log: Logger, registry: ParticipantRegistry): Promise<boolean> {
+export async function finishOnTopic(transport: Transport, controlTopic: string, groupPrefix: string, log: Logger, registry: ParticipantRegistry, limits: Limits): Promise<boolean> {
   let last: RoundControlRecord | undefined;
+  // Control records are chunked like any payload when large: reassembled within the manifest's limits first.
+  const reader = new PayloadReader(limits);
   try {
     await readToEnd(transport, controlTopic, (msg) => {
+      const { payload } = reader.accept(msg);
+      if (!payload) return;
       try {
-        const bytes = msg.value ?? Buffer.alloc(0);
-        const c = decode('RoundControl', bytes);
+        const c = decode('RoundControl', payload.bytes);
         // A replayed FINISH (signed, but from before the pipeline continued) is behind the START after it.
-        if (verifyRecord(registry, 'RoundControl', c, bytes, msg.headers).ok && !isControlBehind(last, c)) last = c;
+        if (verifyRecord(registry, 'RoundControl', c, payload.bytes, payload.headers).ok && !isControlBehind(last, c)) last = c;
       } catch {
         // Here it only looks for the last signed control record.
       }
@@ -100,6 +104,8 @@ export interface FinishWatchOptions {
   figures: () => object;
   /** Only a FINISH the aggregator signed counts. */
   registry: ParticipantRegistry;
+  /** The manifest's limits, which bound the reassembly of the control topic's chunked records. */
+  limits: Limits;
 }
 
 /**
@@ -153,7 +159,7 @@ export class FinishWatch {
 
   private scanOnce(): void {
     if (this.scan || this.seen) return;
-    this.scan = finishOnTopic(this.o.transport, this.o.controlTopic, `${this.o.groupId}.finish-scan`, this.o.log, this.o.registry).then((found) => {
+    this.scan = finishOnTopic(this.o.transport, this.o.controlTopic, `${this.o.groupId}.finish-scan`, this.o.log, this.o.registry, this.o.limits).then((found) => {
       if (found && !this.seen) {
         this.seen = true;
         this.o.log.info('the pipeline had finished before this sink started (FINISH on the control topic)');

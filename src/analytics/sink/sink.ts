@@ -103,7 +103,7 @@ export class Sink implements Service<SinkMetrics> {
     this.finish = new FinishWatch({
       transport: options.transport, controlTopic: this.topics.control, sourceTopics: this.sourceTopics, groupId: this.groupId,
       quietMs: Math.max(1_000, 2 * this.batchMs), positions: this.positions, log: this.log, figures: () => this.metrics(),
-      registry,
+      registry, limits: this.m.limits,
       idle: (paused) => !this.inflight && this.ready.length === 0 && this.buffer.isEmpty() && (!paused || this.pauseReasons.size === 0),
     });
     this.done = new Promise<SinkMetrics>((resolve, reject) => { this.settle = { resolve, reject }; });
