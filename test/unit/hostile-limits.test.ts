@@ -320,8 +320,26 @@ describe('one place builds the reassembly limits', () => {
       for (const call of text.matchAll(/new PayloadReader\(([^)]*)\)/g)) readers.push(`${rel}: ${call[1]}`);
     }
     expect(reassemblers).toEqual([path.join('protocol', 'wire.ts')]);
-    // The aggregator's updates log and recovery, the node, the sink and the compliance report.
-    expect(readers.length).toBeGreaterThanOrEqual(5);
+    // The aggregator's updates log and its recovery (models, control), the node, the sink's intake and its finish scan, the compliance report.
+    expect(readers.length).toBeGreaterThanOrEqual(7);
     for (const r of readers) expect(r).toMatch(/: (\w+\.)*limits(, now)?$/);
+  });
+
+  it('no reader in src/ decodes a consumed message\'s value itself: every topic is read through a PayloadReader (any record may be chunked)', () => {
+    const root = path.resolve(import.meta.dirname, '../../src');
+    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    const direct: string[] = [];
+    const consumers: string[] = [];
+    for (const rel of files) {
+      // The transports deliver messages, the codec and protocol/wire.ts are where values become payloads.
+      if (rel.startsWith(`transport${path.sep}`) || rel.startsWith(`codec${path.sep}`) || rel === path.join('protocol', 'wire.ts')) continue;
+      const text = readFileSync(path.join(root, rel), 'utf8');
+      if (/\b(msg|message|m)\.value\b/.test(text)) direct.push(rel);
+      // A file that consumes a topic (readToEnd, a consumer's eachBatch) reassembles, or hands messages to one that does.
+      if (rel !== path.join('protocol', 'log.ts') && /readToEnd\(|eachBatch:/.test(text)) consumers.push(`${rel}: ${/new PayloadReader\(|intake\.accept\(|onMessage\(/.test(text) ? 'reassembles' : 'decodes raw values'}`);
+    }
+    expect(direct).toEqual([]);
+    expect(consumers.length).toBeGreaterThanOrEqual(6);
+    for (const c of consumers) expect(c).toMatch(/: reassembles$/);
   });
 });
