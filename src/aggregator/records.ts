@@ -4,6 +4,7 @@
  * the event ids are inputs, so that the I/O shell (service.ts) is the only place that reads either.
  */
 import { createHash } from 'node:crypto';
+import { isFedStreamError } from '../common/index.ts';
 import { packTensors, weightsSha256, type AuditEventRecord, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
 import type { Manifest } from '../config/index.ts';
@@ -111,17 +112,33 @@ export function versionRecord(m: Manifest, v: VersionValues, now: number): Model
  * Every chunk is written: readers reassemble them (protocol/wire.ts PayloadReader).
  */
 export function controlOut(s: RecordScope, c: RoundControlRecord): ProducerRecord[] {
-  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes, {}, s.signer);
+  return toRecords(s.topics.control, 'RoundControl', c, `round-${c.round}`, s.manifest.topics.chunkSizeBytes, {}, s.signer, s.manifest.limits.maxPayloadBytes);
 }
 
-/** The Kafka records of an audit event (chunked when large: long details or reason), keyed by its node (or its action). */
+/**
+ * The Kafka records of an audit event (chunked when large: long details or reason), keyed by its node (or its action).
+ * An event above `limits.maxPayloadBytes` (its reason or details quoting hostile input) is not refused, since the
+ * trail must not lose it and a rejection must not stop the aggregator: its reason and detail values are clipped to
+ * AUDIT_TEXT_CLIP characters each, and `details.clipped` says so with the size it had.
+ */
 export function auditOut(s: RecordScope, e: AuditEventRecord): ProducerRecord[] {
-  return toRecords(s.topics.audit, 'AuditEvent', e, e.nodeId ?? e.action, s.manifest.topics.chunkSizeBytes, {}, s.signer);
+  const write = (x: AuditEventRecord) => toRecords(s.topics.audit, 'AuditEvent', x, x.nodeId ?? x.action, s.manifest.topics.chunkSizeBytes, {}, s.signer, s.manifest.limits.maxPayloadBytes);
+  try {
+    return write(e);
+  } catch (err) {
+    if (!isFedStreamError(err) || err.code !== 'RECORD_TOO_LARGE') throw err;
+    const clip = (t: string) => (t.length > AUDIT_TEXT_CLIP ? `${t.slice(0, AUDIT_TEXT_CLIP)}…` : t);
+    const details = Object.fromEntries(Object.entries(e.details).slice(0, 100).map(([k, v]) => [clip(k), clip(v)]));
+    return write({ ...e, reason: e.reason === null ? null : clip(e.reason), details: { ...details, clipped: `from ${String(err.details.size)} bytes (limits.maxPayloadBytes ${String(err.details.limit)})` } });
+  }
 }
+
+/** Characters kept of an audit event's reason and of each detail value when the whole event is above limits.maxPayloadBytes. */
+export const AUDIT_TEXT_CLIP = 4096;
 
 /** The Kafka records of a version (chunked when large), keyed `v<version>`. */
 export function versionOut(s: RecordScope, v: ModelVersionRecord): ProducerRecord[] {
-  return toRecords(s.topics.models, 'ModelVersion', v, `v${v.version}`, s.manifest.topics.chunkSizeBytes, {}, s.signer);
+  return toRecords(s.topics.models, 'ModelVersion', v, `v${v.version}`, s.manifest.topics.chunkSizeBytes, {}, s.signer, s.manifest.limits.maxPayloadBytes);
 }
 
 /**

@@ -14,6 +14,7 @@ export const ErrorCodes = {
   CODEC_CHECKSUM_MISMATCH: { retriable: false, summary: 'A reassembled chunked payload or model weights do not match their sha256.' },
   CODEC_CHUNK_MISSING: { retriable: false, summary: 'A chunked payload is incomplete: a chunk index was never received.' },
   CODEC_LIMIT: { retriable: false, summary: 'A chunked payload exceeds one of the pipeline\'s hostile-input limits (limits.maxPayloadBytes, a chunk larger than any chunk size); the message names the header, its value and the limit.' },
+  RECORD_TOO_LARGE: { retriable: false, summary: 'A record a component was about to write encodes to more bytes than limits.maxPayloadBytes, which every reader refuses: it is not written; the message names the record kind, its size and the limit.' },
   CODEC_CHUNK_DUPLICATE: { retriable: false, summary: 'The same chunk index of a payload arrived twice with different content.' },
   TRANSPORT_CONNECTION: { retriable: true, summary: 'The message broker cannot be reached or dropped the connection.' },
   TRANSPORT_TIMEOUT: { retriable: true, summary: 'The broker did not answer within the configured time.' },

@@ -314,7 +314,7 @@ export class FedNode implements Service<void> {
       sdkVersion: SDK_VERSION,
       backend: result.backend,
     };
-    const records = toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes, {}, this.opts.signer);
+    const records = toRecords(this.topics.updates, 'ModelUpdate', update, this.opts.nodeId, this.m.topics.chunkSizeBytes, {}, this.opts.signer, this.m.limits.maxPayloadBytes);
     // Retriable failures (a broker restarting) are retried until the round's deadline: a retry resends the same
     // records (same id), the producer is idempotent, and the aggregator counts one update per id and per node and round.
     await retry(() => this.producer.send(records), {
@@ -349,7 +349,7 @@ export class FedNode implements Service<void> {
       labels,
       message,
     };
-    await this.producer.send(toRecords(this.topics.telemetry, 'TelemetryEvent', e, this.opts.nodeId, this.m.topics.chunkSizeBytes));
+    await this.producer.send(toRecords(this.topics.telemetry, 'TelemetryEvent', e, this.opts.nodeId, this.m.topics.chunkSizeBytes, {}, undefined, this.m.limits.maxPayloadBytes));
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type ReassemblerOptions,
   type ReassemblerStats,
 } from '../codec/index.ts';
+import { FedStreamError } from '../common/index.ts';
 import { CHUNK_SIZE_BOUNDS, type Limits } from '../config/index.ts';
 import type { ProducerRecord, TransportMessage } from '../transport/index.ts';
 import { isSignedKind, signatureHeaders, type Signer } from './signing.ts';
@@ -30,7 +31,12 @@ export function codec(): AvroCodec {
  * Encodes a record and splits it into Kafka records for `topic` (one, or ordered chunks under the same key). With
  * a `signer`, a ModelUpdate, RoundControl, ModelVersion or AuditEvent carries its signature headers
  * (signing.ts: `fedstream-signature`, `fedstream-key-id`) on every chunk, so that the reader of the reassembled
- * payload finds them whichever chunk completes it.
+ * payload finds them whichever chunk completes it. Every record kind goes through here and every chunk is written:
+ * a caller never keeps only some of them.
+ *
+ * With `maxPayloadBytes` (the manifest's `limits.maxPayloadBytes`, which every reader enforces), a record that
+ * encodes to more is refused here, before anything is written (RECORD_TOO_LARGE naming the kind, size and limit):
+ * written, it would only be dead-lettered by each of its readers.
  */
 export function toRecords<K extends RecordKind>(
   topic: string,
@@ -40,8 +46,14 @@ export function toRecords<K extends RecordKind>(
   chunkSize: number,
   headers: Record<string, string> = {},
   signer?: Signer,
+  maxPayloadBytes?: number,
 ): ProducerRecord[] {
   const payload = codec().encode(kind, value);
+  if (maxPayloadBytes !== undefined && payload.length > maxPayloadBytes) {
+    throw new FedStreamError('RECORD_TOO_LARGE', `${kind} for ${topic} encodes to ${payload.length} bytes, above limits.maxPayloadBytes (${maxPayloadBytes}) that every reader enforces: not written`, {
+      details: { kind, topic, size: payload.length, limit: maxPayloadBytes },
+    });
+  }
   const signed = signer && isSignedKind(kind) ? { ...headers, ...signatureHeaders(signer, kind, value as RecordTypes[typeof kind], payload) } : headers;
   return splitPayload(payload, { key, chunkSize, payloadId: randomUUID() }).map((r) => ({
     topic,

@@ -9,7 +9,9 @@
 import type { Aggregator, AggregatorSummary, CreateAggregatorOptions } from '../aggregator/index.ts';
 import type { AnalyticsClient, Sink, SinkOptions } from '../analytics/index.ts';
 import type { Logger } from '../common/index.ts';
+import { ConfigError } from '../common/index.ts';
 import { applyOverrides, loadManifest, manifestNotes, topicPrefix, type Manifest, type Overrides } from '../config/index.ts';
+import { countParameters } from '../ml/index.ts';
 import type { CreateNodeOptions, FedNode, LocalTrainer } from '../node/index.ts';
 import type { ParticipantRegistry, ParticipantRole, Signer } from '../protocol/index.ts';
 import type { MemoryCluster, Transport } from '../transport/index.ts';
@@ -26,7 +28,30 @@ export function loadPipeline(
 ): Manifest {
   const m = loadManifest(file);
   for (const note of manifestNotes(m)) o.logger.warn({ manifest: file }, note);
-  return applyOverrides(m, typeof overrides === 'function' ? overrides(m) : overrides, o.env ?? process.env);
+  return checkRecordSizes(applyOverrides(m, typeof overrides === 'function' ? overrides(m) : overrides, o.env ?? process.env));
+}
+
+/**
+ * Refuses, when the manifest is loaded, a pipeline whose records could never be read: a ModelVersion or ModelUpdate
+ * carries every weight as float32, so a model of P parameters makes records of more than 4 × P bytes, and a record
+ * above `limits.maxPayloadBytes` is refused by every reader. (Every record kind is chunked to `topics.chunkSizeBytes`;
+ * records whose size depends on what happens at run time, a control record's node list or an event's labels, are
+ * refused by their writer instead: RECORD_TOO_LARGE.) Returns the manifest.
+ */
+export function checkRecordSizes(m: Manifest): Manifest {
+  let parameters: number;
+  try {
+    parameters = countParameters(m.model);
+  } catch {
+    return m; // a model the layer registry cannot size is refused where the model is built, with its own message
+  }
+  const bytes = 4 * parameters;
+  if (bytes > m.limits.maxPayloadBytes) {
+    throw new ConfigError('limits.maxPayloadBytes', `the model has ${parameters} parameters, so each ModelVersion and ModelUpdate carries at least ${bytes} bytes of float32 weights, above limits.maxPayloadBytes (${m.limits.maxPayloadBytes}) that every reader enforces: no version or update could be read; raise limits.maxPayloadBytes (and limits.maxPendingBytes) or use a smaller model`, {
+      details: { parameters, bytes, limit: m.limits.maxPayloadBytes },
+    });
+  }
+  return m;
 }
 
 export interface CompositionOptions {

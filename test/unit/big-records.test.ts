@@ -4,19 +4,24 @@
  * their first chunk only (aggregator/records.ts took `toRecords(...)[0]`), and the readers of the control topic
  * decoded `msg.value` directly: a RoundControl with a long selectedNodes list never reached anyone.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { packTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord } from '../../src/codec/index.ts';
+import type { RoundControlRecord } from '../../src/codec/index.ts';
 import type { Weights } from '../../src/codec/types.ts';
 import { CHUNK_HEADERS } from '../../src/codec/chunk-headers.ts';
 import { createLogger } from '../../src/common/logger.ts';
+import type { FedStreamError } from '../../src/common/errors.ts';
+import { checkRecordSizes, loadPipeline } from '../../src/service/wiring.ts';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
 import { FedNode, type LocalTrainer } from '../../src/node/index.ts';
-import { auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type RecordScope } from '../../src/aggregator/records.ts';
+import { AUDIT_TEXT_CLIP, auditEvent, auditOut, controlOut, controlRecord, rejectionOut, versionOut, versionRecord, type RecordScope } from '../../src/aggregator/records.ts';
 import { readPipelineLog, recoveryPlan } from '../../src/aggregator/recovery.ts';
 import { finishOnTopic } from '../../src/analytics/sink/finish.ts';
 import { PendingBatch } from '../../src/analytics/sink/batch.ts';
 import { Intake } from '../../src/analytics/sink/intake.ts';
-import { ensureTopics, ephemeralParticipants, pipelineTopics, readToEnd } from '../../src/protocol/index.ts';
+import { decode, ensureTopics, ephemeralParticipants, pipelineTopics, readToEnd, toRecords } from '../../src/protocol/index.ts';
 import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
 import type { ProducerRecord, Transport, TransportMessage } from '../../src/transport/types.ts';
 
@@ -98,7 +103,7 @@ describe('records larger than one chunk (issue 13, kind 4)', () => {
     expect(chunked(versionOut(scope, v))).toBe(true);
     // A rejection with a long reason: its audit event is chunked, then its dead letter follows in parts.
     const msg: TransportMessage = { topic: topics.updates, partition: 0, offset: '7', key: Buffer.from('node-1'), value: Buffer.alloc(3000, 1), headers: {}, timestamp: 0 };
-    const out = rejectionOut(scope, 1, { code: 'undecodable', reason: 'y'.repeat(3000), nodeId: 'node-1' }, msg.value!, msg, Date.now(), '00000000-0000-4000-8000-000000000002');
+    const out = rejectionOut(scope, 1, { code: 'undecodable', reason: 'y'.repeat(3000), nodeId: 'node-1', updateId: null, round: null }, msg.value!, msg, Date.now(), '00000000-0000-4000-8000-000000000002');
     expect(out.filter((r) => r.topic === topics.audit).length).toBeGreaterThan(1);
     expect(out.filter((r) => r.topic === topics['dead-letter']).length).toBe(3);
   });
@@ -153,5 +158,61 @@ describe('records larger than one chunk (issue 13, kind 4)', () => {
     expect(b.rows.get('updates')).toHaveLength(1);
     expect(b.rows.get('telemetry_events')?.some((e) => String(e.row.message).includes(longKey))).toBe(true);
     expect(b.finish).toBe(true);
+  });
+});
+
+describe('records no reader could take (above limits.maxPayloadBytes)', () => {
+  const thrown = (fn: () => unknown): FedStreamError => {
+    try {
+      fn();
+    } catch (err) {
+      return err as FedStreamError;
+    }
+    throw new Error('expected an error');
+  };
+  const small = { ...m, limits: { ...m.limits, maxPayloadBytes: 4096, maxPendingBytes: 4096 } };
+  const smallScope: RecordScope = { ...scope, manifest: small };
+
+  it('a writer refuses the record before writing anything: RECORD_TOO_LARGE names the kind, its size and the limit', () => {
+    const err = thrown(() => controlOut(smallScope, control('START', 1)));
+    expect(err.code).toBe('RECORD_TOO_LARGE');
+    expect(err.message).toMatch(/^RoundControl for big\.records\.control encodes to \d+ bytes, above limits\.maxPayloadBytes \(4096\)/);
+    expect(err.details).toMatchObject({ kind: 'RoundControl', limit: 4096 });
+    expect(Number(err.details.size)).toBeGreaterThan(4096);
+    const telemetry = { tenant: 'big', pipeline: 'records', nodeId: 'node-1', kind: 'ERROR' as const, round: 1, eventTime: 0, metrics: {}, labels: { key: 'q'.repeat(5000) }, message: null };
+    expect(thrown(() => toRecords(topics.telemetry, 'TelemetryEvent', telemetry, 'node-1', CHUNK, {}, undefined, 4096)).details).toMatchObject({ kind: 'TelemetryEvent', limit: 4096 });
+    // At the limit it is written, chunked.
+    expect(toRecords(topics.telemetry, 'TelemetryEvent', telemetry, 'node-1', CHUNK, {}, undefined, 1_000_000).length).toBe(5);
+  });
+
+  it('an audit event above the limit is not lost: its reason and detail values are clipped, and it says so', () => {
+    const e = auditEvent(small, 'UPDATE_REJECTED', { round: 1, nodeId: 'node-1', reason: 'r'.repeat(AUDIT_TEXT_CLIP * 3), details: { code: 'undecodable', echo: 'e'.repeat(AUDIT_TEXT_CLIP * 3) } }, Date.now(), '00000000-0000-4000-8000-000000000009');
+    const records = auditOut({ ...smallScope, manifest: { ...small, limits: { ...small.limits, maxPayloadBytes: 3 * AUDIT_TEXT_CLIP, maxPendingBytes: 3 * AUDIT_TEXT_CLIP } } }, e);
+    expect(records.length).toBeGreaterThan(1);
+    const s = intake();
+    const b = new PendingBatch();
+    records.forEach((r, i) => s.intake.accept({ topic: r.topic, partition: 0, offset: String(i), key: Buffer.from(String(r.key)), value: r.value as Buffer, headers: Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k, Buffer.from(String(v))])), timestamp: 0 }, b));
+    const payload = Buffer.concat(records.map((r) => r.value as Buffer));
+    const back = decode('AuditEvent', payload);
+    expect(back.reason).toHaveLength(AUDIT_TEXT_CLIP + 1);
+    expect(back.details.code).toBe('undecodable');
+    expect(back.details.clipped).toMatch(/^from \d+ bytes \(limits\.maxPayloadBytes 12288\)$/);
+    expect(b.rows.get('audit_log')).toHaveLength(1);
+  });
+
+  it('a manifest whose model makes versions and updates larger than limits.maxPayloadBytes is refused when it is loaded, naming the limit', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'big-records-'));
+    const file = path.join(dir, 'p.yaml');
+    // 784 × 100 + 100 parameters: 314,000 bytes of float32 weights, above a 256 KiB limit.
+    writeFileSync(file, [
+      'apiVersion: fedstream/v1', 'tenant: big', 'name: model', 'model: { inputShape: [784], layers: [{ type: dense, units: 100 }] }',
+      'data: { source: mnist }', 'rounds: { count: 1, targetUpdates: 1, minUpdates: 1 }', 'limits: { maxPayloadBytes: 262144, maxPendingBytes: 262144 }', '',
+    ].join('\n'));
+    const err = thrown(() => loadPipeline(file, {}, { logger, env: {} }));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('limits.maxPayloadBytes: the model has 78500 parameters, so each ModelVersion and ModelUpdate carries at least 314000 bytes');
+    expect(err.details).toMatchObject({ path: 'limits.maxPayloadBytes', parameters: 78500, bytes: 314000, limit: 262144 });
+    // With room for them it loads.
+    expect(checkRecordSizes({ ...m, limits: { ...m.limits, maxPayloadBytes: 314_000 } }).name).toBe('records');
   });
 });
