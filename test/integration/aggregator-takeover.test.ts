@@ -94,10 +94,10 @@ describe('one aggregator per pipeline on the real broker', () => {
     await waitFor(async () => {
       const members = (await admin.describeGroup(groupId)).members;
       return members.length === 1 && members[0]!.memberId !== holder!.memberId;
-    }, { timeoutMs: 5_000, what: 'the fenced aggregator to leave the group' });
+    }, { timeoutMs: 60_000, what: 'the fenced aggregator to leave the group' });
     await starting;
     // The new one has the partition: it re-reads the two updates nobody committed and goes on with round 1.
-    await waitFor(() => accepted(fresh) === 2, { timeoutMs: 20_000, what: 'the new aggregator to read the two updates of round 1' });
+    await waitFor(() => accepted(fresh) === 2, { timeoutMs: 90_000, what: 'the new aggregator to read the two updates of round 1' });
     const continuedMs = Date.now() - t0;
     process.stderr.write(`takeover: old aggregator fenced and out after ${fencedMs} ms; new one continued round 1 after ${continuedMs} ms\n`);
     expect(continuedMs).toBeLessThan(20_000);

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { inject, onTestFinished } from 'vitest';
 import { waitFor } from '../../src/common/retry.ts';
+import { waitForTopics } from '../../src/protocol/topics.ts';
 import type { Admin, Consumer, Producer, ProducerOptions, TopicSpec, Transport, TransportMessage } from '../../src/transport/types.ts';
 import { brokersFrom, ROOT, runKafkaScript } from './global-setup.ts';
 
@@ -45,6 +46,9 @@ export async function createTestTopics(transport: Transport, specs: (Omit<TopicS
     await admin.close();
   });
   await admin.createTopics(topics);
+  // Created is not yet usable everywhere on a loaded broker: wait until every partition answers with its offsets
+  // (has a leader), so that the test's first produce or subscribe does not meet "does not host this topic-partition".
+  await waitForTopics(transport, topics.map((t) => t.topic), { timeoutMs: 120_000 });
   return topics.map((t) => t.topic);
 }
 

@@ -38,6 +38,13 @@ async function expectSameAsReference(m: Manifest, brokers: string, reference: Mo
   expect(audit.filter((e) => e.action === 'VERSION_PUBLISHED')).toHaveLength(reference.length);
 }
 
+/**
+ * Each test runs an in-process reference run and then a pipeline of real processes through a fault (the last one on a
+ * broker of its own, started, stopped and started again): on a loaded two-core machine that outlasts the project's
+ * 180 s default (issue 13, kind 6), so these tests have a budget sized for load; their waits are on conditions.
+ */
+const RECOVERY_TIMEOUT_MS = 480_000;
+
 describe('recovery on the real broker', () => {
   it.each([
     { fault: 'kill:mid-round:2', what: 'mid-round' },
@@ -54,7 +61,7 @@ describe('recovery on the real broker', () => {
     await expectExit(second, 0, 'second aggregator');
     for (const [i, n] of nodes.entries()) await expectExit(n, 0, NODE_IDS[i]!);
     await expectSameAsReference(m, brokers, reference);
-  });
+  }, RECOVERY_TIMEOUT_MS);
 
   it('a node killed mid-round restarts, trains the round again, and is counted once', async () => {
     const brokers = kafkaBrokers();
@@ -70,7 +77,7 @@ describe('recovery on the real broker', () => {
     await expectExit(agg, 0, 'aggregator');
     for (const [n, id] of [[n1, 'node-1'], [n2again, 'node-2'], [n3, 'node-3']] as const) await expectExit(n, 0, id);
     await expectSameAsReference(m, brokers, reference);
-  });
+  }, RECOVERY_TIMEOUT_MS);
 
   it.runIf(canStartBrokers() || process.env.CI === 'true')('the broker stopped and restarted mid-round: the pipeline resumes by itself', async () => {
     const broker = await startPrivateBroker();
@@ -88,5 +95,5 @@ describe('recovery on the real broker', () => {
     await expectExit(agg, 0, 'aggregator');
     for (const [n, id] of [[n1, 'node-1'], [n2, 'node-2'], [n3, 'node-3']] as const) await expectExit(n, 0, id);
     await expectSameAsReference(m, broker.brokers, reference);
-  });
+  }, RECOVERY_TIMEOUT_MS);
 });

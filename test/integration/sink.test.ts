@@ -189,7 +189,7 @@ describe('sink over the in-memory transport', () => {
       },
     }));
     await first.start();
-    await waitFor(() => first.metrics().state === 'crashed', { timeoutMs: 30_000, what: 'the first sink to crash' });
+    await waitFor(() => first.metrics().state === 'crashed', { timeoutMs: 90_000, what: 'the first sink to crash' });
     expect(crashedBatch).toBeGreaterThan(0);
     // Two batches were committed, the third inserted but not committed.
     const committed = await transport.admin().fetchCommittedOffsets(first.groupId, pipelineTopics(m).telemetry);
@@ -220,7 +220,7 @@ describe('sink over the in-memory transport', () => {
     await producer.connect();
     const h = await produceHistory(producer, m, { nodes: 3, rounds: 2, extraHeartbeats: 20 });
 
-    await waitFor(() => sink.metrics().retries >= 3, { timeoutMs: 30_000, what: 'three failed attempts' });
+    await waitFor(() => sink.metrics().retries >= 3, { timeoutMs: 90_000, what: 'three failed attempts' });
     const down = await sink.health();
     expect(down).toMatchObject({ success: false, state: 'retrying' });
     expect(down.detail).toMatch(/ECONNREFUSED/);
@@ -306,7 +306,7 @@ describe('sink over the in-memory transport', () => {
     const sink = new Sink(sinkOptions(m, transport, { batchRows: 1_000_000, batchMs: 3_600_000 }));
     await sink.start();
     const total = await recordsOn(transport, m);
-    await waitFor(() => sink.metrics().messages >= total, { timeoutMs: 30_000, what: 'everything buffered' });
+    await waitFor(() => sink.metrics().messages >= total, { timeoutMs: 90_000, what: 'everything buffered' });
     expect(sink.metrics().batches).toBe(0);
     await sink.stop();
     await expectExact(m, h);

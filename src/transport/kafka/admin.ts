@@ -6,9 +6,9 @@ import type {
   Admin as KafkaJsAdmin,
   Kafka as KafkaJsClient,
 } from 'kafkajs';
-import { FedStreamError, sleep } from '../../common/index.ts';
+import { FedStreamError } from '../../common/index.ts';
 import { createAcls, deleteAcls, describeAcls, type KafkaAcl } from './acl.ts';
-import { closedError, mapped } from './errors.ts';
+import { closedError, mapped, mappedWithRetry } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import type {
   Admin,
@@ -58,17 +58,10 @@ export class KafkaAdmin implements Admin {
    * machine.
    */
   private async read<T>(operation: string, fn: () => Promise<T>, resource?: string, o: { topicExists?: boolean } = {}): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.call(operation, fn, resource);
-      } catch (err) {
-        // A missing topic is the caller's to wait for (protocol/topics.ts waitForTopics), not this loop's; unless the
-        // caller knows it exists (it created it, or listed it), when "does not host this topic-partition" is transient.
-        const e = err as FedStreamError;
-        if (!e.retriable || (e.code === 'TRANSPORT_TOPIC' && !o.topicExists) || attempt >= 6) throw err;
-        await sleep(Math.min(2_000, 100 * 2 ** attempt));
-      }
-    }
+    // A missing topic is the caller's to wait for (protocol/topics.ts waitForTopics), not this loop's; unless the
+    // caller knows it exists (it created it, or listed it), when "does not host this topic-partition" is transient.
+    // Retried for KAFKA_RETRY_BUDGET_MS (30 s), not a fixed few attempts (~5 s), which a loaded machine outlasted.
+    return mappedWithRetry(operation, fn, { security: this.ctx?.security, resource, topicExists: o.topicExists });
   }
 
   async createTopics(topics: TopicSpec[]): Promise<string[]> {
@@ -136,7 +129,7 @@ export class KafkaAdmin implements Admin {
       this.read(`admin: describe topic ${topic}`, () => admin.fetchTopicMetadata({ topics: [topic] }), topic, { topicExists: true }),
       this.read(`admin: describe configs of topic ${topic}`, () =>
         admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }] }),
-      ),
+      topic, { topicExists: true }),
     ]);
     const partitions = metadata.topics.find((t) => t.name === topic)?.partitions.length ?? 0;
     const own: Record<string, string> = {};
@@ -149,14 +142,14 @@ export class KafkaAdmin implements Admin {
   async fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]> {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: fetch offsets of topic ${topic}`);
-    const offsets = await this.read(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic), topic);
+    const offsets = await this.read(`admin: fetch offsets of topic ${topic}`, () => admin.fetchTopicOffsets(topic), topic, { topicExists: true });
     return offsets.map(({ partition, low, high }) => ({ partition, low, high })).sort((a, b) => a.partition - b.partition);
   }
 
   async fetchCommittedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]> {
     const admin = await this.ready();
     await this.requireTopic(admin, topic, `admin: fetch committed offsets of group ${groupId}`);
-    const result = await this.read(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }));
+    const result = await this.read(`admin: fetch committed offsets of group ${groupId}`, () => admin.fetchOffsets({ groupId, topics: [topic] }), topic, { topicExists: true });
     return result
       .flatMap((t) => t.partitions.map(({ partition, offset }) => ({ topic: t.topic, partition, offset })))
       .sort((a, b) => a.partition - b.partition);

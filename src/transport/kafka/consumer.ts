@@ -6,7 +6,7 @@ import type {
   Kafka as KafkaJsClient,
 } from 'kafkajs';
 import { FedStreamError, type Logger } from '../../common/index.ts';
-import { closedError, mapped } from './errors.ts';
+import { closedError, mapped, mappedWithRetry } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import { toTransportMessage } from './records.ts';
 import type {
@@ -58,9 +58,11 @@ export class KafkaConsumer implements Consumer {
   async subscribe(topics: string[]): Promise<void> {
     this.topics = [...new Set([...this.topics, ...topics])];
     this.ensure('connected');
-    await mapped(`consumer ${this.options.groupId}: subscribe to ${topics.join(', ')}`, () =>
+    // Callers subscribe to topics they made sure of (ensureTopics, a listing): "does not host this topic-partition"
+    // there is a leader this client's metadata does not know yet, and is asked again.
+    await mappedWithRetry(`consumer ${this.options.groupId}: subscribe to ${topics.join(', ')}`, () =>
       this.consumer.subscribe({ topics, fromBeginning: this.options.fromBeginning ?? true }),
-    { security: this.ctx?.security, resource: { topic: topics.join(', '), 'consumer group': this.options.groupId } });
+    { security: this.ctx?.security, resource: { topic: topics.join(', '), 'consumer group': this.options.groupId }, topicExists: true });
   }
 
   private ensure(...states: KafkaConsumer['state'][]): void {
@@ -162,7 +164,8 @@ export class KafkaConsumer implements Consumer {
 
   async commitOffsets(offsets: TopicPartitionOffset[]): Promise<void> {
     this.ensure('running');
-    await mapped(`consumer ${this.options.groupId}: commit offsets`, () => this.consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset }))), { security: this.ctx?.security, resource: { 'consumer group': this.options.groupId } });
+    // Committing the same offsets again changes nothing: a retriable answer (a coordinator moving, a timeout) is asked again.
+    await mappedWithRetry(`consumer ${this.options.groupId}: commit offsets`, () => this.consumer.commitOffsets(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset }))), { security: this.ctx?.security, resource: { 'consumer group': this.options.groupId } });
   }
 
   seek(tp: TopicPartitionOffset): void {

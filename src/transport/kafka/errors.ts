@@ -119,6 +119,43 @@ export async function mapped<T>(operation: string, fn: () => Promise<T>, context
   }
 }
 
+/**
+ * Whether a kafkajs call that failed with `err` is asked again (issue 13, kind 6: retriable broker answers are
+ * retried everywhere, for long enough on a loaded machine). Only retriable answers are, within `budgetMs` since the
+ * first attempt. "This server does not host this topic-partition" (UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_TOPIC) is
+ * transient only when the caller knows the topic exists (it created or listed it: a leader not yet known to this
+ * client's metadata); otherwise a missing topic is reported at once, for the caller to wait on.
+ */
+export function retryKafkaCall(err: FedStreamError, o: { elapsedMs: number; budgetMs: number; topicExists?: boolean }): boolean {
+  if (!err.retriable || o.elapsedMs >= o.budgetMs) return false;
+  return err.code !== 'TRANSPORT_TOPIC' || o.topicExists === true;
+}
+
+/** The wait before attempt `attempt + 1` of a retried kafkajs call: 100 ms doubling, at most 2 s. */
+export function kafkaRetryDelayMs(attempt: number): number {
+  return Math.min(2_000, 100 * 2 ** Math.min(attempt, 10));
+}
+
+/** How long a retriable broker answer is retried by the transport's own loops (admin reads, subscribe, commit). */
+export const KAFKA_RETRY_BUDGET_MS = 30_000;
+
+/**
+ * `mapped`, asked again while `retryKafkaCall` says so (the call must be one that may be repeated: a read, or a write
+ * whose repetition changes nothing, as creating a topic that exists or committing the same offsets).
+ */
+export async function mappedWithRetry<T>(operation: string, fn: () => Promise<T>, context: CallContext & { topicExists?: boolean; budgetMs?: number } = {}): Promise<T> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await mapped(operation, fn, context);
+    } catch (err) {
+      const e = err as FedStreamError;
+      if (!retryKafkaCall(e, { elapsedMs: Date.now() - started, budgetMs: context.budgetMs ?? KAFKA_RETRY_BUDGET_MS, topicExists: context.topicExists })) throw err;
+      await new Promise((r) => setTimeout(r, kafkaRetryDelayMs(attempt)));
+    }
+  }
+}
+
 export function closedError(what: string): FedStreamError {
   return new FedStreamError('TRANSPORT_CLOSED', `${what} is closed`);
 }
