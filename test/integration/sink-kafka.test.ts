@@ -14,7 +14,9 @@ import { pipelineTopics, topicSpecs } from '../../src/protocol/topics.ts';
 import { createKafkaTransport } from '../../src/transport/kafka/index.ts';
 import type { Transport } from '../../src/transport/types.ts';
 import { connectedProducer, deferCleanup, kafkaBrokers } from './helpers.ts';
-import { produceHistory, testManifest, type History } from './sink-fixtures.ts';
+import { produceHistory, signerOf, testManifest, weightsFor, type History } from './sink-fixtures.ts';
+import { auditEvent, auditOut, controlOut, controlRecord, versionOut, versionRecord, type RecordScope } from '../../src/aggregator/records.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 let root: string;
@@ -99,5 +101,41 @@ describe('sink over Kafka', () => {
     }
     await second.stop();
     expect((await second.health()).state).toBe('stopped');
+  });
+
+  it('records of every kind larger than one chunk, from the aggregator\'s and the node\'s writers, reach ClickHouse whole (issue 13, kind 4)', async () => {
+    const { m, transport } = await kafkaPipeline();
+    const topics = pipelineTopics(m);
+    expect(m.topics.chunkSizeBytes).toBe(1024);
+    const scope: RecordScope = { manifest: m, topics, signer: signerOf(m, 'aggregator') };
+    const many = Array.from({ length: 200 }, (_, i) => `node-${String(i).padStart(30, '0')}`);
+    const control = (kind: 'START' | 'FINISH') => controlOut(scope, controlRecord(m, { kind, round: 1, baseVersion: 0, deadline: Date.now() + 60_000, selectedNodes: many, config: {} }, Date.now()));
+    const details = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, 'd'.repeat(100)]));
+    const records = [
+      ...versionOut(scope, versionRecord(m, { version: 0, parent: -1, round: 0, strategy: 'initial', weights: weightsFor(0), contributors: [], metrics: {}, rejected: 0 }, Date.now())),
+      ...auditOut(scope, auditEvent(m, 'ROUND_STARTED', { round: 1, version: 0, details }, Date.now(), randomUUID())),
+      ...control('START'),
+      // The node's telemetry writer (node/runtime.ts sendTelemetry) is toRecords with the manifest's chunk size and limit.
+      ...toRecords(topics.telemetry, 'TelemetryEvent', {
+        tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', kind: 'ERROR', round: 1, eventTime: Date.now(), metrics: {}, labels: { key: 'l'.repeat(3000) }, message: 'm'.repeat(2000),
+      }, 'node-1', m.topics.chunkSizeBytes, {}, undefined, m.limits.maxPayloadBytes),
+      ...control('FINISH'),
+    ];
+    for (const topic of [topics.models, topics.audit, topics.control, topics.telemetry]) expect(records.filter((r) => r.topic === topic).length, topic).toBeGreaterThan(1);
+    const producer = await connectedProducer(transport, { idempotent: true });
+    await producer.send(records);
+
+    const sink = new Sink({ manifest: m, transport, analytics: ch, logger, batchRows: 80, batchMs: 100 });
+    deferCleanup(() => sink.stop());
+    await sink.start();
+    await sink.untilFinished();
+    expect(sink.metrics().deadLettered).toBe(0);
+    expect(await counts(m)).toMatchObject({ rounds: 2, audit: 1, versions: 1, telemetry: 1 });
+    const rs = await ch.client.query({
+      query: 'SELECT length(mapKeys(details)) AS n FROM audit_log FINAL WHERE tenant = {t:String} AND pipeline = {p:String}',
+      query_params: { t: m.tenant, p: m.name }, format: 'JSONEachRow',
+    });
+    expect(Number((await rs.json<{ n: string }>())[0]?.n)).toBe(60);
+    await sink.stop();
   });
 });
