@@ -19,6 +19,6 @@
 // First, so that kafkajs finds the faster CRC-32C in require.cache when it loads its record batch encoder.
 import './kafkajs-crc.ts';
 
-export { fromKafkaJsError } from './errors.ts';
+export { KAFKA_RETRY_BUDGET_MS, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from './errors.ts';
 export { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
 export { createKafkaTransport, type KafkaTransportOptions } from './transport.ts';

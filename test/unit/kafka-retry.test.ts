@@ -1,0 +1,75 @@
+/**
+ * Issue 13, kind 6: retriable broker answers are retried everywhere, long enough for a loaded machine. These are the
+ * decisions of the transport's own retry loops (admin reads and idempotent writes, consumer subscribe and commit),
+ * on the errors kafkajs really throws, mapped as the transport maps them.
+ */
+import kafkajs from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import type { FedStreamError } from '../../src/common/errors.ts';
+import { KAFKA_RETRY_BUDGET_MS, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from '../../src/transport/kafka/index.ts';
+
+const { KafkaJSProtocolError, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded } = kafkajs as unknown as {
+  KafkaJSProtocolError: new (e: { message: string; type: string; code: number; retriable: boolean }) => Error;
+  KafkaJSConnectionError: new (message: string) => Error;
+  KafkaJSNumberOfRetriesExceeded: new (cause: Error, o: { retryCount: number; retryTime: number }) => Error;
+};
+
+/** "This server does not host this topic-partition", as kafkajs builds it from error code 3 (retriable). */
+const notHosted = () => new KafkaJSProtocolError({ message: 'This server does not host this topic-partition', type: 'UNKNOWN_TOPIC_OR_PARTITION', code: 3, retriable: true });
+const notLeader = () => new KafkaJSProtocolError({ message: 'This server is not the leader for that topic-partition', type: 'NOT_LEADER_FOR_PARTITION', code: 6, retriable: true });
+const map = (e: Error): FedStreamError => fromKafkaJsError(e, 'admin: fetch offsets of topic t');
+
+describe('which broker answers are asked again', () => {
+  const fresh = { elapsedMs: 0, budgetMs: KAFKA_RETRY_BUDGET_MS };
+
+  it('"does not host this topic-partition" is retried when the caller knows the topic exists, reported at once otherwise', () => {
+    const e = map(notHosted());
+    expect(e).toMatchObject({ code: 'TRANSPORT_TOPIC', retriable: true });
+    expect(retryKafkaCall(e, { ...fresh, topicExists: true })).toBe(true);
+    expect(retryKafkaCall(e, fresh)).toBe(false);
+    // Also when kafkajs gave up retrying it itself: the condition inside is what counts.
+    const exhausted = map(new KafkaJSNumberOfRetriesExceeded(notHosted(), { retryCount: 5, retryTime: 3000 }));
+    expect(retryKafkaCall(exhausted, { ...fresh, topicExists: true })).toBe(true);
+  });
+
+  it('a leader moving and a dropped connection are retried; a non-retriable answer never is', () => {
+    expect(retryKafkaCall(map(notLeader()), fresh)).toBe(true);
+    expect(retryKafkaCall(map(new KafkaJSConnectionError('Connection error: ECONNREFUSED')), fresh)).toBe(true);
+    const invalid = map(new KafkaJSProtocolError({ message: 'Replication factor is invalid', type: 'INVALID_REPLICATION_FACTOR', code: 38, retriable: false }));
+    expect(retryKafkaCall(invalid, { ...fresh, topicExists: true })).toBe(false);
+  });
+
+  it('stops once the budget is spent: 30 s, several times what a loaded machine needed (the old loop gave up after ~5 s)', () => {
+    const e = map(notLeader());
+    expect(KAFKA_RETRY_BUDGET_MS).toBe(30_000);
+    expect(retryKafkaCall(e, { elapsedMs: 29_999, budgetMs: KAFKA_RETRY_BUDGET_MS })).toBe(true);
+    expect(retryKafkaCall(e, { elapsedMs: 30_000, budgetMs: KAFKA_RETRY_BUDGET_MS })).toBe(false);
+    expect([0, 1, 2, 3, 4, 5, 6, 40].map(kafkaRetryDelayMs)).toEqual([100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+  });
+
+  it('mappedWithRetry asks again until the answer is good, and gives up with the typed error', async () => {
+    let calls = 0;
+    const got = await mappedWithRetry('consumer g: subscribe to t', async () => {
+      if (++calls < 3) throw notHosted();
+      return 'subscribed';
+    }, { topicExists: true });
+    expect(got).toBe('subscribed');
+    expect(calls).toBe(3);
+
+    calls = 0;
+    const err = await mappedWithRetry('admin: fetch offsets of topic t', async () => {
+      calls++;
+      throw notHosted();
+    }).catch((e: unknown) => e as FedStreamError);
+    expect(calls).toBe(1);
+    expect(err).toMatchObject({ code: 'TRANSPORT_TOPIC', message: 'admin: fetch offsets of topic t: This server does not host this topic-partition' });
+
+    calls = 0;
+    const spent = await mappedWithRetry('admin: list topics', async () => {
+      calls++;
+      throw notLeader();
+    }, { budgetMs: 250 }).catch((e: unknown) => e as FedStreamError);
+    expect(spent).toMatchObject({ code: 'TRANSPORT_CONNECTION', retriable: true });
+    expect(calls).toBeGreaterThanOrEqual(2);
+  });
+});
