@@ -4,3 +4,4 @@ export * from './logger.ts';
 export type * from './service.ts';
 export * from './bytes.ts';
 export * from './secrets.ts';
+export * from './tls-probe.ts';

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../src/config/index.ts';
 import { readSecret } from '../../src/common/index.ts';
 import { explainKafkaSecurityError, probeTls, resolveKafkaSecurity } from '../../src/transport/kafka/security.ts';
+import { probeClickhouseTls } from '../../src/analytics/clickhouse/tls-probe.ts';
 // The same code that makes the secured development broker's certificates.
 import { ensureSecurityMaterial } from '../../scripts/kafka/security.mjs';
 
@@ -124,6 +125,33 @@ describe('the TLS probe', () => {
     const err = await probeTls(`127.0.0.2:${otherPort}`, resolveKafkaSecurity({ tls: { ca: material.ca } })).catch((e) => e);
     expect(err.code).toBe('TRANSPORT_TLS');
     expect(err.message).toMatch(/IP: 127\.0\.0\.2 is not in the cert's list/);
+  });
+
+  // The same probe (src/common/tls-probe.ts) under ClickHouse's codes: the outcome is shared, the wording is each's.
+  it('ClickHouse: trusted passes, untrusted and plaintext are ANALYTICS_TLS, unreachable is left to the requests', async () => {
+    const ca = readFileSync(material.ca);
+    await expect(probeClickhouseTls(new URL(`https://localhost:${tlsPort}`), { ca })).resolves.toBeUndefined();
+    const untrusted = await probeClickhouseTls(new URL(`https://localhost:${tlsPort}`), { ca: readFileSync(material.rogueCa) });
+    expect(untrusted?.code).toBe('ANALYTICS_TLS');
+    expect(untrusted?.message).toContain('certificate CN=localhost issued by CN=FedStream development CA');
+    const plain = await probeClickhouseTls(new URL(`https://127.0.0.1:${plainPort}`), { ca });
+    expect(plain?.message).toContain('does not speak TLS: is this the plain HTTP port (8123)');
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await expect(probeClickhouseTls(new URL(`https://127.0.0.1:${closedPort}`), { ca })).resolves.toBeUndefined();
+  });
+
+  it('ClickHouse: a port that waits for a request line is named after the handshake timeout', async () => {
+    const silent = net.createServer(() => { /* reads the ClientHello, answers nothing, like ClickHouse's HTTP port */ });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const port = (silent.address() as net.AddressInfo).port;
+      const err = await probeClickhouseTls(new URL(`https://127.0.0.1:${port}`), { ca: readFileSync(material.ca), timeoutMs: 300 });
+      expect(err?.code).toBe('ANALYTICS_TLS');
+      expect(err?.message).toContain('no TLS handshake within 300 ms');
+    } finally { silent.close(); }
   });
 });
 

@@ -10,10 +10,9 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { SASLOptions } from 'kafkajs';
-import { ConfigError, FedStreamError, readSecret } from '../../common/index.ts';
+import { ConfigError, FedStreamError, probeTlsHandshake, readSecret } from '../../common/index.ts';
 import type { KafkaSecurity } from '../../config/index.ts';
 
 /** A token for SASL/OAUTHBEARER, as kafkajs' `oauthBearerProvider` returns it. */
@@ -113,43 +112,20 @@ export function describeSecurity(r: ResolvedKafkaSecurity): string {
  * listener), the certificate is not trusted (its subject and issuer, and why), or the name does not match.
  * Connection refused or a timeout are retriable TRANSPORT_CONNECTION errors, as for any broker.
  */
-export function probeTls(broker: string, r: ResolvedKafkaSecurity, timeoutMs = 10_000): Promise<void> {
-  if (!r.ssl) return Promise.resolve();
+export async function probeTls(broker: string, r: ResolvedKafkaSecurity, timeoutMs = 10_000): Promise<void> {
+  if (!r.ssl) return;
   const i = broker.lastIndexOf(':');
-  const host = broker.slice(0, i);
-  const port = Number(broker.slice(i + 1));
-  return new Promise((resolve, reject) => {
-    let peer: tls.PeerCertificate | undefined;
-    // SNI carries host names only (RFC 6066); an IP address is checked against the certificate all the same.
-    const socket = tls.connect({ ...r.ssl, host, port, ...(net.isIP(host) ? {} : { servername: host }), rejectUnauthorized: false });
-    const fail = (err: FedStreamError) => { socket.destroy(); reject(err); };
-    socket.setTimeout(timeoutMs, () => fail(new FedStreamError('TRANSPORT_TIMEOUT', `TLS handshake with broker ${broker} did not finish within ${timeoutMs} ms`, { details: { broker } })));
-    socket.once('secureConnect', () => {
-      peer = socket.getPeerCertificate();
-      const authError = socket.authorizationError as (Error & { code?: string }) | string | null | undefined;
-      const altName = authError === 'ERR_TLS_CERT_ALTNAME_INVALID' || (typeof authError === 'object' && authError?.code === 'ERR_TLS_CERT_ALTNAME_INVALID');
-      if (authError && !altName) {
-        const subject = peer?.subject ? `CN=${peer.subject.CN}` : 'unknown subject';
-        const issuer = peer?.issuer ? `CN=${peer.issuer.CN}` : 'unknown issuer';
-        return fail(new FedStreamError('TRANSPORT_TLS', `broker ${broker} presented certificate ${subject} issued by ${issuer}, which ${r.caSource ?? 'the trust store'} does not trust: ${String(authError)}`, { details: { broker, subject, issuer, reason: String(authError) } }));
-      }
-      // Trusted: then the name must be one the certificate gives (hostname verification stays on).
-      const nameError = tls.checkServerIdentity(host, peer) ?? (altName ? new Error(String(authError)) : undefined);
-      if (nameError) return fail(new FedStreamError('TRANSPORT_TLS', `broker ${broker} presented a certificate for other names: ${nameError.message}`, { details: { broker, reason: nameError.message } }));
-      socket.end();
-      resolve();
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENOTFOUND') {
-        return fail(new FedStreamError('TRANSPORT_CONNECTION', `broker ${broker} cannot be reached: ${err.code}`, { cause: err, details: { broker } }));
-      }
-      // A plaintext Kafka listener answers a ClientHello by closing the connection (or with bytes that are no TLS record).
-      const plaintext = err.code === 'ECONNRESET' || err.code === 'EPROTO' || /disconnected before secure TLS|wrong version number|packet length too long/i.test(err.message);
-      fail(new FedStreamError('TRANSPORT_TLS', plaintext
-        ? `broker ${broker} does not speak TLS: is this a plaintext listener? (the manifest asks for ${r.protocol})`
-        : `TLS with broker ${broker} failed: ${err.message}`, { cause: err, details: { broker } }));
-    });
-  });
+  const { ca, cert, key, passphrase } = r.ssl;
+  const o = await probeTlsHandshake({ ...(ca ? { ca: ca as Buffer | string | (Buffer | string)[] } : {}), ...(cert ? { cert: cert as Buffer | string } : {}), ...(key ? { key: key as Buffer | string } : {}), ...(passphrase ? { passphrase } : {}), host: broker.slice(0, i), port: Number(broker.slice(i + 1)), timeoutMs });
+  switch (o.kind) {
+    case 'ok': return;
+    case 'unreachable': throw new FedStreamError('TRANSPORT_CONNECTION', `broker ${broker} cannot be reached: ${o.code}`, { details: { broker } });
+    case 'timeout': throw new FedStreamError('TRANSPORT_TIMEOUT', `TLS handshake with broker ${broker} did not finish within ${o.timeoutMs} ms`, { details: { broker } });
+    case 'untrusted': throw new FedStreamError('TRANSPORT_TLS', `broker ${broker} presented certificate ${o.subject} issued by ${o.issuer}, which ${r.caSource ?? 'the trust store'} does not trust: ${o.reason}`, { details: { broker, subject: o.subject, issuer: o.issuer, reason: o.reason } });
+    case 'wrong-name': throw new FedStreamError('TRANSPORT_TLS', `broker ${broker} presented a certificate for other names: ${o.reason}`, { details: { broker, reason: o.reason } });
+    case 'not-tls': throw new FedStreamError('TRANSPORT_TLS', `broker ${broker} does not speak TLS: is this a plaintext listener? (the manifest asks for ${r.protocol})`, { cause: o.cause, details: { broker } });
+    case 'failed': throw new FedStreamError('TRANSPORT_TLS', `TLS with broker ${broker} failed: ${o.message}`, { cause: o.cause, details: { broker } });
+  }
 }
 
 const AUTHORIZATION_TYPES: Record<string, string> = {
