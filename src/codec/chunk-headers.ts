@@ -63,3 +63,75 @@ export class ChunkedPayloadError extends CodecError {
     this.messages = messages;
   }
 }
+
+/** The headers of one chunk, as read and checked by `readChunkHeaders`. */
+export interface ChunkHeaders {
+  id: string;
+  index: number;
+  count: number;
+  size: number;
+  sha256: string;
+}
+
+/** The bounds a reader checks headers against (ReassemblerOptions: maxPayloadBytes, minChunkBytes, maxChunkBytes). */
+export interface ChunkLimits {
+  readonly maxPayloadBytes: number;
+  readonly minChunkBytes: number;
+  readonly maxChunkBytes: number;
+}
+
+const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** A refusal of one consumed message, with its offset and partition. */
+export function reject(code: Extract<ErrorCode, `CODEC_${string}`>, message: string, payloadId: string | undefined, incoming: IncomingMessage, details: Record<string, unknown> = {}): ChunkedPayloadError {
+  return new ChunkedPayloadError(code, message, payloadId, [incoming], { offset: incoming.offset, partition: incoming.partition, ...details });
+}
+
+/**
+ * Reads and checks the chunk headers of `message` against `limits`, before anything of it is kept. Throws a
+ * ChunkedPayloadError: CODEC_INVALID for a missing, repeated-with-different-values or malformed header, an index out
+ * of range, or a count that disagrees with the size and chunk sizes; CODEC_LIMIT for a declared size above
+ * `limits.maxPayloadBytes`.
+ */
+export function readChunkHeaders(message: IncomingMessage, limits: ChunkLimits): ChunkHeaders {
+  const single = (name: string, payloadId: string | undefined): string | undefined => {
+    const values = headerValues(message.headers, name);
+    if (values.some((v) => v !== values[0])) {
+      throw reject('CODEC_INVALID', `header ${name} is repeated with different values: ${values.join(', ')}`, payloadId, message, { header: name });
+    }
+    return values[0];
+  };
+  const id = single(CHUNK_HEADERS.id, undefined) ?? '';
+  if (id === '') throw reject('CODEC_INVALID', `header ${CHUNK_HEADERS.id} is empty, expected a payload id`, undefined, message, { header: CHUNK_HEADERS.id });
+  const text = (name: string, pattern: RegExp, expected: string): string => {
+    const v = single(name, id);
+    if (v === undefined || !pattern.test(v)) {
+      throw reject('CODEC_INVALID', `chunk of payload ${id}: header ${name} is ${v === undefined ? 'missing' : JSON.stringify(v)}, expected ${expected}`, id, message, { header: name });
+    }
+    return v;
+  };
+  const index = Number(text(CHUNK_HEADERS.index, DECIMAL, 'a decimal integer >= 0'));
+  const count = Number(text(CHUNK_HEADERS.count, DECIMAL, 'a decimal integer >= 1'));
+  const size = Number(text(CHUNK_HEADERS.size, DECIMAL, 'a decimal byte count'));
+  const sha256 = text(CHUNK_HEADERS.sha256, SHA256_HEX, '64 lowercase hex digits');
+  if (count < 1) throw reject('CODEC_INVALID', `chunk of payload ${id}: ${CHUNK_HEADERS.count} is 0`, id, message, { header: CHUNK_HEADERS.count });
+  if (index >= count) {
+    throw reject('CODEC_INVALID', `chunk index ${index} of payload ${id} is out of range 0..${count - 1}`, id, message, { header: CHUNK_HEADERS.index, index, count });
+  }
+  // Against the limits before anything is kept: a count must agree with the size and the chunk sizes writers
+  // may use, so that neither can make this reader wait for, or hold, more than `maxPayloadBytes`.
+  if (size > limits.maxPayloadBytes) {
+    throw reject('CODEC_LIMIT', `payload ${id}: header ${CHUNK_HEADERS.size} is ${size}, above the limit of ${limits.maxPayloadBytes} bytes (limits.maxPayloadBytes)`, id, message, {
+      header: CHUNK_HEADERS.size, size, limit: limits.maxPayloadBytes,
+    });
+  }
+  const most = Math.ceil(size / limits.minChunkBytes);
+  const least = Math.ceil(size / limits.maxChunkBytes);
+  if (count > most || count < least) {
+    throw reject('CODEC_INVALID', `payload ${id}: header ${CHUNK_HEADERS.count} is ${count}, but ${size} bytes in chunks of ${limits.minChunkBytes}..${limits.maxChunkBytes} bytes make ${least}..${most} chunks`, id, message, {
+      header: CHUNK_HEADERS.count, count, size, least, most,
+    });
+  }
+  return { id, index, count, size, sha256 };
+}

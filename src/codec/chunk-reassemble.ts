@@ -3,103 +3,10 @@
  * payload id until all have arrived, concatenates them once, and checks the size and sha256 of the whole.
  */
 import { createHash } from 'node:crypto';
-import type { ErrorCode } from '../common/index.ts';
-import { CHUNK_HEADERS, CHUNK_HEADER_NAMES, ChunkedPayloadError, headerValues, isChunk, type IncomingMessage } from './chunk-headers.ts';
+import { CHUNK_HEADERS, CHUNK_HEADER_NAMES, ChunkedPayloadError, headerValues, isChunk, readChunkHeaders, reject, type ChunkHeaders, type IncomingMessage } from './chunk-headers.ts';
+import type { AcceptResult, CompleteResult, PendingPayloadInfo, ReassemblerOptions, ReassemblerStats } from './chunk-types.ts';
 
-export interface CompleteResult {
-  status: 'complete';
-  payload: Buffer;
-  /** Undefined for a message that was not chunked. */
-  payloadId: string | undefined;
-  key: string | Buffer | null | undefined;
-  partition: number | undefined;
-  /** Lowest and highest offsets among the payload's messages (duplicates included). */
-  firstOffset: string | undefined;
-  lastOffset: string | undefined;
-  chunkCount: number;
-  /** Incomplete payloads evicted to stay within the buffer bounds while accepting this message. */
-  dropped?: ChunkedPayloadError[];
-}
-
-export interface PendingResult {
-  status: 'pending';
-  payloadId: string;
-  received: number;
-  chunkCount: number;
-  /**
-   * Set when this message was an identical copy of a chunk already received (Kafka redelivery, including a
-   * late copy of a chunk of a payload already completed): it was ignored.
-   */
-  duplicate?: true;
-  dropped?: ChunkedPayloadError[];
-}
-
-export type AcceptResult = CompleteResult | PendingResult;
-
-export interface PendingPayloadInfo {
-  payloadId: string;
-  key: string | Buffer | null | undefined;
-  partition: number | undefined;
-  /** Declared number of chunks, and how many distinct chunks arrived (what is missing is never listed: see `drop`). */
-  chunkCount: number;
-  received: number;
-  /** Declared size of the whole payload, and bytes buffered so far. */
-  size: number;
-  bufferedBytes: number;
-  firstOffset: string | undefined;
-  lastOffset: string | undefined;
-  /** Clock readings (`now()`, ms) of the first and latest chunk. */
-  firstSeenAt: number;
-  lastSeenAt: number;
-}
-
-/**
- * Bounds on what chunk headers may declare and what incomplete payloads may hold (docs/security.md, "Hostile-input
- * limits"). Pipeline readers get them from the manifest's `limits` (protocol/wire.ts `reassemblerOptions`); the
- * defaults below are for a bare Reassembler.
- */
-export interface ReassemblerOptions {
-  /** Largest declared `fedstream-size` of a payload, in bytes (default: `maxBufferedBytes`); larger is CODEC_LIMIT. */
-  maxPayloadBytes?: number;
-  /** Most bytes buffered over all incomplete payloads (default 256 MiB); the least recently active are evicted. */
-  maxBufferedBytes?: number;
-  /** Most incomplete payloads at once (default 1024); the least recently active is evicted beyond it. */
-  maxPendingPayloads?: number;
-  /** Incomplete payloads with no chunk for this long (ms) are expired by `accept` itself (default: only by `expire`). */
-  maxAgeMs?: number;
-  /**
-   * Smallest and largest chunk size any writer may have used, in bytes (default 1 and unbounded). A header set is
-   * refused unless ceil(size / maxChunkBytes) <= count <= ceil(size / minChunkBytes), and a chunk value larger than
-   * maxChunkBytes is refused: a count can never make the reader allocate or wait for more than the size allows.
-   */
-  minChunkBytes?: number;
-  maxChunkBytes?: number;
-  /** Ids of completed (and of dropped) payloads remembered, to recognise late chunks (default 1024 each). */
-  rememberCompleted?: number;
-  /** Clock for ages (default Date.now). */
-  now?: () => number;
-}
-
-/** The reassembler's own counters: what it holds now, the most it ever held, and what it let go. */
-export interface ReassemblerStats {
-  pendingPayloads: number;
-  bufferedBytes: number;
-  peakPendingPayloads: number;
-  peakBufferedBytes: number;
-  /** Payloads dropped incomplete: evicted to stay within the bounds, or expired by age. */
-  evicted: number;
-  expired: number;
-  /** Messages refused outright (bad or over-limit headers, late chunks of dropped payloads, conflicting duplicates). */
-  refused: number;
-}
-
-interface ChunkHeaders {
-  id: string;
-  index: number;
-  count: number;
-  size: number;
-  sha256: string;
-}
+export type { AcceptResult, CompleteResult, PendingPayloadInfo, PendingResult, ReassemblerOptions, ReassemblerStats } from './chunk-types.ts';
 
 interface Pending extends ChunkHeaders {
   /** `<partition>/<id>`: the map key (payload ids are only unique within a partition). */
@@ -114,9 +21,6 @@ interface Pending extends ChunkHeaders {
   firstSeenAt: number;
   lastSeenAt: number;
 }
-
-const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 function sameKey(a: string | Buffer | null | undefined, b: string | Buffer | null | undefined): boolean {
   if (a === undefined || a === null || b === undefined || b === null) return (a ?? null) === (b ?? null);
@@ -151,12 +55,12 @@ export class Reassembler {
   private readonly completed = new Map<string, { count: number; size: number; sha256: string }>();
   /** Slots of payloads dropped incomplete, oldest first: their late chunks are refused, not buffered again. */
   private readonly droppedSlots = new Map<string, 'evicted' | 'expired'>();
-  private readonly maxPayloadBytes: number;
+  readonly maxPayloadBytes: number;
   private readonly maxBufferedBytes: number;
   private readonly maxPendingPayloads: number;
   private readonly maxAgeMs: number | undefined;
-  private readonly minChunkBytes: number;
-  private readonly maxChunkBytes: number;
+  readonly minChunkBytes: number;
+  readonly maxChunkBytes: number;
   private readonly rememberCompleted: number;
   private readonly now: () => number;
   private buffered = 0;
@@ -206,13 +110,13 @@ export class Reassembler {
   private take(message: IncomingMessage): AcceptResult {
     const value = message.value;
     if (message.offset !== undefined && !/^\d+$/.test(message.offset)) {
-      throw this.reject('CODEC_INVALID', `offset ${JSON.stringify(message.offset)} is not a decimal string`, undefined, message);
+      throw reject('CODEC_INVALID', `offset ${JSON.stringify(message.offset)} is not a decimal string`, undefined, message);
     }
     const hasId = isChunk(message.headers);
     if (!hasId) {
       const stray = CHUNK_HEADER_NAMES.find((h) => headerValues(message.headers, h).length > 0);
-      if (stray) throw this.reject('CODEC_INVALID', `header ${stray} without ${CHUNK_HEADERS.id}`, undefined, message, { header: stray });
-      if (!value) throw this.reject('CODEC_INVALID', 'message has no value', undefined, message);
+      if (stray) throw reject('CODEC_INVALID', `header ${stray} without ${CHUNK_HEADERS.id}`, undefined, message, { header: stray });
+      if (!value) throw reject('CODEC_INVALID', 'message has no value', undefined, message);
       return {
         status: 'complete',
         payload: value,
@@ -225,10 +129,10 @@ export class Reassembler {
       };
     }
 
-    const h = this.parseHeaders(message);
-    if (!value) throw this.reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} has no value`, h.id, message, { index: h.index });
+    const h = readChunkHeaders(message, this);
+    if (!value) throw reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} has no value`, h.id, message, { index: h.index });
     if (value.length > this.maxChunkBytes) {
-      throw this.reject('CODEC_LIMIT', `chunk ${h.index} of payload ${h.id} holds ${value.length} bytes, more than any chunk size (${this.maxChunkBytes})`, h.id, message, {
+      throw reject('CODEC_LIMIT', `chunk ${h.index} of payload ${h.id} holds ${value.length} bytes, more than any chunk size (${this.maxChunkBytes})`, h.id, message, {
         index: h.index, bytes: value.length, limit: this.maxChunkBytes,
       });
     }
@@ -247,7 +151,7 @@ export class Reassembler {
       // A straggler of a payload dropped incomplete would only start a payload that can never complete. Index 0
       // is a replay (a redelivery after a rebalance) and starts over.
       if (h.index !== 0) {
-        throw this.reject('CODEC_CHUNK_MISSING', `chunk ${h.index} of payload ${h.id} arrived after the payload was ${gone} incomplete; refused`, h.id, message, { index: h.index, reason: gone });
+        throw reject('CODEC_CHUNK_MISSING', `chunk ${h.index} of payload ${h.id} arrived after the payload was ${gone} incomplete; refused`, h.id, message, { index: h.index, reason: gone });
       }
       this.droppedSlots.delete(slot);
     }
@@ -258,7 +162,7 @@ export class Reassembler {
       const existing = p.chunks.get(h.index);
       if (existing) {
         if (!(existing.value as Buffer).equals(value)) {
-          throw this.reject('CODEC_CHUNK_DUPLICATE', `chunk ${h.index} of payload ${h.id} arrived twice with different content (the first copy is kept)`, h.id, message, {
+          throw reject('CODEC_CHUNK_DUPLICATE', `chunk ${h.index} of payload ${h.id} arrived twice with different content (the first copy is kept)`, h.id, message, {
             index: h.index,
             offset: message.offset,
             firstCopyOffset: existing.offset,
@@ -271,7 +175,7 @@ export class Reassembler {
     }
     const held = p?.bufferedBytes ?? 0;
     if (held + value.length > h.size) {
-      throw this.reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} brings its chunks to ${held + value.length} bytes, more than its ${CHUNK_HEADERS.size} ${h.size}`, h.id, message, {
+      throw reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} brings its chunks to ${held + value.length} bytes, more than its ${CHUNK_HEADERS.size} ${h.size}`, h.id, message, {
         header: CHUNK_HEADERS.size, index: h.index, size: h.size, bytes: held + value.length,
       });
     }
@@ -344,53 +248,11 @@ export class Reassembler {
     return dropped;
   }
 
-  private parseHeaders(message: IncomingMessage): ChunkHeaders {
-    const single = (name: string, payloadId: string | undefined): string | undefined => {
-      const values = headerValues(message.headers, name);
-      if (values.some((v) => v !== values[0])) {
-        throw this.reject('CODEC_INVALID', `header ${name} is repeated with different values: ${values.join(', ')}`, payloadId, message, { header: name });
-      }
-      return values[0];
-    };
-    const id = single(CHUNK_HEADERS.id, undefined) ?? '';
-    if (id === '') throw this.reject('CODEC_INVALID', `header ${CHUNK_HEADERS.id} is empty, expected a payload id`, undefined, message, { header: CHUNK_HEADERS.id });
-    const text = (name: string, pattern: RegExp, expected: string): string => {
-      const v = single(name, id);
-      if (v === undefined || !pattern.test(v)) {
-        throw this.reject('CODEC_INVALID', `chunk of payload ${id}: header ${name} is ${v === undefined ? 'missing' : JSON.stringify(v)}, expected ${expected}`, id, message, { header: name });
-      }
-      return v;
-    };
-    const index = Number(text(CHUNK_HEADERS.index, DECIMAL, 'a decimal integer >= 0'));
-    const count = Number(text(CHUNK_HEADERS.count, DECIMAL, 'a decimal integer >= 1'));
-    const size = Number(text(CHUNK_HEADERS.size, DECIMAL, 'a decimal byte count'));
-    const sha256 = text(CHUNK_HEADERS.sha256, SHA256_HEX, '64 lowercase hex digits');
-    if (count < 1) throw this.reject('CODEC_INVALID', `chunk of payload ${id}: ${CHUNK_HEADERS.count} is 0`, id, message, { header: CHUNK_HEADERS.count });
-    if (index >= count) {
-      throw this.reject('CODEC_INVALID', `chunk index ${index} of payload ${id} is out of range 0..${count - 1}`, id, message, { header: CHUNK_HEADERS.index, index, count });
-    }
-    // Against the limits before anything is kept: a count must agree with the size and the chunk sizes writers
-    // may use, so that neither can make this reader wait for, or hold, more than `maxPayloadBytes`.
-    if (size > this.maxPayloadBytes) {
-      throw this.reject('CODEC_LIMIT', `payload ${id}: header ${CHUNK_HEADERS.size} is ${size}, above the limit of ${this.maxPayloadBytes} bytes (limits.maxPayloadBytes)`, id, message, {
-        header: CHUNK_HEADERS.size, size, limit: this.maxPayloadBytes,
-      });
-    }
-    const most = Math.ceil(size / this.minChunkBytes);
-    const least = Math.ceil(size / this.maxChunkBytes);
-    if (count > most || count < least) {
-      throw this.reject('CODEC_INVALID', `payload ${id}: header ${CHUNK_HEADERS.count} is ${count}, but ${size} bytes in chunks of ${this.minChunkBytes}..${this.maxChunkBytes} bytes make ${least}..${most} chunks`, id, message, {
-        header: CHUNK_HEADERS.count, count, size, least, most,
-      });
-    }
-    return { id, index, count, size, sha256 };
-  }
-
   private checkConsistent(p: Pending, h: ChunkHeaders, message: IncomingMessage): void {
     const differ = (['count', 'size', 'sha256'] as const).find((k) => p[k] !== h[k]);
     if (differ) {
       const header = CHUNK_HEADERS[differ];
-      throw this.reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} says ${header} ${h[differ]}, earlier chunks said ${p[differ]}`, h.id, message, {
+      throw reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} says ${header} ${h[differ]}, earlier chunks said ${p[differ]}`, h.id, message, {
         header,
         index: h.index,
         expected: p[differ],
@@ -398,7 +260,7 @@ export class Reassembler {
       });
     }
     if (!sameKey(p.key, message.key) || p.partition !== message.partition) {
-      throw this.reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} arrived under another key or partition than its earlier chunks`, h.id, message, {
+      throw reject('CODEC_INVALID', `chunk ${h.index} of payload ${h.id} arrived under another key or partition than its earlier chunks`, h.id, message, {
         index: h.index,
         partition: message.partition,
         expectedPartition: p.partition,
@@ -483,10 +345,6 @@ export class Reassembler {
       firstOffset: p.firstOffset,
       lastOffset: p.lastOffset,
     });
-  }
-
-  private reject(code: Extract<ErrorCode, `CODEC_${string}`>, message: string, payloadId: string | undefined, incoming: IncomingMessage, details: Record<string, unknown> = {}): ChunkedPayloadError {
-    return new ChunkedPayloadError(code, message, payloadId, [incoming], { offset: incoming.offset, partition: incoming.partition, ...details });
   }
 }
 
