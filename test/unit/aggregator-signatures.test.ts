@@ -47,18 +47,30 @@ const nudging: LocalTrainer = {
   train: async (i) => ({ weights: i.weights.map((t) => ({ ...t, values: t.values.map((v) => v + 0.01) })), numExamples: 10, metrics: { loss: 1 }, trainingMs: 1, backend: 'test' }),
 };
 
+/** One pipeline on a fresh in-memory cluster, its aggregator started; `aggregator()` and `node()` add processes to it. */
+async function setUp(rounds: number, targetUpdates: number) {
+  const team = pipeline(rounds, targetUpdates);
+  const m = team.manifest;
+  const cluster = new MemoryCluster();
+  const t = createMemoryTransport({ cluster, logger });
+  const aggregator = async () => {
+    const a = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, signer: team.signerFor('aggregator') });
+    await a.start();
+    return a;
+  };
+  const node = (nodeId: string, trainer: LocalTrainer = nudging) => new FedNode({
+    manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, trainer, logger, heartbeatMs: 60_000, signer: team.signerFor(nodeId),
+  });
+  const agg = await aggregator();
+  const producer = t.producer();
+  await producer.connect();
+  return { team, m, cluster, t, agg, topics: pipelineTopics(m), producer, aggregator, node };
+}
+
 describe('the aggregator and records it cannot attribute', () => {
   it('rejects unsigned, other-node, unknown-key and tampered updates before validating them; audits and dead-letters each', async () => {
-    const team = pipeline(1, 3);
-    const m = team.manifest;
-    const cluster = new MemoryCluster();
-    const t = createMemoryTransport({ cluster, logger });
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await agg.start();
-    const topics = pipelineTopics(m);
+    const { team, m, t, agg, topics, producer: p } = await setUp(1, 3);
     const [v0] = await readVersions(t, m);
-    const p = t.producer();
-    await p.connect();
     const send = (u: ModelUpdateRecord, signer?: Signer) => p.send(toRecords(topics.updates, 'ModelUpdate', u, u.nodeId, m.topics.chunkSizeBytes, {}, signer));
     const n1 = team.signerFor('node-1')!;
     // Unsigned; under node-1's id with node-2's key; with a key nobody listed; node-1's signature over other numbers.
@@ -93,12 +105,7 @@ describe('the aggregator and records it cannot attribute', () => {
   });
 
   it('signs what it writes: versions, control and audit carry a signature by its key, which the registry verifies', async () => {
-    const team = pipeline(1, 1);
-    const m = team.manifest;
-    const t = createMemoryTransport({ cluster: new MemoryCluster(), logger });
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await agg.start();
-    const topics = pipelineTopics(m);
+    const { team, m, t, agg, topics } = await setUp(1, 1);
     for (const topic of [topics.models, topics.control, topics.audit]) {
       const keyIds: string[] = [];
       await readToEnd(t, topic, (msg) => { keyIds.push(msg.headers[SIGNATURE_HEADERS.keyId]!.toString()); });
@@ -110,26 +117,18 @@ describe('the aggregator and records it cannot attribute', () => {
   });
 
   it('an update id computed from public values and sent first no longer pre-empts the node\'s update', async () => {
-    const team = pipeline(1, 2);
-    const m = team.manifest;
-    const cluster = new MemoryCluster();
-    const t = createMemoryTransport({ cluster, logger });
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await agg.start();
+    const { team, m, t, agg, topics, producer: p, node } = await setUp(1, 2);
     const [v0] = await readVersions(t, m);
     // What ids used to be: sha256(tenant, pipeline, node, round, base version), as a UUID. node-2 sends it first, signed
     // with its own key under its own id (accepted, it is node-2's update), and once more under node-1's id (refused).
     const h = createHash('sha256').update(`${m.tenant}\u0000${m.name}\u0000node-1\u00001\u00000`).digest('hex');
     const predicted = `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-    const p = t.producer();
-    await p.connect();
-    const topics = pipelineTopics(m);
     await p.send(toRecords(topics.updates, 'ModelUpdate', update(m, v0!, { nodeId: 'node-1', updateId: predicted }), 'node-1', m.topics.chunkSizeBytes, {}, team.signerFor('node-2')));
     await p.send(toRecords(topics.updates, 'ModelUpdate', update(m, v0!, { nodeId: 'node-2', updateId: predicted }), 'node-2', m.topics.chunkSizeBytes, {}, team.signerFor('node-2')));
-    const node = new FedNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId: 'node-1', trainer: nudging, logger, heartbeatMs: 60_000, signer: team.signerFor('node-1') });
-    await node.start();
+    const one = node('node-1');
+    await one.start();
     await agg.done;
-    await node.done;
+    await one.done;
     const [, v1] = await readVersions(t, m, team.registry);
     const byNode = new Map(v1!.contributors.map((c) => [c.nodeId, c.updateId]));
     expect([...byNode.keys()].sort()).toEqual(['node-1', 'node-2']);
@@ -138,21 +137,13 @@ describe('the aggregator and records it cannot attribute', () => {
     expect(byNode.get('node-1')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const codes = (await readAudit(t, m)).filter((e) => e.action === 'UPDATE_REJECTED').map((e) => e.details.code);
     expect(codes).toEqual(['wrong_signer']);
-    await node.stop();
+    await one.stop();
     await agg.stop();
   });
 
   it('a forged FINISH and a forged version with a correct sha256: nodes keep following, a restarted aggregator resumes round 1 from version 0', async () => {
-    const team = pipeline(3, 3);
-    const m = team.manifest;
-    const cluster = new MemoryCluster();
-    const t = createMemoryTransport({ cluster, logger });
-    const topics = pipelineTopics(m);
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await agg.start();
-    const nodes = ['node-1', 'node-2'].map((nodeId) => new FedNode({
-      manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, trainer: nudging, logger, heartbeatMs: 60_000, signer: team.signerFor(nodeId),
-    }));
+    const { team, m, t, agg, topics, producer: p, aggregator, node } = await setUp(3, 3);
+    const nodes = ['node-1', 'node-2'].map((nodeId) => node(nodeId));
     for (const n of nodes) await n.start();
     await until('two round-1 updates', async () => (await readAudit(t, m)).length > 0 && nodes.every((n) => n.health().figures?.roundsTrained === 1));
 
@@ -161,8 +152,6 @@ describe('the aggregator and records it cannot attribute', () => {
     const [v0] = await readVersions(t, m);
     const evil = unpackTensors(v0!.tensors).map((x) => ({ ...x, values: x.values.map(() => 0.5) }));
     const forgedVersion: ModelVersionRecord = { ...v0!, version: 1, parentVersion: 0, round: 1, tensors: packTensors(evil), weightsSha256: weightsSha256(evil), createdAt: Date.now() };
-    const p = t.producer();
-    await p.connect();
     const now = Date.now();
     await p.send(toRecords(topics.control, 'RoundControl', { tenant: m.tenant, pipeline: m.name, round: 1, baseVersion: 0, kind: 'FINISH', config: {}, selectedNodes: [], deadline: now, minUpdates: 1, targetUpdates: 3, createdAt: now }, 'round-1', m.topics.chunkSizeBytes));
     await p.send(toRecords(topics.models, 'ModelVersion', forgedVersion, 'v1', m.topics.chunkSizeBytes, {}, team.signerFor('node-1')));
@@ -174,12 +163,11 @@ describe('the aggregator and records it cannot attribute', () => {
 
     // The aggregator goes away mid-round; its successor reads the log back.
     await agg.stop();
-    const again = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await again.start();
+    const again = await aggregator();
     // Not 'finished at version 0', not version 1: round 1 again, from version 0, with the two updates read back.
     await until('round 1 resumed with its two updates', () => again.health().figures?.accepted === 2);
     expect(again.health()).toMatchObject({ healthy: true, figures: { version: 0, round: 1, accepted: 2 } });
-    const third = new FedNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId: 'node-3', trainer: nudging, logger, heartbeatMs: 60_000, signer: team.signerFor('node-3') });
+    const third = node('node-3');
     await third.start();
     const summary = await again.done;
     expect(summary).toMatchObject({ finalVersion: 3, versions: 4 });
@@ -197,21 +185,13 @@ describe('the aggregator and records it cannot attribute', () => {
     await again.stop();
   });
   it('a genuine control record replayed later (the START of a closed round) is refused by nodes and by recovery', async () => {
-    const team = pipeline(3, 2);
-    const m = team.manifest;
-    const cluster = new MemoryCluster();
-    const t = createMemoryTransport({ cluster, logger });
-    const topics = pipelineTopics(m);
-    const agg = await createAggregator({ manifest: m, transport: t, logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await agg.start();
+    const { m, cluster, t, agg, topics, producer: p, aggregator, node } = await setUp(3, 2);
     // The nodes train round 1 only (their trainer fails after that): round 2 stays open while the replay lands.
     const once = (): LocalTrainer => {
       let calls = 0;
       return { train: async (i) => { if (++calls > 1) throw new Error('this test trains one round'); return nudging.train(i); } };
     };
-    const nodes = ['node-1', 'node-2'].map((nodeId) => new FedNode({
-      manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId, trainer: once(), logger, heartbeatMs: 60_000, signer: team.signerFor(nodeId),
-    }));
+    const nodes = ['node-1', 'node-2'].map((nodeId) => node(nodeId, once()));
     for (const n of nodes) await n.start();
     await until('round 2 open', () => agg.health().figures?.round === 2);
     await Promise.all(nodes.map((n) => n.stop()));
@@ -219,19 +199,16 @@ describe('the aggregator and records it cannot attribute', () => {
     // Copy the aggregator's own START of round 1, signature and all, back onto the control topic.
     const start1 = cluster.topic(topics.control).partitions[0]!.records.find((r) => !r.control && r.value && r.key?.toString() === 'round-1');
     expect(start1).toBeDefined();
-    const p = t.producer();
-    await p.connect();
     await p.send([{ topic: topics.control, key: start1!.key!.toString(), value: start1!.value!, headers: Object.fromEntries(Object.entries(start1!.headers).map(([k, v]) => [k, v.toString()])) }]);
 
     // A node starting now reads the log: it follows round 2 and refuses the replay.
-    const late = new FedNode({ manifest: m, transport: createMemoryTransport({ cluster, logger }), nodeId: 'node-3', trainer: nudging, logger, heartbeatMs: 60_000, signer: team.signerFor('node-3') });
+    const late = node('node-3');
     await late.start();
     await until('node-3 refuses the replay', () => late.health().figures?.recordsRefused === 1);
 
     // A restarted aggregator resumes round 2, not round 1, and audits the replay.
     await agg.stop();
-    const again = await createAggregator({ manifest: m, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, signer: team.signerFor('aggregator') });
-    await again.start();
+    const again = await aggregator();
     expect(again.health().figures).toMatchObject({ version: 1, round: 2 });
     const refused = (await readAudit(t, m)).filter((e) => e.action === 'MESSAGE_DEAD_LETTERED');
     expect(refused.map((e) => e.details.code)).toEqual(['replayed']);
