@@ -78,3 +78,7 @@ export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggr
     ...(o.registry ? { registry: o.registry } : {}),
   });
 }
+export { CentralDp, DP_STATE_FORMAT, type CentralDpSettings, type ClippingRule } from './strategies/dp-central.ts';
+export { dpFixedClipping } from './strategies/dp-fixed.ts';
+export { dpAdaptiveClipping, type AdaptiveClippingOptions } from './strategies/dp-adaptive.ts';
+export { DEFAULT_CLIPPING_NORM, DEFAULT_DP_DELTA, withCentralDp } from './strategies/dp-registry.ts';

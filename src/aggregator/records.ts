@@ -83,6 +83,8 @@ export interface VersionValues {
   rejected: number;
   /** The strategy's state after this version (Strategy.state()), or undefined for a stateless strategy. */
   strategyState?: Uint8Array;
+  /** Central DP's guarantee after this version (Strategy.privacy()), or undefined without central DP. */
+  privacy?: ModelVersionRecord['privacy'];
 }
 
 /** A ModelVersion: the weights packed as float32 with their sha256, and the lineage. `now`: ms since the epoch. */
@@ -103,6 +105,7 @@ export function versionRecord(m: Manifest, v: VersionValues, now: number): Model
     rejectedCount: v.rejected,
     modelSpec: JSON.stringify(m.model),
     strategyState: v.strategyState === undefined ? null : Buffer.from(v.strategyState.buffer, v.strategyState.byteOffset, v.strategyState.byteLength),
+    privacy: v.privacy ?? null,
   };
 }
 

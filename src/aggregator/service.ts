@@ -8,7 +8,7 @@ import type { Manifest } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
 import { checkOwnKey, decodeView, participantRegistry, verifyRecord, type ParticipantRegistry, type Payload, type PayloadFailure } from '../protocol/index.ts';
-import type { Service, ServiceHealth } from '../common/index.ts';
+import type { FedStreamError, Service, ServiceHealth } from '../common/index.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/index.ts';
 import { auditEvent, auditOut, controlOut, controlRecord, refusedOut, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
@@ -51,6 +51,8 @@ export class Aggregator implements Service<AggregatorSummary> {
   private roundsRun = 0;
   private phase: Phase = 'idle';
   private failure: unknown;
+  /** Set when the strategy refused the next round (privacy budget): the pipeline finishes and `done` rejects with it. */
+  private refusal: FedStreamError | undefined;
   private readonly counted = new Map<string, number>();
   private lock: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -97,7 +99,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     if (this.finished) {
       this.log.info({ version: this.version }, 'pipeline already finished');
       this.phase = 'finished';
-      this.resolveDone(this.summary());
+      this.settle();
       return;
     }
     // Until the updates that no version counts yet are read again, a deadline must not fire: the
@@ -380,7 +382,7 @@ export class Aggregator implements Service<AggregatorSummary> {
 
   private async publishInitial(): Promise<void> {
     const metrics = this.opts.evaluate ? await this.opts.evaluate(this.weights) : {};
-    const v = versionRecord(this.m, { version: 0, parent: -1, round: 0, strategy: 'initial', weights: this.weights, contributors: [], metrics, rejected: 0, strategyState: this.opts.strategy.state?.() }, Date.now());
+    const v = versionRecord(this.m, { version: 0, parent: -1, round: 0, strategy: 'initial', weights: this.weights, contributors: [], metrics, rejected: 0, strategyState: this.opts.strategy.state?.(), privacy: this.opts.strategy.privacy?.() }, Date.now());
     const { records, start } = this.followUp(0, 0);
     await this.transact('publish initial version', [
       ...versionOut(this.scope, v),
@@ -389,7 +391,11 @@ export class Aggregator implements Service<AggregatorSummary> {
     ], false);
     this.version = 0;
     this.opts.onVersion?.(v, { round: 0, ms: 0, participants: 0, rejected: 0 });
-    this.openRound(start!, 0);
+    if (!start) {
+      this.finished = true; // the strategy refused round 1 (privacy budget); start() settles
+      return;
+    }
+    this.openRound(start, 0);
     this.log.info({ version: 0, round: 1 }, 'published the initial version and started round 1');
   }
 
@@ -404,7 +410,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const contributors = [...r.contributors].map(([updateId, c]) => ({ updateId, nodeId: c.nodeId, numExamples: c.numExamples, weight: result.contributionWeights.get(updateId) ?? 0 }));
     const v = versionRecord(this.m, {
       version: nextVersion, parent: this.version, round: r.round, strategy: this.opts.strategy.name, weights: result.weights, contributors, metrics,
-      rejected: rejectedCount(r), strategyState: this.opts.strategy.state?.(),
+      rejected: rejectedCount(r), strategyState: this.opts.strategy.state?.(), privacy: this.opts.strategy.privacy?.(),
     }, Date.now());
     const out: ProducerRecord[] = [
       ...versionOut(this.scope, v),
@@ -429,6 +435,17 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.afterDecision(start);
   }
 
+  /** Resolves `done` with the summary, or rejects it with the strategy's refusal (PRIVACY_BUDGET_EXHAUSTED). */
+  private settle(): void {
+    if (!this.refusal) {
+      this.resolveDone(this.summary());
+      return;
+    }
+    this.failure = this.refusal;
+    this.log.error({ err: this.refusal, code: this.refusal.code, version: this.version }, `pipeline stopped: ${this.refusal.message}`);
+    this.rejectDone(this.refusal);
+  }
+
   private afterDecision(start: RoundControlRecord | undefined): void {
     if (start) {
       this.openRound(start, 0);
@@ -439,7 +456,7 @@ export class Aggregator implements Service<AggregatorSummary> {
       this.phase = 'finished';
       if (this.timer) clearTimeout(this.timer);
       this.log.info({ version: this.version }, 'last round decided; pipeline finished');
-      this.resolveDone(this.summary());
+      this.settle();
     }
   }
 
@@ -480,7 +497,18 @@ export class Aggregator implements Service<AggregatorSummary> {
     if (step.type === 'finish') {
       return { records: [...this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion }), ...controlOut(this.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {}))] };
     }
-    const plan = this.opts.strategy.configureRound({ round: step.round, baseVersion, knownNodes: this.opts.knownNodes ?? [] });
+    const ctx = { round: step.round, baseVersion, knownNodes: this.opts.knownNodes ?? [] };
+    // A strategy may refuse the round (central DP: it would exceed privacy.budget): audited, then FINISH.
+    const refusal = this.opts.strategy.admitRound?.(ctx);
+    if (refusal) {
+      this.refusal = refusal;
+      const details = Object.fromEntries(Object.entries(refusal.details ?? {}).map(([k, v]) => [k, String(v)]));
+      return { records: [
+        ...this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion, reason: refusal.message, details: { code: refusal.code, ...details } }),
+        ...controlOut(this.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {})),
+      ] };
+    }
+    const plan = this.opts.strategy.configureRound(ctx);
     const start = this.control('START', step.round, baseVersion, step.deadline, plan.selectedNodes, encodeRoundConfig(plan.config));
     const audit = this.audit('ROUND_STARTED', { round: step.round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
     return { records: [...audit, ...controlOut(this.scope, start)], start };
@@ -492,6 +520,13 @@ export class Aggregator implements Service<AggregatorSummary> {
    * and with the strategy state stored with it, as if the FINISH had not been written.
    */
   private async continueAfter(finishedRound: number): Promise<void> {
+    const refusal = this.opts.strategy.admitRound?.({ round: finishedRound + 1, baseVersion: this.version, knownNodes: this.opts.knownNodes ?? [] });
+    if (refusal) {
+      // Finished already (its FINISH is in the log): nothing to write, the refusal stands.
+      this.refusal = refusal;
+      this.finished = true;
+      return;
+    }
     const { records, start } = this.followUp(finishedRound, this.version);
     const reason = `rounds.count raised to ${this.m.rounds.count}: continuing after round ${finishedRound} from version ${this.version}`;
     await this.transact(`continue after round ${finishedRound}`, [

@@ -1,4 +1,5 @@
 import type { Weights } from '../codec/index.ts';
+import type { FedStreamError } from '../common/index.ts';
 import type { RoundConfig } from '../protocol/index.ts';
 
 /** An update that passed validation, in memory. */
@@ -101,4 +102,28 @@ export interface Strategy {
   state?(): Uint8Array | undefined;
   /** Optional: takes back what `state()` returned (from the latest ModelVersion); throws FedStreamError when the bytes are not its own. */
   restore?(state: Uint8Array): void;
+  /**
+   * Optional (central DP, strategies/dp-central.ts): whether the next round may start. A FedStreamError
+   * (PRIVACY_BUDGET_EXHAUSTED) refuses it: the aggregator audits the refusal, finishes the pipeline and stops with it.
+   */
+  admitRound?(ctx: RoundContext): FedStreamError | undefined;
+  /** Optional (central DP): the guarantee after the last `finish`, stored in the ModelVersion's `privacy` field. */
+  privacy?(): PrivacyGuarantee | undefined;
+}
+
+/** The (ε, δ)-DP guarantee of the versions published so far (ModelVersion's `privacy`, docs/strategies.md). */
+export interface PrivacyGuarantee {
+  /** ε (nats) of all versions so far together, at δ; node-level. */
+  epsilon: number;
+  delta: number;
+  /** z: noise std over the clipping norm. */
+  noiseMultiplier: number;
+  /** q: nodes sampled per round over the population. */
+  samplingRate: number;
+  /** Noised releases (versions) composed. */
+  steps: number;
+  /** The clipping norm the next round clips with (adaptive clipping moves it). */
+  clippingNorm: number;
+  /** `central-fixed` or `central-adaptive`. */
+  mechanism: string;
 }

@@ -77,6 +77,19 @@ export interface ModelVersionRecord {
    * (or absent, when writing) for a stateless strategy. Versions written with schema v0 read as null.
    */
   strategyState?: Buffer | null;
+  /** Central DP's (ε, δ) after this version (schema field `privacy`); null without central DP and for versions written with schemas v0, v1. */
+  privacy?: PrivacyGuaranteeRecord | null;
+}
+
+/** ModelVersion's `privacy`: the (ε, δ)-DP guarantee of all versions up to this one (docs/strategies.md). */
+export interface PrivacyGuaranteeRecord {
+  epsilon: number;
+  delta: number;
+  noiseMultiplier: number;
+  samplingRate: number;
+  steps: number;
+  clippingNorm: number;
+  mechanism: string;
 }
 
 export const ROUND_CONTROL_KINDS = ['START', 'EXTEND', 'CLOSE', 'ABANDON', 'FINISH'] as const;

@@ -36,6 +36,8 @@ export const ErrorCodes = {
   UPDATE_REJECTED: { retriable: false, summary: 'A model update failed validation (round, base version, shape, non-finite value, norm bound, duplicate).' },
   STRATEGY_STATE_INVALID: { retriable: false, summary: 'The strategy state stored with the latest model version cannot be restored by the strategy the manifest names (another strategy\'s, a model of other shapes, or damaged bytes).' },
   STRATEGY_MEMORY_BUDGET: { retriable: false, summary: 'A robust strategy (median, trimmed mean, Krum) needs every update of a round at once, and this round\'s would exceed strategy.memoryBudgetBytes; the message names the budget, the update count and their sizes.' },
+  PRIVACY_BUDGET_EXHAUSTED: { retriable: false, summary: 'The next round\'s release would take the pipeline\'s ε (at δ) above privacy.budget.epsilon: the aggregator audited the refusal, finished the pipeline and stopped. The message gives ε so far, ε after the round and the budget.' },
+  PRIVACY_CONFIG_INVALID: { retriable: false, summary: 'The privacy section cannot be honoured as given (adaptive clipping with noiseMultiplier ≥ 2 × clippedCountStddev); the message names the fields.' },
   ROUND_ABANDONED: { retriable: false, summary: 'A round reached its deadline without the minimum number of updates.' },
   TRAINING_FAILED: { retriable: false, summary: 'Local training on a node failed (bad data, bad model definition, backend error).' },
   DATA_INVALID: { retriable: false, summary: 'A node data file is malformed; the message names the file, line or record.' },

@@ -1,4 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
+import { privacySchema } from './privacy.ts';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { LineCounter, Parser, parseDocument, visit } from 'yaml';
@@ -252,6 +253,8 @@ export const manifestSchema = z.object({
   }).strict().default({ path: DEFAULTS.embeddedClickhousePath, database: DEFAULTS.clickhouseDatabase }),
   /** Participants' public keys and the enrolment mode; required to run a pipeline (docs/security.md, "Signatures"). */
   participants: participantsSchema.optional(),
+  /** Differential privacy: central DP-FedAvg, local DP on the nodes, the (ε, δ) budget (privacy.ts). */
+  privacy: privacySchema.optional(),
   retention: z.object({
     telemetryDays: posInt.default(30),
     updatesDays: posInt.default(365),

@@ -5,6 +5,9 @@
  * train or evaluate. A unit test (test/unit/ml-index.test.ts) holds this to it.
  */
 export * from './random.ts';
+export { SecureGaussian } from './privacy/gaussian.ts';
+export { RDP_ORDERS, RdpAccountant, logErfc, logGamma, rdpToEpsilon, sampledGaussianRdp, type GaussianRelease } from './privacy/rdp.ts';
+export { localDpNoiseStd, applyLocalDp } from './privacy/local.ts';
 export * from './datasets/index.ts';
 export { INPUT_RESHAPE, countParameters, layerName, summarizeModel, weightSpecs, type LayerSummary, type ModelSummary, type WeightSpec } from './summary.ts';
 export { LAYERS, layerDefinition, type LayerDefinition, type LayerOf, type LayerRegistry, type LayerType, type Step } from './layers.ts';

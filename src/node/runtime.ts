@@ -5,6 +5,7 @@ import { ConfigError, FedStreamError } from '../common/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest, ModelSpec } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
+import { applyLocalDp } from '../ml/index.ts';
 import { decodeRoundConfig, isControlBehind, type RoundConfig } from '../protocol/index.ts';
 import { pipelineTopics, waitForTopics, type PipelineTopics } from '../protocol/index.ts';
 import { PayloadReader, checkOwnKey, decode, participantRegistry, toRecords, verifyRecord, type ParticipantRegistry, type Signer } from '../protocol/index.ts';
@@ -296,6 +297,13 @@ export class FedNode implements Service<void> {
     }
     const result = await this.opts.trainer.train({ spec, weights: base, config, seed: round * 7919 + hashSeed(this.opts.nodeId) });
     this.backend = result.backend;
+    // Local DP (privacy.local, Flower's LocalDpMod): the change is clipped and noised here, before it leaves the node.
+    const local = this.m.privacy?.local;
+    if (local) {
+      const dp = applyLocalDp(result.weights, base, local);
+      result.weights = dp.weights;
+      this.log.info({ round, norm: dp.norm, clippingNorm: local.clippingNorm, noiseStd: dp.std, epsilon: local.epsilon, delta: local.delta }, 'local DP: update clipped and noised');
+    }
     // Random, 128 bits: nobody can compute it ahead and send it first to have this update refused as a duplicate. A
     // node that restarts and trains the round again sends another id; the aggregator takes one update per node and round.
     const updateId = randomUUID();

@@ -292,7 +292,7 @@ describe('AvroCodec.encode validates values and names the field', () => {
 });
 
 describe('schema evolution: ModelVersion v0 (history) read with the current schema', () => {
-  const { strategyState: _st, ...v0Value } = samples().ModelVersion;
+  const { strategyState: _st, privacy: _p, ...v0Value } = samples().ModelVersion;
   const v0VersionBytes = (value: Record<string, unknown>): Buffer => {
     const v0 = readSchema('history/ModelVersion.v0.avsc');
     const type = avsc.Type.forSchema(v0 as avsc.Schema, { wrapUnions: false, registry: {} });
@@ -301,7 +301,7 @@ describe('schema evolution: ModelVersion v0 (history) read with the current sche
 
   it('resolves v0 bytes into the current shape, with strategyState null', () => {
     const back = codec.decode('ModelVersion', v0VersionBytes(v0Value));
-    expect(back).toEqual({ ...v0Value, strategyState: null });
+    expect(back).toEqual({ ...v0Value, strategyState: null, privacy: null });
     expect(codec.decodeAny(v0VersionBytes(v0Value))).toMatchObject({ kind: 'ModelVersion', writer: 'v0' });
   });
 
@@ -309,6 +309,28 @@ describe('schema evolution: ModelVersion v0 (history) read with the current sche
     const state = Buffer.from('{"rounds":3}');
     expect(codec.decode('ModelVersion', codec.encode('ModelVersion', { ...v0Value, strategyState: state })).strategyState?.equals(state)).toBe(true);
     expect(codec.decode('ModelVersion', codec.encode('ModelVersion', v0Value)).strategyState).toBeNull();
+  });
+});
+
+describe('schema evolution: ModelVersion v1 (history, before `privacy`) read with the current schema', () => {
+  const { privacy: _p, ...v1Value } = samples().ModelVersion;
+  const v1Bytes = (value: Record<string, unknown>): Buffer => {
+    const v1 = readSchema('history/ModelVersion.v1.avsc');
+    const type = avsc.Type.forSchema(v1 as avsc.Schema, { wrapUnions: false, registry: {} });
+    return Buffer.concat([Buffer.from([0xc3, 0x01]), fingerprintToBytes(schemaFingerprint(v1)), type.toBuffer(value)]);
+  };
+
+  it('resolves v1 bytes into the current shape, with privacy null and the strategy state kept', () => {
+    const value = { ...v1Value, strategyState: Buffer.from('{"steps":2}') };
+    const back = codec.decode('ModelVersion', v1Bytes(value));
+    expect(back).toEqual({ ...value, privacy: null });
+    expect(codec.decodeAny(v1Bytes(value))).toMatchObject({ kind: 'ModelVersion', writer: 'v1' });
+  });
+
+  it('the current schema carries a privacy guarantee, and writes null when it is left out', () => {
+    const privacy = { epsilon: 1.25, delta: 1e-5, noiseMultiplier: 0.8, samplingRate: 0.1, steps: 7, clippingNorm: 0.5, mechanism: 'central-fixed' };
+    expect(codec.decode('ModelVersion', codec.encode('ModelVersion', { ...v1Value, privacy })).privacy).toEqual(privacy);
+    expect(codec.decode('ModelVersion', codec.encode('ModelVersion', v1Value)).privacy).toBeNull();
   });
 });
 

@@ -21,6 +21,7 @@ import { FedMedian, fedmedianOptions } from './fedmedian.ts';
 import { FedTrimmedAvg, fedtrimmedavgOptions } from './fedtrimmedavg.ts';
 import { Krum, krumOptions } from './krum.ts';
 import { Clipped, clipNormOption } from './clipped.ts';
+import { withCentralDp } from './dp-registry.ts';
 
 /** What a strategy's factory gets besides its own options. */
 export interface StrategyContext {
@@ -151,9 +152,11 @@ export function trainingConfig(m: Pick<Manifest, 'training'>): RoundConfig {
   return { epochs: m.training.epochs, batchSize: m.training.batchSize, learningRate: m.training.learningRate, optimizer: m.training.optimizer };
 }
 
-/** The strategy a manifest names, with its options checked by its own schema (ConfigError otherwise). */
-export function strategyFor(m: Pick<Manifest, 'strategy' | 'training' | 'model' | 'limits'>): Strategy {
+/** The strategy a manifest names, with its options checked by its own schema (ConfigError otherwise), wrapped in central DP when `privacy.central` asks for it. */
+export function strategyFor(m: Pick<Manifest, 'strategy' | 'training' | 'model' | 'limits' | 'privacy'>): Strategy {
   const options = parseStrategySection(m.strategy);
   const definition = STRATEGIES[options.name] as StrategyDefinition;
-  return definition.create(options, { config: trainingConfig(m), seed: m.model.seed, maxWeightShare: m.limits.maxWeightShare });
+  const inner = definition.create(options, { config: trainingConfig(m), seed: m.model.seed, maxWeightShare: m.limits.maxWeightShare });
+  // Central DP (privacy.central) wraps whichever strategy the manifest names (dp-registry.ts).
+  return withCentralDp(inner, m.privacy);
 }

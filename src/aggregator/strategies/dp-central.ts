@@ -1,0 +1,211 @@
+import type { Weights } from '../../codec/index.ts';
+import { FedStreamError } from '../../common/index.ts';
+import { RdpAccountant, SecureGaussian } from '../../ml/index.ts';
+import { clipToNorm } from '../kernels/index.ts';
+import type { AcceptedUpdate, AggregateResult, Aggregation, PrivacyGuarantee, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
+
+/**
+ * What central DP-FedAvg's two clipping rules share (dp-fixed.ts, dp-adaptive.ts): a wrapper around any strategy,
+ * with the semantics of Flower 1.42's DifferentialPrivacyServerSide{Fixed,Adaptive}Clipping
+ * (flwr/server/strategy/dp_{fixed,adaptive}_clipping.py):
+ *
+ *   1. each accepted update's change from the round's base is clipped to the current clipping norm C
+ *      (Δ' = Δ·min(1, C/‖Δ‖₂), over every tensor together), then folded into the inner strategy;
+ *   2. the inner strategy aggregates as it would (FedAvg's weighted mean, a server optimizer's step, ...);
+ *   3. (adaptive: C is updated, rule.afterRound) Gaussian noise N(0, σ²) is added to every aggregated weight, with
+ *      σ = z·C / m  (z: noise multiplier, m: `numSampledClients`, the configured sample size, not the count received).
+ *
+ * Noise comes from the CSPRNG (ml/privacy/gaussian.ts). The accountant (ml/privacy/rdp.ts) composes one release of
+ * the sampled Gaussian mechanism per version, with q = m / population and the requested z (for adaptive clipping, z
+ * is the combined noise of the weights and the clipped count, Andrew et al. Thm 1, so it is what is accounted).
+ *
+ * State (Strategy.state, stored with each ModelVersion and restored after a restart): the clipping norm, the
+ * accountant's RDP vector and steps, then the inner strategy's own state:
+ *
+ *     uint32 LE header length | header (JSON: format, clipping, clippingNorm, accountant{rdp, steps}, innerBytes)
+ *     | inner state bytes (innerBytes of them; 0 when the inner strategy has none)
+ */
+export const DP_STATE_FORMAT = 'fedstream.dp/1';
+
+/** The central-DP settings a wrapper is built with (the manifest's `privacy` section, resolved). */
+export interface CentralDpSettings {
+  noiseMultiplier: number;
+  clippingNorm: number;
+  numSampledClients: number;
+  /** q = numSampledClients / population, in (0, 1]. */
+  samplingRate: number;
+  /** δ at which ε is reported (the budget's, else 1e-5). */
+  delta: number;
+  /** The ε the pipeline may not exceed; undefined: no budget. */
+  epsilonBudget?: number;
+}
+
+/** What differs between fixed and adaptive clipping. */
+export interface ClippingRule {
+  readonly kind: 'fixed' | 'adaptive';
+  /** z actually used for the weights' noise (adaptive: less than the requested z, the rest goes to the count). */
+  readonly weightsNoiseMultiplier: number;
+  /**
+   * Called at `finish`, after clipping every update with `clippingNorm`, before the noise: returns the clipping
+   * norm for the noise and the next round (fixed: unchanged).
+   */
+  afterRound(clippingNorm: number, unclipped: number, received: number, rng: SecureGaussian): number;
+}
+
+interface DpHeader {
+  format: string;
+  clipping: string;
+  clippingNorm: number;
+  accountant: { rdp: number[]; steps: number };
+  innerBytes: number;
+}
+
+export class CentralDp implements Strategy {
+  readonly name: string;
+  private clippingNorm: number;
+  private accountant = new RdpAccountant();
+  private readonly rng = new SecureGaussian();
+
+  constructor(private readonly inner: Strategy, private readonly s: CentralDpSettings, private readonly rule: ClippingRule) {
+    if (!(s.clippingNorm > 0)) throw new FedStreamError('INTERNAL', `clipping norm ${s.clippingNorm} is not positive`);
+    this.name = `${inner.name}+dp-${rule.kind}`;
+    this.clippingNorm = s.clippingNorm;
+  }
+
+  /** The clipping norm the next round clips with. */
+  get currentClippingNorm(): number {
+    return this.clippingNorm;
+  }
+
+  configureRound(ctx: RoundContext): RoundPlan {
+    return this.inner.configureRound(ctx);
+  }
+
+  /**
+   * Refuses the round when its release would take ε above the budget: PRIVACY_BUDGET_EXHAUSTED, with ε so far, ε
+   * after the round, the budget and δ in its details. Undefined when the round may start.
+   */
+  admitRound(ctx: RoundContext): FedStreamError | undefined {
+    const budget = this.s.epsilonBudget;
+    if (budget === undefined) return undefined;
+    const next = this.accountant.epsilonAfter(this.release(), this.s.delta);
+    if (next <= budget) return undefined;
+    const now = this.accountant.epsilon(this.s.delta);
+    return new FedStreamError('PRIVACY_BUDGET_EXHAUSTED',
+      `round ${ctx.round} would take ε from ${now.toFixed(4)} to ${next.toFixed(4)} at δ = ${this.s.delta}, above the budget privacy.budget.epsilon = ${budget}; the pipeline stops after version ${ctx.baseVersion}`,
+      { details: { round: ctx.round, epsilon: now, epsilonAfter: next, budget, delta: this.s.delta, steps: this.accountant.steps } });
+  }
+
+  begin(base: Weights, ctx: RoundContext): Aggregation {
+    return new DpAggregation(this.inner.begin(base, ctx), base.map((t) => t.values), this.clippingNorm, (r, unclipped, received) => this.finishRound(r, unclipped, received));
+  }
+
+  privacy(): PrivacyGuarantee {
+    return {
+      epsilon: this.accountant.epsilon(this.s.delta), delta: this.s.delta, noiseMultiplier: this.s.noiseMultiplier,
+      samplingRate: this.s.samplingRate, steps: this.accountant.steps, clippingNorm: this.clippingNorm, mechanism: `central-${this.rule.kind}`,
+    };
+  }
+
+  state(): Uint8Array {
+    const innerState = this.inner.state?.() ?? new Uint8Array(0);
+    const header: DpHeader = { format: DP_STATE_FORMAT, clipping: this.rule.kind, clippingNorm: this.clippingNorm, accountant: this.accountant.toJSON(), innerBytes: innerState.length };
+    const text = new TextEncoder().encode(JSON.stringify(header));
+    const out = new Uint8Array(4 + text.length + innerState.length);
+    new DataView(out.buffer).setUint32(0, text.length, true);
+    out.set(text, 4);
+    out.set(innerState, 4 + text.length);
+    return out;
+  }
+
+  restore(bytes: Uint8Array): void {
+    const bad = (why: string) => new FedStreamError('STRATEGY_STATE_INVALID', `cannot restore the ${this.name} state stored with the latest version: ${why}`, { details: { strategy: this.name } });
+    if (bytes.length < 4) throw bad(`${bytes.length} bytes is too short for a header`);
+    const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+    if (4 + length > bytes.length) throw bad(`the header claims ${length} bytes, only ${bytes.length - 4} follow`);
+    let h: DpHeader;
+    try {
+      h = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + length))) as DpHeader;
+    } catch (err) {
+      throw bad(`its header is not JSON (${(err as Error).message}); it was written without central DP, by another strategy, or is damaged`);
+    }
+    if (h?.format !== DP_STATE_FORMAT) throw bad(`format ${JSON.stringify(h?.format)}, expected ${DP_STATE_FORMAT} (was privacy.central added to a running pipeline?)`);
+    if (h.clipping !== this.rule.kind) throw bad(`it was written with ${h.clipping} clipping; the manifest asks for ${this.rule.kind}`);
+    if (!(h.clippingNorm > 0) || !Number.isInteger(h.innerBytes) || 4 + length + h.innerBytes !== bytes.length) throw bad('its header has no valid clipping norm or inner state length');
+    let accountant: RdpAccountant;
+    try {
+      accountant = new RdpAccountant(h.accountant);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    const innerState = bytes.subarray(4 + length);
+    if (innerState.length > 0) {
+      if (!this.inner.restore) throw bad(`it holds ${innerState.length} bytes of ${this.inner.name} state, which keeps none`);
+      this.inner.restore(innerState);
+    }
+    this.clippingNorm = h.clippingNorm;
+    this.accountant = accountant;
+  }
+
+  private release() {
+    return { samplingRate: this.s.samplingRate, noiseMultiplier: this.s.noiseMultiplier };
+  }
+
+  /** `finish`'s DP part: the clipping norm's update, the noise, the accountant's step; metrics say what was done. */
+  private finishRound(r: AggregateResult, unclipped: number, received: number): AggregateResult {
+    const clippedWith = this.clippingNorm;
+    const next = this.rule.afterRound(clippedWith, unclipped, received, this.rng);
+    const std = (this.rule.weightsNoiseMultiplier * next) / this.s.numSampledClients;
+    this.rng.addNoise(r.weights.map((t) => t.values), std);
+    this.clippingNorm = next;
+    this.accountant.step(this.release());
+    const epsilon = this.accountant.epsilon(this.s.delta);
+    return { ...r, metrics: { ...r.metrics, dp_clipped: received - unclipped, dp_clipping_norm: clippedWith, dp_noise_std: std, dp_epsilon: epsilon, dp_delta: this.s.delta } };
+  }
+}
+
+/** Clips each update to the round's clipping norm before the inner aggregation sees it; counts the unclipped ones. */
+class DpAggregation implements Aggregation {
+  private unclipped = 0;
+  private received = 0;
+  constructor(
+    private readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clippingNorm: number,
+    private readonly done: (r: AggregateResult, unclipped: number, received: number) => AggregateResult,
+  ) {}
+
+  get count(): number {
+    return this.inner.count;
+  }
+
+  reserve(): Float32Array[] | undefined {
+    return this.inner.reserve?.();
+  }
+
+  release(values: Float32Array[] | undefined): void {
+    this.inner.release?.(values);
+  }
+
+  flush(): void {
+    this.inner.flush?.();
+  }
+
+  dispose(): void {
+    this.inner.dispose?.();
+  }
+
+  fold(update: AcceptedUpdate): void {
+    const c = clipToNorm(update.weights.map((t) => t.values), this.base, this.clippingNorm);
+    this.received++;
+    if (!(c.scale < 1)) {
+      this.unclipped++;
+      this.inner.fold(update);
+      return;
+    }
+    this.inner.release?.(update.weights.map((t) => t.values));
+    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })) });
+  }
+
+  finish(rejections: Rejection[]): AggregateResult {
+    return this.done(this.inner.finish(rejections), this.unclipped, this.received);
+  }
+}
