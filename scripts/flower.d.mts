@@ -2,6 +2,7 @@
 export declare const FLOWER_VENV: string;
 export declare const FLOWER_PYTHON: string;
 export declare const FLWR_VERSION: string;
+export declare const DP_ACCOUNTING_VERSION: string;
 export interface CommandResult {
   code: number;
   stdout: string;

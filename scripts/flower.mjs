@@ -5,13 +5,14 @@
  * (test/unit/strategies-flower.test.ts) feed its strategies the same inputs as FedStream's. One installer for both.
  *
  *   flowerPython({ numpyFallback, log })   the venv's python with flwr and numpy importable, installing them on first
- *                                          use (python3 -m venv + pip install flwr==1.42.0 numpy threadpoolctl).
+ *                                          use (python3 -m venv + pip install flwr==1.42.0 dp-accounting==0.6.0
+ *                                          numpy threadpoolctl).
  *                                          With numpyFallback, a machine where flwr does not install gets numpy
  *                                          alone (`flwr: false`; the benchmark then runs its copy of Flower's code);
  *                                          without it, no flwr is an error: a reference test never skips.
  *   node scripts/flower.mjs                installs and prints the python and flwr's version.
  *
- * Pinned: FLWR_VERSION. A venv whose flwr is another version is upgraded to it.
+ * Pinned: FLWR_VERSION, DP_ACCOUNTING_VERSION. A venv with other versions is brought to them.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,7 +25,13 @@ export const FLOWER_VENV = path.join(ROOT, '.cache', 'bench-venv');
 export const FLOWER_PYTHON = path.join(FLOWER_VENV, 'bin', 'python');
 /** The Flower release the references are taken from. */
 export const FLWR_VERSION = '1.42.0';
+/**
+ * Google's dp-accounting, the reference of the privacy accountant (test/unit/privacy-accountant.test.ts): pinned, in
+ * the same venv, installed with flwr.
+ */
+export const DP_ACCOUNTING_VERSION = '0.6.0';
 const EXTRAS = ['numpy', 'threadpoolctl'];
+const REFERENCES = [`dp-accounting==${DP_ACCOUNTING_VERSION}`];
 
 /** Runs a command; resolves with its exit code and output (never rejects on a non-zero exit). */
 export function runCommand(cmd, args, { timeoutMs = 600_000, env = process.env, input } = {}) {
@@ -55,7 +62,8 @@ async function importable(mod) {
 
 async function flwrVersion() {
   if (!existsSync(FLOWER_PYTHON)) return undefined;
-  const r = await runCommand(FLOWER_PYTHON, ['-c', 'import flwr, numpy; print(flwr.__version__)']);
+  // dp_accounting's version too: a venv without the pinned one counts as not ready, and pip brings it in.
+  const r = await runCommand(FLOWER_PYTHON, ['-c', `import flwr, numpy, importlib.metadata as m; assert m.version('dp-accounting') == '${DP_ACCOUNTING_VERSION}'; print(flwr.__version__)`]);
   return r.code === 0 ? r.stdout.trim() : undefined;
 }
 
@@ -71,12 +79,12 @@ async function pip(specs) {
 export async function flowerPython({ numpyFallback = false, log = (msg) => process.stderr.write(`[flower] ${msg}\n`) } = {}) {
   const have = await flwrVersion();
   if (have === FLWR_VERSION) return { python: FLOWER_PYTHON, flwr: true, version: have };
-  log(`installing flwr==${FLWR_VERSION} and numpy into ${path.relative(ROOT, FLOWER_VENV)} (${have ? `it has flwr ${have}` : 'first run only'})`);
+  log(`installing flwr==${FLWR_VERSION}, dp-accounting==${DP_ACCOUNTING_VERSION} and numpy into ${path.relative(ROOT, FLOWER_VENV)} (${have ? `it has flwr ${have}` : 'first run only'})`);
   if (!existsSync(FLOWER_PYTHON)) {
     const v = await runCommand('python3', ['-m', 'venv', FLOWER_VENV]);
     if (v.code !== 0) throw new Error(`python3 -m venv ${FLOWER_VENV} failed: ${lastLine(v.stderr)} (apt-get install python3-venv)`);
   }
-  const r = await pip([`flwr==${FLWR_VERSION}`, ...EXTRAS]);
+  const r = await pip([`flwr==${FLWR_VERSION}`, ...REFERENCES, ...EXTRAS]);
   const now = await flwrVersion();
   if (now === FLWR_VERSION) return { python: FLOWER_PYTHON, flwr: true, version: now };
   const why = r.code !== 0 ? lastLine(r.stderr) : `flwr ${now ?? 'not importable'} after pip install`;
