@@ -30,6 +30,7 @@ export const QUERY_NAMES = [
   'audit_trail',
   'round_summary',
   'update_status',
+  'privacy',
 ] as const;
 export type QueryName = (typeof QUERY_NAMES)[number];
 

@@ -19,6 +19,7 @@ import { SCHEMA_VARIABLE_DEFAULTS, retentionVariables } from '../clickhouse/ddl.
 import type { Block, Document, Report, Section } from './document.ts';
 import { engine, fixed, int, num, optNum, q, retentionText, stamp, str, time, type Row } from './format.ts';
 import { renderHtml } from './html.ts';
+import { privacyBlocks } from './privacy.ts';
 import { renderMarkdown } from './markdown.ts';
 
 /** What the compliance report reads, and about which version. */
@@ -283,6 +284,8 @@ export async function complianceReport(o: ComplianceReportOptions): Promise<Comp
       empty: 'No node contributed.',
     }],
   });
+
+  sections.push({ id: 'privacy', title: 'Differential privacy', blocks: privacyBlocks(m, await q(analytics, m, 'privacy')) });
 
   sections.push({
     id: 'lineage',

@@ -8,6 +8,7 @@ import type { AnalyticsClient } from '../clickhouse/client.ts';
 import type { Document, Report, Section } from './document.ts';
 import { engine, fixed, int, ms, naturalCompare, num, optNum, pct, q, stamp, str, time, type Row } from './format.ts';
 import { renderHtml } from './html.ts';
+import { privacyLine } from './privacy.ts';
 import { renderMarkdown } from './markdown.ts';
 import { PALETTE, barChart, heatmap, lineChart } from './svg.ts';
 
@@ -39,6 +40,8 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     q(analytics, m, 'data_contributed'),
     q(analytics, m, 'node_health'),
   ]);
+  // Differential privacy (privacy.ts): one header line, only when the manifest has a privacy section.
+  const privacy = m.privacy ? privacyLine(m, await q(analytics, m, 'privacy')) : undefined;
 
   const nodeIds = [...new Set([
     ...participation.map((p) => String(p.node_id)),
@@ -285,6 +288,7 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     meta: [
       { key: 'Pipeline', value: `${m.tenant}/${m.name}` },
       { key: 'Strategy', value: `${strategyLabel(m.strategy)}, ${m.rounds.count} rounds, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
+      ...(privacy ? [{ key: 'Privacy', value: privacy }] : []),
       { key: 'Training', value: `${m.training.epochs} epoch${m.training.epochs === 1 ? '' : 's'}, batch ${m.training.batchSize}, ${m.training.optimizer} at learning rate ${m.training.learningRate}` },
       { key: 'Source', value: engine(analytics) },
       { key: 'Generated', value: stamp(now) },
