@@ -4,7 +4,7 @@
 -- before this migration. Shown in the compliance report (src/analytics/reports/compliance.ts). Idempotent.
 
 ALTER TABLE ${database}.model_versions
-    ADD COLUMN IF NOT EXISTS dp_epsilon Nullable(Float64) COMMENT 'epsilon (nats) of this version and all before it, at dp_delta; node-level; NULL without central DP' AFTER metrics,
+    ADD COLUMN IF NOT EXISTS dp_epsilon Nullable(Float64) COMMENT 'epsilon (nats) of this version and all before it, at dp_delta; node-level; NULL without central DP, inf without noise' AFTER metrics,
     ADD COLUMN IF NOT EXISTS dp_delta Nullable(Float64) COMMENT 'the delta dp_epsilon is given at' AFTER dp_epsilon,
     ADD COLUMN IF NOT EXISTS dp_noise_multiplier Nullable(Float64) COMMENT 'z: noise std over the clipping norm' AFTER dp_delta,
     ADD COLUMN IF NOT EXISTS dp_sampling_rate Nullable(Float64) COMMENT 'q: nodes sampled per round over the population' AFTER dp_noise_multiplier,

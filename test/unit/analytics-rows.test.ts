@@ -81,13 +81,13 @@ describe('sink rows', () => {
     expect(modelVersionRow(scope, v, s)).toEqual({
       tenant: 'acme', pipeline: 'mnist', version: 3, parent_version: 2, round: 3, strategy: 'fedavg', weights_sha256: 'ab'.repeat(32),
       total_examples: 1000, num_contributors: 2, rejected_count: 1, metrics: { loss: 0.3, accuracy: 0.92 }, created_at: 1_760_000_001_000,
-      dp_epsilon: null, dp_delta: null, dp_noise_multiplier: null, dp_sampling_rate: null, dp_steps: null, dp_mechanism: '',
+      // Central DP's guarantee (ModelVersion.privacy) in the dp_* columns (006_privacy.sql).
+      dp_epsilon: 2.5, dp_delta: 1e-5, dp_noise_multiplier: 1.1, dp_sampling_rate: 0.2, dp_steps: 4, dp_mechanism: 'central-adaptive',
       ...coords('acme.mnist.models', 0, 3),
     });
-    // Central DP's guarantee goes to the dp_* columns (006_privacy.sql); an infinite ε (no noise) to NULL.
-    const privacy = { epsilon: 2.5, delta: 1e-5, noiseMultiplier: 1.1, samplingRate: 0.2, steps: 4, clippingNorm: 0.7, mechanism: 'central-adaptive' };
-    expect(modelVersionRow(scope, { ...v, privacy }, s)).toMatchObject({ dp_epsilon: 2.5, dp_delta: 1e-5, dp_noise_multiplier: 1.1, dp_sampling_rate: 0.2, dp_steps: 4, dp_mechanism: 'central-adaptive' });
-    expect(modelVersionRow(scope, { ...v, privacy: { ...privacy, epsilon: Infinity, noiseMultiplier: 0 } }, s)).toMatchObject({ dp_epsilon: null, dp_mechanism: 'central-adaptive' });
+    // Without central DP: NULLs and no mechanism; with no noise, ε = ∞ is written as ClickHouse's inf.
+    expect(modelVersionRow(scope, { ...v, privacy: null }, s)).toMatchObject({ dp_epsilon: null, dp_delta: null, dp_noise_multiplier: null, dp_sampling_rate: null, dp_steps: null, dp_mechanism: '' });
+    expect(modelVersionRow(scope, { ...v, privacy: { ...v.privacy!, epsilon: Infinity, noiseMultiplier: 0 } }, s)).toMatchObject({ dp_epsilon: 'inf', dp_mechanism: 'central-adaptive' });
     expect(contributionRows(scope, v, s)).toEqual(v.contributors.map((c) => ({
       tenant: 'acme', pipeline: 'mnist', version: 3, update_id: c.updateId, node_id: c.nodeId, round: 3, num_examples: c.numExamples,
       weight: c.weight, created_at: 1_760_000_001_000, ...coords('acme.mnist.models', 0, 3),

@@ -17,7 +17,7 @@ import { avroArbitrary, FUZZ_TIMEOUT_MS, fuzzParams, typed } from '../support/fu
 function tableColumns(): Map<string, Map<string, { type: string; required: boolean }>> {
   const dir = new URL('../../schemas/clickhouse/', import.meta.url);
   const tables = new Map<string, Map<string, { type: string; required: boolean }>>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql'))) {
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
     const sql = readFileSync(new URL(file, dir), 'utf8');
     for (const m of sql.matchAll(/CREATE TABLE IF NOT EXISTS \$\{database\}\.(\w+)\s*\(\n([\s\S]*?)\n\)/g)) {
       const columns = new Map<string, { type: string; required: boolean }>();
@@ -26,6 +26,14 @@ function tableColumns(): Map<string, Map<string, { type: string; required: boole
         if (c) columns.set(c[1] as string, { type: c[2] as string, required: c[3] !== 'DEFAULT' && c[3] !== 'MATERIALIZED' });
       }
       tables.set(m[1] as string, columns);
+    }
+    // Columns later files add (006_privacy.sql: ALTER TABLE ... ADD COLUMN IF NOT EXISTS <name> <type> ...).
+    for (const m of sql.matchAll(/ALTER TABLE \$\{database\}\.(\w+)\s+((?:\s*ADD COLUMN IF NOT EXISTS [^\n]+\n?)+)/g)) {
+      const columns = tables.get(m[1] as string);
+      if (!columns) continue;
+      for (const c of (m[2] as string).matchAll(/ADD COLUMN IF NOT EXISTS (\w+) (.+?)(?:\s+(DEFAULT|MATERIALIZED|COMMENT|CODEC|AFTER)\b.*?)?,?$/gm)) {
+        columns.set(c[1] as string, { type: c[2] as string, required: c[3] !== 'DEFAULT' && c[3] !== 'MATERIALIZED' });
+      }
     }
   }
   return tables;

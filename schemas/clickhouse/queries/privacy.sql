@@ -2,8 +2,8 @@
 --
 -- Answers: "what (epsilon, delta) does version N carry?" One row per version, oldest first: epsilon is that of the
 -- version and all before it together (the RDP accountant composes every noised release), node-level, at delta.
--- dp_mechanism is empty and the dp_* columns NULL for versions published without central DP; dp_epsilon is NULL
--- with a mechanism set when the noise multiplier is 0 (no finite guarantee). docs/strategies.md says what it means.
+-- dp_mechanism is empty and the dp_* columns NULL for versions published without central DP; dp_epsilon is inf when
+-- the noise multiplier is 0 (no finite guarantee). docs/strategies.md says what it means.
 --
 -- Parameters: {tenant:String}, {pipeline:String}
 -- Columns: version, round, strategy, dp_mechanism, dp_epsilon, dp_delta, dp_noise_multiplier, dp_sampling_rate,

@@ -7,7 +7,7 @@ import type { Manifest } from '../../config/index.ts';
 import type { Block } from './document.ts';
 import { fixed, num, str, type Row } from './format.ts';
 
-const eps = (r: Row): string => (r.dp_epsilon === null || r.dp_epsilon === undefined ? '∞ (no noise)' : fixed(r.dp_epsilon, 3));
+const eps = (r: Row): string => (Number(r.dp_epsilon) === Infinity ? '∞ (no noise)' : fixed(r.dp_epsilon, 3));
 
 /** The rows of versions published with central DP. */
 export function dpRows(rows: Row[]): Row[] {

@@ -213,11 +213,6 @@ export function decidedUpdateId(e: AuditEventRecord): string | undefined {
   return decides && e.updateId ? e.updateId : undefined;
 }
 
-/** ε of ∞ (noise multiplier 0: no privacy) is stored as NULL with dp_mechanism set: JSON has no Infinity. */
-function finiteOrNull(x: number): number | null {
-  return Number.isFinite(x) ? x : null;
-}
-
 /** `model_versions` row of a ModelVersion (parent -1, the initial model's, becomes NULL). */
 export function modelVersionRow(scope: RowScope, v: ModelVersionRecord, s: RowSource): Row {
   return {
@@ -233,10 +228,10 @@ export function modelVersionRow(scope: RowScope, v: ModelVersionRecord, s: RowSo
     rejected_count: uint(v.rejectedCount, 'rejectedCount', 'rejected_count', 32),
     metrics: floatMap(v.metrics),
     // Central DP's guarantee (schemas/clickhouse/006_privacy.sql); NULL without it.
-    dp_epsilon: v.privacy ? finiteOrNull(v.privacy.epsilon) : null,
-    dp_delta: v.privacy?.delta ?? null,
-    dp_noise_multiplier: v.privacy?.noiseMultiplier ?? null,
-    dp_sampling_rate: v.privacy?.samplingRate ?? null,
+    dp_epsilon: v.privacy ? float(Number(v.privacy.epsilon)) : null,
+    dp_delta: v.privacy ? float(Number(v.privacy.delta)) : null,
+    dp_noise_multiplier: v.privacy ? float(Number(v.privacy.noiseMultiplier)) : null,
+    dp_sampling_rate: v.privacy ? float(Number(v.privacy.samplingRate)) : null,
     dp_steps: v.privacy ? uint(v.privacy.steps, 'privacy.steps', 'dp_steps') : null,
     dp_mechanism: v.privacy?.mechanism ?? '',
     created_at: Number(v.createdAt),
