@@ -87,7 +87,7 @@ export async function flowerPython({ numpyFallback = false, log = (msg) => proce
   const r = await pip([`flwr==${FLWR_VERSION}`, ...REFERENCES, ...EXTRAS]);
   const now = await flwrVersion();
   if (now === FLWR_VERSION) return { python: FLOWER_PYTHON, flwr: true, version: now };
-  const why = r.code !== 0 ? lastLine(r.stderr) : `flwr ${now ?? 'not importable'} after pip install`;
+  const why = r.code !== 0 ? lastLine(r.stderr) : `flwr ${now ?? `or dp-accounting==${DP_ACCOUNTING_VERSION} not importable`} after pip install`;
   if (!numpyFallback) throw new Error(`flwr==${FLWR_VERSION} could not be installed into ${FLOWER_VENV}: ${why}`);
   log(`flwr did not install (${why}); trying numpy alone`);
   const np = await pip(EXTRAS);
