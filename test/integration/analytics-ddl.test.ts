@@ -96,7 +96,13 @@ describe('embedded client', () => {
 describe('applySchema', () => {
   it('applies every file once; a second run is a no-op', async () => {
     const first = await applySchema(ch, { logger });
-    expect(first.applied).toEqual(['001_telemetry.sql', '002_training.sql', '003_audit.sql', '004_rollups.sql', '005_nonfinite.sql']);
+    expect(first.applied).toEqual(['001_telemetry.sql', '002_training.sql', '003_audit.sql', '004_rollups.sql', '005_nonfinite.sql', '006_privacy.sql']);
+    // 006_privacy.sql added central DP's columns to model_versions.
+    const dp = await rows("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'model_versions' AND name LIKE 'dp\\_%' ORDER BY position");
+    expect(dp.map((c) => `${String(c.name)} ${String(c.type)}`)).toEqual([
+      'dp_epsilon Nullable(Float64)', 'dp_delta Nullable(Float64)', 'dp_noise_multiplier Nullable(Float64)', 'dp_sampling_rate Nullable(Float64)',
+      'dp_steps Nullable(UInt64)', 'dp_mechanism LowCardinality(String)',
+    ]);
     const tables = await rows<{ name: string }>("SELECT name FROM system.tables WHERE database = 'fedstream' ORDER BY name");
 
     const second = await applySchema(ch, { logger });
@@ -124,7 +130,7 @@ describe('applySchema', () => {
     }
 
     const custom = await applySchema(ch, { database: `custom_${suffix}`, variables: { retention_days_telemetry: 7, retention_days_audit: 400 }, logger });
-    expect(custom.applied).toHaveLength(5);
+    expect(custom.applied).toHaveLength(6);
     expect(await ttl(`custom_${suffix}`, 'telemetry_events')).toMatch(/TTL .*toIntervalDay\(7\)/);
     expect(await ttl(`custom_${suffix}`, 'audit_log')).toMatch(/TTL .*toIntervalDay\(400\)/);
     expect(await ttl(`custom_${suffix}`, 'audit_log')).toContain('PARTITION BY toYYYYMM(event_time)');
@@ -145,7 +151,7 @@ describe('applySchema', () => {
     const err = await errorOf(applySchema(ch, { dir, database: db, logger }));
     expect(err.code).toBe('ANALYTICS_DDL');
     expect(err.message).toContain('003_audit.sql changed since it was applied');
-    expect(err.message).toContain('006_<change>.sql');
+    expect(err.message).toContain('007_<change>.sql');
 
     const warned = await applySchema(ch, { dir, database: db, onChecksumMismatch: 'warn', logger });
     expect(warned.applied).toEqual(['003_audit.sql']);
