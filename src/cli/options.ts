@@ -3,7 +3,8 @@
  * command files import this and nothing of each other.
  */
 import type { Command } from 'commander';
-import { rootLogger } from '../common/index.ts';
+import { FedStreamError, rootLogger } from '../common/index.ts';
+import { topicPrefix } from '../config/index.ts';
 import { applyOverrides, parseManifest, type Manifest, type Overrides } from '../config/index.ts';
 import { loadSigner, type Signer } from '../protocol/index.ts';
 import { loadPipeline } from '../service/index.ts';
@@ -64,4 +65,18 @@ export function serversFrom(flags: Partial<PipelineFlags>): Manifest {
 export function signerFrom(keyFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Signer | undefined {
   const file = keyFile ?? (env.FEDSTREAM_KEY_FILE || undefined);
   return file ? loadSigner(file) : undefined;
+}
+
+/**
+ * Refuses to run a standalone service (`aggregator`, `node`, `sink`, `status`, `model export`) on the in-memory
+ * transport: each process would have a private log of its own that no other process sees (the aggregator opens
+ * round 1 alone, the node waits for topics forever). Only the demo and tests, which run every component in one
+ * process, use that transport. Throws TRANSPORT_NOT_CONFIGURED (exit code 2) saying what to pass.
+ */
+export function requireKafka(m: Manifest, command: string): void {
+  if (m.kafka.brokers) return;
+  throw new FedStreamError('TRANSPORT_NOT_CONFIGURED',
+    `fedstream ${command} needs a Kafka cluster: pass --kafka <host:port[,host:port]> or set FEDSTREAM_KAFKA (or kafka.brokers in the manifest). ` +
+    `Without one it would run on a private in-memory transport that no other process can reach (only \`fedstream demo\` runs everything in one process)`,
+    { details: { command, pipeline: topicPrefix(m), flag: '--kafka', env: 'FEDSTREAM_KAFKA', field: 'kafka.brokers' } });
 }

@@ -24,6 +24,7 @@ export const ErrorCodes = {
   TRANSPORT_AUTH: { retriable: false, summary: 'The broker refused the client\'s SASL credentials; the message names the principal and mechanism.' },
   TRANSPORT_AUTHORIZATION: { retriable: false, summary: 'An ACL does not allow this principal the operation; the message names the principal and the topic, group or transactional id.' },
   TRANSPORT_TLS: { retriable: false, summary: 'TLS with a broker failed: an untrusted or mismatched certificate (named), or a plaintext port where TLS was asked for.' },
+  TRANSPORT_NOT_CONFIGURED: { retriable: false, summary: 'A standalone aggregator, node or sink was started without Kafka brokers (--kafka, FEDSTREAM_KAFKA or kafka.brokers): it would run alone on a private in-memory transport that no other process can reach, so it refuses to start.' },
   TRANSPORT_TOPIC: { retriable: false, summary: 'A topic is missing or could not be created with the requested configuration.' },
   ANALYTICS_UNAVAILABLE: { retriable: true, summary: 'ClickHouse cannot be reached or refused the request for a transient reason.' },
   ANALYTICS_AUTH: { retriable: false, summary: 'The ClickHouse server refused the user: wrong password, unknown user or no password given (the message names the user, never the password).' },

@@ -332,7 +332,20 @@ export function parseManifest(raw: unknown, source = 'manifest'): Manifest {
 export function loadManifest(file: string): Manifest {
   const path = resolve(file);
   if (!existsSync(path)) throw new FedStreamError('CONFIG_NOT_FOUND', `pipeline manifest not found: ${path}`, { details: { path } });
-  return resolveParticipantPaths(parseManifestText(readFileSync(path, 'utf8'), file), dirname(path));
+  return resolveManifestPaths(parseManifestText(readFileSync(path, 'utf8'), file), dirname(path));
+}
+
+/**
+ * The manifest with every file path it holds made absolute against `dir` (the manifest's directory): the
+ * participants' keys and the embedded ClickHouse's `analytics.path` (the default one too), so that a command run
+ * from another working directory reads the same database as the services, instead of creating an empty one.
+ */
+export function resolveManifestPaths(m: Manifest, dir: string): Manifest {
+  const out = resolveParticipantPaths(m, dir);
+  const withPath = { ...out, analytics: { ...out.analytics, path: resolve(dir, out.analytics.path) } };
+  const said = notes.get(m);
+  if (said) notes.set(withPath, said);
+  return withPath;
 }
 
 /**

@@ -36,6 +36,7 @@ export function exitCodeFor(err: unknown): number {
   switch (err.code) {
     case 'CONFIG_INVALID':
     case 'CONFIG_NOT_FOUND':
+    case 'TRANSPORT_NOT_CONFIGURED':
       return EXIT.config;
     case 'TRANSPORT_FENCED':
       return EXIT.fenced;

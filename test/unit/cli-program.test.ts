@@ -60,6 +60,21 @@ describe('fedstream program', () => {
     expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/^fedstream: error \[CONFIG_NOT_FOUND\]: pipeline manifest not found: .*no-such-pipeline\.yaml\n$/);
   });
 
+  it.each(['aggregator', 'node', 'sink'])('%s refuses the in-memory transport (exit 2) and says to pass --kafka or FEDSTREAM_KAFKA', async (command) => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const saved = process.env.FEDSTREAM_KAFKA;
+    delete process.env.FEDSTREAM_KAFKA;
+    try {
+      const extra = command === 'node' ? ['--node-id', 'node-1'] : [];
+      await buildProgram().parseAsync(['node', 'fedstream', command, '-p', path.resolve(import.meta.dirname, '../../pipelines/mnist-fedavg.yaml'), ...extra, '--log-level', 'silent']);
+    } finally {
+      if (saved !== undefined) process.env.FEDSTREAM_KAFKA = saved;
+    }
+    expect(process.exitCode).toBe(2);
+    const text = stderr.mock.calls.map((c) => String(c[0])).join('');
+    expect(text).toMatch(new RegExp(`^fedstream: error \\[TRANSPORT_NOT_CONFIGURED\\]: fedstream ${command} needs a Kafka cluster: pass --kafka <host:port\\[,host:port\\]> or set FEDSTREAM_KAFKA`));
+  });
+
   it('command files import shared options, never each other (no import circle)', () => {
     const dir = path.join(CLI, 'commands');
     for (const file of readdirSync(dir)) {

@@ -32,6 +32,17 @@ describe('pipeline manifests', () => {
     }
   });
 
+  it('resolves the embedded ClickHouse path against the manifest\'s directory, not the working directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedstream-manifest-'));
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, JSON.stringify({ ...base(), analytics: { path: 'data/ch' } }));
+    expect(loadManifest(file).analytics.path).toBe(join(dir, 'data/ch'));
+    writeFileSync(file, JSON.stringify(base()));
+    expect(loadManifest(file).analytics.path).toBe(join(dir, '.fedstream/clickhouse'));
+    // A flag or variable is the user's own, typed where they stand: it resolves against the working directory.
+    expect(applyOverrides(loadManifest(file), { clickhousePath: 'mine' }, {}).analytics.path).toBe('mine');
+  });
+
   it('fills defaults', () => {
     const m = parseManifest(base());
     expect(m.training).toEqual({ epochs: 1, batchSize: 10, learningRate: 0.05, optimizer: 'sgd' });

@@ -6,7 +6,7 @@ import type { SinkMetrics } from '../../analytics/index.ts';
 import { ConfigError, rootLogger } from '../../common/index.ts';
 import { topicPrefix } from '../../config/index.ts';
 import { runCommand, runService } from '../../service/index.ts';
-import { manifestFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+import { manifestFrom, requireKafka, withPipelineOptions, type PipelineFlags } from '../options.ts';
 
 interface SinkFlags extends PipelineFlags {
   untilFinished?: boolean;
@@ -49,9 +49,7 @@ export function registerAnalyticsCommands(program: Command): void {
       const progressMs = positiveInt(flags.progressMs, '--progress-ms', 0);
       const logger = rootLogger();
       const { compose } = await import('../../service/index.ts');
-      if (!m.kafka.brokers) {
-        process.stderr.write('fedstream sink: no --kafka (nor kafka.brokers in the manifest): reading the in-process memory log, which only a pipeline in this same process fills\n');
-      }
+      requireKafka(m, 'sink');
       const wiring = compose({ manifest: m, logger });
       const prefix = topicPrefix(m);
       let timer: NodeJS.Timeout | undefined;

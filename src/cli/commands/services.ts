@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { rootLogger } from '../../common/index.ts';
 import { exitWhenIdle, runCommand, runService } from '../../service/index.ts';
-import { manifestFrom, signerFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
+import { manifestFrom, requireKafka, signerFrom, withPipelineOptions, type PipelineFlags } from '../options.ts';
 
 const KEY_FILE_HELP = "this participant's Ed25519 private key, a PKCS#8 PEM file of mode 0600 (env FEDSTREAM_KEY_FILE; `fedstream keys generate` makes one)";
 
@@ -13,6 +13,7 @@ export function registerServiceCommands(program: Command): void {
     .option('--key-file <file>', KEY_FILE_HELP)
     .action((flags: PipelineFlags & { evaluate: boolean; takeOver?: boolean; keyFile?: string }) => runCommand(async () => {
       const m = manifestFrom(flags);
+      requireKafka(m, 'aggregator');
       const { compose } = await import('../../service/index.ts');
       const logger = rootLogger();
       const signer = signerFrom(flags.keyFile);
@@ -39,6 +40,7 @@ export function registerServiceCommands(program: Command): void {
     .option('--key-file <file>', KEY_FILE_HELP)
     .action((flags: PipelineFlags & { nodeId: string; data?: string; backend?: 'tensorflow' | 'wasm' | 'cpu'; heartbeatMs: string; keyFile?: string }) => runCommand(async () => {
       const m = manifestFrom(flags);
+      requireKafka(m, 'node');
       const { compose } = await import('../../service/index.ts');
       const logger = rootLogger();
       const signer = signerFrom(flags.keyFile);
