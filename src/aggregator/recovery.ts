@@ -14,7 +14,7 @@ import { FedStreamError } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { isControlBehind, readToEnd } from '../protocol/index.ts';
 import type { PipelineTopics } from '../protocol/index.ts';
-import { PayloadReader, decode, verifyRecord, type ParticipantRegistry } from '../protocol/index.ts';
+import { PayloadReader, decode, readModelVersions, verifyRecord, type ParticipantRegistry } from '../protocol/index.ts';
 import type { RefusedRecord } from './records.ts';
 import type { Transport } from '../transport/index.ts';
 
@@ -50,25 +50,14 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
     refused.push(r);
   };
   let latest: ModelVersionRecord | undefined;
-  const models = new PayloadReader(m.limits);
-  await readToEnd(t, topics.models, (msg) => {
-    const got = models.accept(msg);
-    for (const f of got.failures) log.warn({ err: f.error, offset: msg.offset }, 'unreadable chunk in the models topic; ignored during recovery');
-    if (!got.payload) return;
-    try {
-      const p = got.payload;
-      const v = decode('ModelVersion', p.bytes);
-      if (v.tenant !== m.tenant || v.pipeline !== m.name) return;
-      const verdict = verifyRecord(registry, 'ModelVersion', v, p.bytes, p.headers);
-      if (!verdict.ok) {
-        refuse({ topic: p.topic, partition: p.partition, offset: p.firstOffset, key: msg.key, bytes: p.bytes, code: verdict.code, reason: `model version ${v.version}: ${verdict.reason}` });
-        return;
-      }
+  await readModelVersions(t, m, topics.models, {
+    logger: log,
+    registry,
+    onRefused: (r) => refuse({ topic: r.payload.topic, partition: r.payload.partition, offset: r.payload.firstOffset, key: r.message.key, bytes: r.payload.bytes, code: r.code, reason: r.reason }),
+    onVersion: (v) => {
       for (const c of v.contributors) counted.set(c.updateId, v.version);
       if (!latest || v.version > latest.version) latest = v;
-    } catch (err) {
-      log.warn({ err, offset: msg.offset }, 'unreadable message in the models topic; ignored during recovery');
-    }
+    },
   });
   let control: RoundControlRecord | undefined;
   let extensions = 0;

@@ -5,6 +5,7 @@ import { registerAnalyticsCommands } from './commands/analytics.ts';
 import { registerDemoCommands } from './commands/demo.ts';
 import { registerKafkaCommands } from './commands/kafka.ts';
 import { registerKeysCommands } from './commands/keys.ts';
+import { registerModelCommands } from './commands/model.ts';
 import { registerPipelineCommands } from './commands/pipeline.ts';
 import { registerServiceCommands } from './commands/services.ts';
 
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerPipelineCommands(program);
   registerServiceCommands(program);
   registerAnalyticsCommands(program);
+  registerModelCommands(program);
   registerKafkaCommands(program);
   registerAccessCommands(program);
   registerKeysCommands(program);

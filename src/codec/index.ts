@@ -32,6 +32,7 @@ export {
   type PackOptions,
   type TensorDtype,
 } from './tensors.ts';
+export { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from './safetensors.ts';
 export { CHUNK_HEADERS, ChunkedPayloadError, isChunk, type HeaderValue, type IncomingMessage } from './chunk-headers.ts';
 export { splitPayload, type ChunkRecord, type SplitOptions } from './chunk-split.ts';
 export { Reassembler, type AcceptResult, type CompleteResult, type PendingPayloadInfo, type PendingResult, type ReassemblerOptions, type ReassemblerStats } from './chunk-reassemble.ts';

@@ -39,6 +39,7 @@ export const ErrorCodes = {
   STRATEGY_MEMORY_BUDGET: { retriable: false, summary: 'A robust strategy (median, trimmed mean, Krum) needs every update of a round at once, and this round\'s would exceed strategy.memoryBudgetBytes; the message names the budget, the update count and their sizes.' },
   PRIVACY_BUDGET_EXHAUSTED: { retriable: false, summary: 'The next round\'s release would take the pipeline\'s ε (at δ) above privacy.budget.epsilon: the aggregator audited the refusal, finished the pipeline and stopped. The message gives ε so far, ε after the round and the budget.' },
   PRIVACY_CONFIG_INVALID: { retriable: false, summary: 'The privacy section cannot be honoured as given (adaptive clipping with noiseMultiplier ≥ 2 × clippedCountStddev); the message names the fields.' },
+  VERSION_NOT_FOUND: { retriable: false, summary: 'The model version asked for (or any version, for the latest) is not in the pipeline\'s models topic among those its aggregator signed; the message names the topic and the versions it has.' },
   ROUND_ABANDONED: { retriable: false, summary: 'A round reached its deadline without the minimum number of updates.' },
   TRAINING_FAILED: { retriable: false, summary: 'Local training on a node failed (bad data, bad model definition, backend error).' },
   DATA_INVALID: { retriable: false, summary: 'A node data file is malformed; the message names the file, line or record.' },

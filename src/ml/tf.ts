@@ -5,6 +5,7 @@
  */
 export { BACKEND_ENV, BACKEND_ORDER, backendInfo, initBackend, tf, type BackendInfo, type BackendName } from './backend.ts';
 export { buildModel, getWeights, initialWeights, setWeights } from './model.ts';
+export { LAYERS_WEIGHTS_FILE, fileModelHandler, layersModelFiles, type LayersModelFiles } from './export.ts';
 export {
   Trainer, defaultTrainer, evaluate, forwardSteps, proximalTerm, train,
   type EvaluateOptions, type EvaluateResult, type ExtraLoss, type TrainerOptions, type TrainOptions, type TrainProgress, type TrainResult,

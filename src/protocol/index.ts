@@ -11,4 +11,5 @@ export * from './participants.ts';
 export * from './round-config.ts';
 export * from './signing.ts';
 export * from './topics.ts';
+export * from './versions.ts';
 export * from './wire.ts';

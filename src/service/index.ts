@@ -28,3 +28,4 @@ export {
   type NodeServiceOptions,
   type SinkServiceOptions,
 } from './wiring.ts';
+export { EXPORT_FORMATS, exportModel, type ExportFormat, type ExportOptions, type ExportResult, type LineageEntry } from './model-export.ts';

@@ -17,6 +17,8 @@ const FLAGS: Record<string, string> = {
   report: '',
   'report compliance': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --version --model-version --out --format --log-level',
   'report training': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --out --format --log-level',
+  model: '',
+  'model export': '--pipeline --kafka --clickhouse --clickhouse-path --tenant --rounds --kafka-ca --kafka-cert --kafka-key --kafka-sasl-mechanism --kafka-user --kafka-password-file --clickhouse-user --clickhouse-password-file --clickhouse-ca --version --model-version --out --format --log-level',
   kafka: '',
   'kafka start': '--secure --log-level',
   'kafka stop': '--log-level',

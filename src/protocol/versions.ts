@@ -1,0 +1,62 @@
+/**
+ * Reading a pipeline's model versions back from its models topic: chunked payloads reassembled (wire.ts), each
+ * version decoded and checked against the participant registry (participants.ts: only records the aggregator
+ * signed count, DESIGN.md invariant 6). The aggregator's recovery, `fedstream model export` and `fedstream status`
+ * read versions through here, so they agree on what a version is.
+ */
+import type { Logger } from 'pino';
+import type { ModelVersionRecord } from '../codec/index.ts';
+import type { Manifest } from '../config/index.ts';
+import type { Transport, TransportMessage } from '../transport/index.ts';
+import { readToEnd } from './log.ts';
+import { verifyRecord, type ParticipantRegistry } from './participants.ts';
+import { PayloadReader, decode, type Payload } from './wire.ts';
+
+/** A record of the models topic that is not the aggregator's (unsigned, forged, another key's): not acted on. */
+export interface RefusedVersion {
+  payload: Payload;
+  message: TransportMessage;
+  version: ModelVersionRecord;
+  /** The verdict's code (`unsigned`, `bad-signature`, ...) and a sentence for the audit trail. */
+  code: string;
+  reason: string;
+}
+
+export interface ReadVersionsOptions {
+  logger: Logger;
+  registry: ParticipantRegistry;
+  /** Each verified version of this pipeline, in log order (versions increase along the log). */
+  onVersion: (v: ModelVersionRecord, payload: Payload) => void;
+  /** Each refused one (default: logged and skipped). */
+  onRefused?: (r: RefusedVersion) => void;
+}
+
+/**
+ * Reads `topic` (a pipeline's models topic) from the beginning to the end it had when called, handing each verified
+ * version of the manifest's tenant and pipeline to `onVersion`. Unreadable chunks and records are logged and
+ * skipped; versions of another pipeline (a shared topic) are skipped. The caller keeps what it needs (a version's
+ * weights may be megabytes: keep only the ones asked for).
+ */
+export async function readModelVersions(t: Transport, m: Manifest, topic: string, o: ReadVersionsOptions): Promise<void> {
+  const reader = new PayloadReader(m.limits);
+  await readToEnd(t, topic, (msg) => {
+    const got = reader.accept(msg);
+    for (const f of got.failures) o.logger.warn({ err: f.error, offset: msg.offset }, `unreadable chunk in ${topic}; ignored`);
+    if (!got.payload) return;
+    try {
+      const p = got.payload;
+      const v = decode('ModelVersion', p.bytes);
+      if (v.tenant !== m.tenant || v.pipeline !== m.name) return;
+      const verdict = verifyRecord(o.registry, 'ModelVersion', v, p.bytes, p.headers);
+      if (!verdict.ok) {
+        const refused = { payload: p, message: msg, version: v, code: verdict.code, reason: `model version ${v.version}: ${verdict.reason}` };
+        if (o.onRefused) o.onRefused(refused);
+        else o.logger.warn({ code: verdict.code, source: `${p.topic}/${p.partition}/${p.firstOffset}` }, `refused a record of ${topic}: ${refused.reason}`);
+        return;
+      }
+      o.onVersion(v, p);
+    } catch (err) {
+      o.logger.warn({ err, offset: msg.offset }, `unreadable message in ${topic}; ignored`);
+    }
+  });
+}
