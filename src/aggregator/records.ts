@@ -30,7 +30,7 @@ export interface RecordScope {
  */
 export function controlRecord(
   m: Manifest,
-  c: { kind: RoundControlRecord['kind']; round: number; baseVersion: number; deadline: number; selectedNodes: string[]; config: Record<string, string> },
+  c: { kind: RoundControlRecord['kind']; round: number; baseVersion: number; deadline: number; selectedNodes: string[]; config: Record<string, string>; targets?: { targetUpdates: number; minUpdates: number } },
   now: number,
 ): RoundControlRecord {
   return {
@@ -42,8 +42,9 @@ export function controlRecord(
     config: c.config,
     selectedNodes: c.selectedNodes,
     deadline: c.deadline,
-    minUpdates: Math.min(m.rounds.minUpdates, m.rounds.targetUpdates),
-    targetUpdates: m.rounds.targetUpdates,
+    // A round's own targets (rounds.ts roundTargets) when given, for every record of the round; else the manifest's.
+    minUpdates: c.targets?.minUpdates ?? Math.min(m.rounds.minUpdates, m.rounds.targetUpdates),
+    targetUpdates: c.targets?.targetUpdates ?? m.rounds.targetUpdates,
     createdAt: now,
   };
 }

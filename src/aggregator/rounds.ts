@@ -39,12 +39,25 @@ export interface RoundPolicy {
   timeoutMs: number;
   /** Extensions of a round below quorum before it is abandoned. */
   maxExtensions: number;
+  /** Size a START's target to the alive nodes (`roundTargets`). */
+  targetAliveNodes: boolean;
 }
 
 /** The round policy of a manifest. */
 export function roundPolicy(m: Pick<Manifest, 'rounds'>): RoundPolicy {
   const r = m.rounds;
-  return { count: r.count, targetUpdates: r.targetUpdates, minUpdates: Math.min(r.minUpdates, r.targetUpdates), timeoutMs: r.timeoutMs, maxExtensions: r.maxExtensions };
+  return { count: r.count, targetUpdates: r.targetUpdates, minUpdates: Math.min(r.minUpdates, r.targetUpdates), timeoutMs: r.timeoutMs, maxExtensions: r.maxExtensions, targetAliveNodes: r.targetAliveNodes };
+}
+
+/**
+ * A START's target and quorum. With `targetAliveNodes` and a count of alive nodes, the target is
+ * min(targetUpdates, alive), never below minUpdates: a round with 5 live nodes of a pipeline sized for 10 closes when
+ * the 5 have answered instead of waiting for its deadline. Otherwise the manifest's. Pure.
+ */
+export function roundTargets(policy: RoundPolicy, alive?: number): { targetUpdates: number; minUpdates: number } {
+  const base = { targetUpdates: policy.targetUpdates, minUpdates: policy.minUpdates };
+  if (!policy.targetAliveNodes || alive === undefined) return base;
+  return { targetUpdates: Math.max(policy.minUpdates, Math.min(policy.targetUpdates, alive)), minUpdates: policy.minUpdates };
 }
 
 /** What the policy needs to know of an open round. `minUpdates`/`targetUpdates` are the round's own (its START). */

@@ -6,13 +6,13 @@ import type { Weights } from '../codec/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
-import { ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
+import { HeartbeatFollower, ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
 import { checkOwnKey, decodeView, participantRegistry, verifyRecord, type ParticipantRegistry, type Payload, type PayloadFailure } from '../protocol/index.ts';
 import type { FedStreamError, Service, ServiceHealth } from '../common/index.ts';
 import type { Producer, ProducerRecord, Transport, TransportMessage } from '../transport/index.ts';
 import { auditEvent, auditOut, controlOut, controlRecord, refusedOut, rejectionOut, versionOut, versionRecord, type AuditFields, type RecordScope } from './records.ts';
 import { readPipelineLog, recoveryPlan } from './recovery.ts';
-import { decide, nextStep, roundPolicy, type RoundDecision, type RoundPolicy } from './rounds.ts';
+import { decide, nextStep, roundPolicy, roundTargets, type RoundDecision, type RoundPolicy } from './rounds.ts';
 import type { AggregateResult, Rejection } from './strategy.ts';
 import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transaction.ts';
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
@@ -41,6 +41,8 @@ export class Aggregator implements Service<AggregatorSummary> {
   private readonly groupId: string;
   private readonly transactionalId: string;
   private readonly updates: UpdatesLog;
+  /** The nodes' heartbeats, followed when `rounds.targetAliveNodes` is on. */
+  private readonly liveness: HeartbeatFollower | undefined;
   private readonly slot: ProducerSlot = { producer: undefined as unknown as Producer };
   private version = -1;
   private weights: Weights = [];
@@ -70,6 +72,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.scope = { manifest: this.m, topics: this.topics, ...(opts.signer ? { signer: opts.signer } : {}) };
     this.updates = new UpdatesLog(this.t, this.topics.updates, this.m.limits);
     this.policy = roundPolicy(this.m);
+    this.liveness = this.m.rounds.targetAliveNodes ? new HeartbeatFollower(this.t, this.m, this.topics.telemetry, this.m.rounds.aliveWindowMs, opts.logger.child({ component: 'aggregator-liveness' })) : undefined;
     this.groupId = `${topicPrefix(this.m)}.aggregator`;
     this.transactionalId = `${topicPrefix(this.m)}.aggregator`;
     this.log = opts.logger.child({ component: 'aggregator', pipeline: topicPrefix(this.m) });
@@ -92,6 +95,8 @@ export class Aggregator implements Service<AggregatorSummary> {
     }, { retries: 10, initialDelayMs: 500, onRetry: (err, attempt) => this.log.warn({ err, attempt }, 'creating topics failed; retrying') });
     // Before fencing anybody: is another aggregator running this pipeline? (ownership.ts)
     await this.awaitNoLiveHolder();
+    // The heartbeats of the last aliveWindowMs, read before the first START sizes its target on them.
+    await this.liveness?.start();
     this.slot.producer = this.t.producer({ transactionalId: this.transactionalId, idempotent: true });
     // Initialising the transactional producer aborts whatever a previous incarnation left open.
     await this.slot.producer.connect();
@@ -124,6 +129,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     if (this.timer) clearTimeout(this.timer);
     if (this.phase !== 'finished' && this.phase !== 'failed') this.phase = 'stopped';
     await this.updates.close();
+    await this.liveness?.stop();
     await this.slot.producer?.disconnect().catch(() => undefined);
   }
 
@@ -159,6 +165,7 @@ export class Aggregator implements Service<AggregatorSummary> {
       this.log.error({ err: fenced, transactionalId: this.transactionalId, groupId: this.groupId }, fenced.message);
       // Give the updates partitions back now, not when the process ends: the aggregator that took over waits for them.
       void this.updates.close();
+      void this.liveness?.stop();
       void this.slot.producer?.disconnect().catch(() => undefined);
     } else {
       this.log.error({ err }, 'aggregator stopped on an error it cannot recover from');
@@ -372,8 +379,10 @@ export class Aggregator implements Service<AggregatorSummary> {
     }
   }
 
-  private control(kind: RoundControlRecord['kind'], round: number, baseVersion: number, deadline: number, selectedNodes: string[], config: Record<string, string>): RoundControlRecord {
-    return controlRecord(this.m, { kind, round, baseVersion, deadline, selectedNodes, config }, Date.now());
+  private control(kind: RoundControlRecord['kind'], round: number, baseVersion: number, deadline: number, selectedNodes: string[], config: Record<string, string>, targets?: { targetUpdates: number; minUpdates: number }): RoundControlRecord {
+    // The records of an open round (EXTEND, CLOSE, ABANDON) carry the targets its START set.
+    const own = targets ?? (this.round && this.round.round === round ? { targetUpdates: this.round.targetUpdates, minUpdates: this.round.minUpdates } : undefined);
+    return controlRecord(this.m, { kind, round, baseVersion, deadline, selectedNodes, config, ...(own ? { targets: own } : {}) }, Date.now());
   }
 
   private audit(action: AuditEventRecord['action'], a: AuditFields): ProducerRecord[] {
@@ -509,7 +518,10 @@ export class Aggregator implements Service<AggregatorSummary> {
       ] };
     }
     const plan = this.opts.strategy.configureRound(ctx);
-    const start = this.control('START', step.round, baseVersion, step.deadline, plan.selectedNodes, encodeRoundConfig(plan.config));
+    const alive = this.liveness?.book.alive(Date.now(), this.m.rounds.aliveWindowMs);
+    const targets = roundTargets(this.policy, alive?.length);
+    if (alive) this.log.info({ round: step.round, alive: alive.length, targetUpdates: targets.targetUpdates, manifestTarget: this.policy.targetUpdates }, `round ${step.round}: ${alive.length} nodes alive, target ${targets.targetUpdates} updates`);
+    const start = this.control('START', step.round, baseVersion, step.deadline, plan.selectedNodes, encodeRoundConfig(plan.config), targets);
     const audit = this.audit('ROUND_STARTED', { round: step.round, version: baseVersion, details: { selectedNodes: plan.selectedNodes.join(','), deadline: String(start.deadline) } });
     return { records: [...audit, ...controlOut(this.scope, start)], start };
   }

@@ -212,6 +212,13 @@ export const manifestSchema = z.object({
     timeoutMs: posInt.default(60_000),
     /** How many times a round below quorum is extended before it is abandoned. */
     maxExtensions: nonNegInt.default(2),
+    /**
+     * Size each round's target to the nodes alive when it starts (their HEARTBEATs in the telemetry topic):
+     * target = min(targetUpdates, alive nodes), never below minUpdates. Off: every round waits for targetUpdates.
+     */
+    targetAliveNodes: z.boolean().default(false),
+    /** A node is alive while its last heartbeat is at most this old, in milliseconds (3 × the default 5 s heartbeat). */
+    aliveWindowMs: posInt.default(15_000),
   }).strict().refine((s) => s.minUpdates <= s.targetUpdates, { message: 'minUpdates must not exceed targetUpdates', path: ['minUpdates'] }),
   /**
    * Hostile-input limits (docs/security.md): what an update may contain, and what any record may make a reader hold.

@@ -6,6 +6,7 @@
  */
 export * from './access.ts';
 export * from './control-order.ts';
+export * from './heartbeats.ts';
 export * from './log.ts';
 export * from './participants.ts';
 export * from './round-config.ts';

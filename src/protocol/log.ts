@@ -15,7 +15,12 @@ export async function readToEnd(
   transport: Transport,
   topic: string,
   onMessage: (msg: TransportMessage) => void | Promise<void>,
-  { timeoutMs = 60_000, groupPrefix = `${topic}.reader` } = {},
+  { timeoutMs = 60_000, groupPrefix = `${topic}.reader`, from }: {
+    timeoutMs?: number;
+    groupPrefix?: string;
+    /** Where to start per partition (`fetchOffsetsAtTime`, a group's committed offsets); default the beginning. */
+    from?: ReadonlyMap<number, bigint>;
+  } = {},
 ): Promise<void> {
   const admin = transport.admin();
   let ends: Map<number, bigint>;
@@ -25,7 +30,8 @@ export async function readToEnd(
   } finally {
     await admin.close();
   }
-  const remaining = new Set([...ends].filter(([, high]) => high > 0n).map(([p]) => p));
+  const start = (partition: number): bigint => from?.get(partition) ?? 0n;
+  const remaining = new Set([...ends].filter(([p, high]) => high > 0n && start(p) < high).map(([p]) => p));
   if (remaining.size === 0) return;
 
   const consumer = transport.consumer({ groupId: `${groupPrefix}.${randomUUID()}`, readCommitted: true, fromBeginning: true });
@@ -46,6 +52,8 @@ export async function readToEnd(
           if (!remaining.has(batch.partition) || !ctx.isRunning()) break;
           const end = ends.get(batch.partition)!;
           if (BigInt(m.offset) >= end) break;
+          // Before the seek below took effect: not asked for.
+          if (BigInt(m.offset) < start(batch.partition)) continue;
           await onMessage(m);
           ctx.resolveOffset(m.offset);
           reached(batch.partition, BigInt(m.offset) + 1n);
@@ -53,6 +61,7 @@ export async function readToEnd(
       },
       onPosition: (p) => { if (p.topic === topic) reached(p.partition, BigInt(p.nextOffset)); },
     });
+    for (const p of remaining) if (start(p) > 0n) consumer.seek({ topic, partition: p, offset: String(start(p)) });
     await done;
   } finally {
     clearTimeout(timer);

@@ -95,6 +95,11 @@ export interface Admin {
   fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Committed offsets of a group for a topic; -1 where nothing is committed. */
   fetchCommittedOffsets(groupId: string, topic: string): Promise<TopicPartitionOffset[]>;
+  /**
+   * Per partition, the offset of the first record whose timestamp is at or after `timestampMs` (Kafka's ListOffsets
+   * by time), or the partition's end when there is none: where to start reading "the last N seconds" of a topic.
+   */
+  fetchOffsetsAtTime(topic: string, timestampMs: number): Promise<TopicPartitionOffset[]>;
   /** The group's state and members (a group nobody ever joined is `Dead` with no members). */
   describeGroup(groupId: string): Promise<GroupDescription>;
   close(): Promise<void>;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CATCH_UP_POLL_MS, decide, nextStep, roundPolicy, stateOf, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy } from '../../src/aggregator/rounds.ts';
+import { CATCH_UP_POLL_MS, decide, nextStep, roundPolicy, roundTargets, stateOf, type OpenRoundState, type RoundDecision, type RoundEvent, type RoundPolicy } from '../../src/aggregator/rounds.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
 
-const policy: RoundPolicy = { count: 3, targetUpdates: 4, minUpdates: 2, timeoutMs: 1_000, maxExtensions: 2 };
+const policy: RoundPolicy = { count: 3, targetUpdates: 4, minUpdates: 2, timeoutMs: 1_000, maxExtensions: 2, targetAliveNodes: false };
 const open = (over: Partial<OpenRoundState> = {}): OpenRoundState => ({
   round: 2, accepted: 0, minUpdates: 2, targetUpdates: 4, extensions: 0, deadline: 10_000, catchingUp: false, ...over,
 });
@@ -82,6 +82,37 @@ describe('what follows a decided round', () => {
       data: { source: 'mnist', nodes: 2 },
       rounds: { count: 5, targetUpdates: 3, minUpdates: 2, timeoutMs: 250, maxExtensions: 1 },
     });
-    expect(roundPolicy(m)).toEqual({ count: 5, targetUpdates: 3, minUpdates: 2, timeoutMs: 250, maxExtensions: 1 });
+    expect(roundPolicy(m)).toEqual({ count: 5, targetUpdates: 3, minUpdates: 2, timeoutMs: 250, maxExtensions: 1, targetAliveNodes: false });
+  });
+});
+
+describe('round targets sized to the alive nodes (rounds.targetAliveNodes)', () => {
+  const alivePolicy: RoundPolicy = { ...policy, targetUpdates: 10, minUpdates: 3, targetAliveNodes: true };
+
+  it('is min(targetUpdates, alive nodes), never below minUpdates', () => {
+    expect(roundTargets(alivePolicy, 5)).toEqual({ targetUpdates: 5, minUpdates: 3 });
+    expect(roundTargets(alivePolicy, 12)).toEqual({ targetUpdates: 10, minUpdates: 3 });
+    expect(roundTargets(alivePolicy, 1)).toEqual({ targetUpdates: 3, minUpdates: 3 });
+    expect(roundTargets(alivePolicy, 0)).toEqual({ targetUpdates: 3, minUpdates: 3 });
+  });
+
+  it('keeps the manifest\'s target when off, or when nothing counts the alive nodes', () => {
+    expect(roundTargets({ ...alivePolicy, targetAliveNodes: false }, 5)).toEqual({ targetUpdates: 10, minUpdates: 3 });
+    expect(roundTargets(alivePolicy, undefined)).toEqual({ targetUpdates: 10, minUpdates: 3 });
+  });
+
+  it('a round sized to 5 alive nodes closes at its 5th update instead of waiting for its deadline', () => {
+    const t = roundTargets(alivePolicy, 5);
+    const s = open({ minUpdates: t.minUpdates, targetUpdates: t.targetUpdates, accepted: 5 });
+    expect(decide(alivePolicy, s, { type: 'accepted' })).toEqual({ type: 'close', why: 'target reached' });
+    expect(decide(alivePolicy, open({ minUpdates: 3, targetUpdates: 10, accepted: 5 }), { type: 'accepted' })).toEqual({ type: 'wait' });
+  });
+
+  it('is read from the manifest (default off, 15 s window)', () => {
+    const m = parseManifest({ apiVersion: 'fedstream/v1', tenant: 't', name: 'p', model: { inputShape: [1], layers: [{ type: 'dense', units: 1 }] }, data: { source: 'mnist' }, rounds: { count: 1, targetUpdates: 10, minUpdates: 3 } });
+    expect(roundPolicy(m).targetAliveNodes).toBe(false);
+    expect(m.rounds.aliveWindowMs).toBe(15_000);
+    const on = parseManifest({ ...m, rounds: { ...m.rounds, targetAliveNodes: true } });
+    expect(roundPolicy(on).targetAliveNodes).toBe(true);
   });
 });

@@ -119,7 +119,7 @@ describe('manifests written before the rounds and limits sections', () => {
     delete raw.rounds;
     raw.strategy = { name: 'fedavg', rounds: 4, targetUpdates: 3, minUpdates: 2, roundTimeoutMs: 5000, maxExtensions: 1, maxUpdateNorm: 7, fraction: 0.5 };
     const m = parseManifest(raw);
-    expect(m.rounds).toEqual({ count: 4, targetUpdates: 3, minUpdates: 2, timeoutMs: 5000, maxExtensions: 1 });
+    expect(m.rounds).toEqual({ count: 4, targetUpdates: 3, minUpdates: 2, timeoutMs: 5000, maxExtensions: 1, targetAliveNodes: false, aliveWindowMs: 15_000 });
     expect(m.limits).toEqual({ ...LIMIT_DEFAULTS, maxUpdateNorm: 7 });
     expect(m.strategy).toEqual({ name: 'fedavg', fraction: 0.5 });
     expect(manifestNotes(m)).toContain('strategy.rounds is now rounds.count; the manifest still loads, but move the key');

@@ -155,6 +155,13 @@ export class KafkaAdmin implements Admin {
       .sort((a, b) => a.partition - b.partition);
   }
 
+  async fetchOffsetsAtTime(topic: string, timestampMs: number): Promise<TopicPartitionOffset[]> {
+    const admin = await this.ready();
+    await this.requireTopic(admin, topic, `admin: fetch offsets of topic ${topic} at ${timestampMs}`);
+    const offsets = await this.read(`admin: fetch offsets of topic ${topic} at ${timestampMs}`, () => admin.fetchTopicOffsetsByTimestamp(topic, timestampMs), topic, { topicExists: true });
+    return offsets.map(({ partition, offset }) => ({ topic, partition, offset })).sort((a, b) => a.partition - b.partition);
+  }
+
   async describeGroup(groupId: string): Promise<GroupDescription> {
     const admin = await this.ready();
     const { groups } = await this.read(`admin: describe consumer group ${groupId}`, () => admin.describeGroups([groupId]));

@@ -95,6 +95,14 @@ export class MemoryAdmin implements Admin {
     return t.partitions.map((_, partition) => ({ topic, partition, offset: String(committed?.get(tpKey(topic, partition)) ?? -1) }));
   }
 
+  async fetchOffsetsAtTime(topic: string, timestampMs: number): Promise<TopicPartitionOffset[]> {
+    this.check('fetchOffsetsAtTime');
+    return this.cluster.topic(topic).partitions.map((log, partition) => {
+      const first = log.records.find((r) => !r.control && r.timestamp >= timestampMs);
+      return { topic, partition, offset: String(first ? first.offset : log.end) };
+    });
+  }
+
   /** Members are the running consumers of the group in this process: they never crash apart from it, so never expire. */
   async describeGroup(groupId: string): Promise<GroupDescription> {
     this.check('describeGroup');
