@@ -12,9 +12,8 @@ import { unpackTensors, weightsSha256, type ModelVersionRecord, type RoundContro
 import type { Weights } from '../codec/index.ts';
 import { FedStreamError } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
-import { isControlBehind, readToEnd } from '../protocol/index.ts';
 import type { PipelineTopics } from '../protocol/index.ts';
-import { PayloadReader, decode, readModelVersions, verifyRecord, type ParticipantRegistry } from '../protocol/index.ts';
+import { readLastControl, readModelVersions, type ParticipantRegistry } from '../protocol/index.ts';
 import type { RefusedRecord } from './records.ts';
 import type { Transport } from '../transport/index.ts';
 
@@ -59,34 +58,10 @@ export async function readPipelineLog(t: Transport, m: Manifest, topics: Pipelin
       if (!latest || v.version > latest.version) latest = v;
     },
   });
-  let control: RoundControlRecord | undefined;
-  let extensions = 0;
-  const controls = new PayloadReader(m.limits);
-  await readToEnd(t, topics.control, (msg) => {
-    // Chunked like any payload when large: reassembled first.
-    const got = controls.accept(msg);
-    for (const f of got.failures) log.warn({ err: f.error, offset: msg.offset }, 'unreadable chunk in the control topic; ignored during recovery');
-    if (!got.payload) return;
-    try {
-      const p = got.payload;
-      const bytes = p.bytes;
-      const c = decode('RoundControl', bytes);
-      if (c.tenant !== m.tenant || c.pipeline !== m.name) return;
-      const verdict = verifyRecord(registry, 'RoundControl', c, bytes, p.headers);
-      if (!verdict.ok) {
-        refuse({ topic: p.topic, partition: p.partition, offset: p.firstOffset, key: msg.key, bytes, code: verdict.code, reason: `${c.kind} of round ${c.round}: ${verdict.reason}` });
-        return;
-      }
-      if (isControlBehind(control, c)) {
-        refuse({ topic: p.topic, partition: p.partition, offset: p.firstOffset, key: msg.key, bytes, code: 'replayed', reason: `${c.kind} of round ${c.round} replayed after ${control!.kind} of round ${control!.round}` });
-        return;
-      }
-      if (!control || c.round !== control.round) extensions = 0;
-      if (c.kind === 'EXTEND') extensions = Math.max(extensions + 1, Number(c.config.extension ?? 0) || 0);
-      control = c;
-    } catch (err) {
-      log.warn({ err, offset: msg.offset }, 'unreadable message in the control topic; ignored during recovery');
-    }
+  const { control, extensions } = await readLastControl(t, m, topics.control, {
+    logger: log,
+    registry,
+    onRefused: (r) => refuse({ topic: r.payload.topic, partition: r.payload.partition, offset: r.payload.firstOffset, key: r.message.key, bytes: r.payload.bytes, code: r.code, reason: r.reason }),
   });
   if (!latest) return { counted, control, extensions, refused };
   const weights = unpackTensors(latest.tensors);

@@ -8,6 +8,7 @@ import { registerKeysCommands } from './commands/keys.ts';
 import { registerModelCommands } from './commands/model.ts';
 import { registerPipelineCommands } from './commands/pipeline.ts';
 import { registerServiceCommands } from './commands/services.ts';
+import { registerStatusCommands } from './commands/status.ts';
 
 const logLevelOption = () => new Option('--log-level <level>', 'log level (fatal, error, warn, info, debug, trace, silent)').env('FEDSTREAM_LOG_LEVEL');
 
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   // In this order in `fedstream --help`.
   registerPipelineCommands(program);
   registerServiceCommands(program);
+  registerStatusCommands(program);
   registerAnalyticsCommands(program);
   registerModelCommands(program);
   registerKafkaCommands(program);

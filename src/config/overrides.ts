@@ -19,6 +19,8 @@ export interface Overrides {
   targetUpdates?: number | string;
   minUpdates?: number | string;
   roundTimeoutMs?: number | string;
+  /** rounds.targetAliveNodes: `true`/`false` (a flag without value is true). */
+  targetAliveNodes?: boolean | string;
   /** PEM CA bundle for TLS to the brokers (turns TLS on). */
   kafkaCa?: string;
   /** PEM client certificate and key for mutual TLS. */
@@ -53,6 +55,7 @@ const ENV: Record<keyof Overrides, string> = {
   targetUpdates: 'FEDSTREAM_TARGET_UPDATES',
   minUpdates: 'FEDSTREAM_MIN_UPDATES',
   roundTimeoutMs: 'FEDSTREAM_ROUND_TIMEOUT_MS',
+  targetAliveNodes: 'FEDSTREAM_TARGET_ALIVE_NODES',
   kafkaCa: 'FEDSTREAM_KAFKA_CA',
   kafkaCert: 'FEDSTREAM_KAFKA_CERT',
   kafkaKey: 'FEDSTREAM_KAFKA_KEY',
@@ -93,6 +96,11 @@ export function applyOverrides(manifest: Manifest, flags: Overrides = {}, env: N
   set('targetUpdates', (v, w) => { m.rounds.targetUpdates = num(v, w); });
   set('minUpdates', (v, w) => { m.rounds.minUpdates = num(v, w); });
   set('roundTimeoutMs', (v, w) => { m.rounds.timeoutMs = num(v, w); });
+  set('targetAliveNodes', (v, w) => {
+    const text = String(v).trim().toLowerCase();
+    if (text !== 'true' && text !== 'false') throw new ConfigError(w, `expected true or false, got "${String(v)}"`);
+    m.rounds.targetAliveNodes = text === 'true';
+  });
   set('epochs', (v, w) => { m.training.epochs = num(v, w); });
   set('batchSize', (v, w) => { m.training.batchSize = num(v, w); });
   set('learningRate', (v, w) => { m.training.learningRate = num(v, w); });

@@ -1,13 +1,14 @@
 /**
- * Reading a pipeline's model versions back from its models topic: chunked payloads reassembled (wire.ts), each
+ * Reading a pipeline's model versions back from its models topic, and its last round control from its control topic: chunked payloads reassembled (wire.ts), each
  * version decoded and checked against the participant registry (participants.ts: only records the aggregator
  * signed count, DESIGN.md invariant 6). The aggregator's recovery, `fedstream model export` and `fedstream status`
  * read versions through here, so they agree on what a version is.
  */
 import type { Logger } from 'pino';
-import type { ModelVersionRecord } from '../codec/index.ts';
+import type { ModelVersionRecord, RoundControlRecord } from '../codec/index.ts';
 import type { Manifest } from '../config/index.ts';
 import type { Transport, TransportMessage } from '../transport/index.ts';
+import { isControlBehind } from './control-order.ts';
 import { readToEnd } from './log.ts';
 import { verifyRecord, type ParticipantRegistry } from './participants.ts';
 import { PayloadReader, decode, type Payload } from './wire.ts';
@@ -59,4 +60,59 @@ export async function readModelVersions(t: Transport, m: Manifest, topic: string
       o.logger.warn({ err, offset: msg.offset }, `unreadable message in ${topic}; ignored`);
     }
   });
+}
+
+/** A control record that is not the aggregator's, or replays an older one: not acted on. */
+export interface RefusedControl {
+  payload: Payload;
+  message: TransportMessage;
+  code: string;
+  reason: string;
+}
+
+/** The last control record of a pipeline, and how many EXTENDs its round had. */
+export interface ControlState {
+  control?: RoundControlRecord;
+  extensions: number;
+}
+
+/**
+ * Reads `topic` (a pipeline's control topic) to its end and returns its last verified control record, with the
+ * number of extensions of that record's round. Records the aggregator did not sign, and records behind the last one
+ * (a replay, control-order.ts), go to `onRefused` (default: logged).
+ */
+export async function readLastControl(t: Transport, m: Manifest, topic: string, o: Omit<ReadVersionsOptions, 'onVersion' | 'onRefused'> & { onRefused?: (r: RefusedControl) => void }): Promise<ControlState> {
+  let control: RoundControlRecord | undefined;
+  let extensions = 0;
+  const reader = new PayloadReader(m.limits);
+  const refuse = (r: RefusedControl): void => {
+    if (o.onRefused) o.onRefused(r);
+    else o.logger.warn({ code: r.code, source: `${r.payload.topic}/${r.payload.partition}/${r.payload.firstOffset}` }, `refused a record of ${topic}: ${r.reason}`);
+  };
+  await readToEnd(t, topic, (msg) => {
+    // Chunked like any payload when large: reassembled first.
+    const got = reader.accept(msg);
+    for (const f of got.failures) o.logger.warn({ err: f.error, offset: msg.offset }, `unreadable chunk in ${topic}; ignored`);
+    if (!got.payload) return;
+    try {
+      const p = got.payload;
+      const c = decode('RoundControl', p.bytes);
+      if (c.tenant !== m.tenant || c.pipeline !== m.name) return;
+      const verdict = verifyRecord(o.registry, 'RoundControl', c, p.bytes, p.headers);
+      if (!verdict.ok) {
+        refuse({ payload: p, message: msg, code: verdict.code, reason: `${c.kind} of round ${c.round}: ${verdict.reason}` });
+        return;
+      }
+      if (isControlBehind(control, c)) {
+        refuse({ payload: p, message: msg, code: 'replayed', reason: `${c.kind} of round ${c.round} replayed after ${control!.kind} of round ${control!.round}` });
+        return;
+      }
+      if (!control || c.round !== control.round) extensions = 0;
+      if (c.kind === 'EXTEND') extensions = Math.max(extensions + 1, Number(c.config.extension ?? 0) || 0);
+      control = c;
+    } catch (err) {
+      o.logger.warn({ err, offset: msg.offset }, `unreadable message in ${topic}; ignored`);
+    }
+  });
+  return { control, extensions };
 }

@@ -29,3 +29,4 @@ export {
   type SinkServiceOptions,
 } from './wiring.ts';
 export { EXPORT_FORMATS, exportModel, type ExportFormat, type ExportOptions, type ExportResult, type LineageEntry } from './model-export.ts';
+export { formatStatus, pipelineStatus, type PipelineStatus, type StatusOptions } from './status.ts';

@@ -8,6 +8,10 @@ const KEY_FILE_HELP = "this participant's Ed25519 private key, a PKCS#8 PEM file
 
 export function registerServiceCommands(program: Command): void {
   withPipelineOptions(program.command('aggregator').description('run the aggregator: rounds, validation, model versions (exits 0 after the last round)'))
+    .option('--target-updates <n>', 'override rounds.targetUpdates: a round closes as soon as this many updates are accepted (env FEDSTREAM_TARGET_UPDATES)')
+    .option('--min-updates <n>', 'override rounds.minUpdates: the quorum a round needs at its deadline (env FEDSTREAM_MIN_UPDATES)')
+    .option('--round-timeout-ms <ms>', 'override rounds.timeoutMs: how long a round waits for its target (env FEDSTREAM_ROUND_TIMEOUT_MS)')
+    .option('--target-alive-nodes [bool]', 'override rounds.targetAliveNodes: size each round\'s target to the nodes alive (heartbeats), never below the quorum (env FEDSTREAM_TARGET_ALIVE_NODES)')
     .option('--no-evaluate', 'do not evaluate versions on held-out data')
     .option('--take-over', 'start even if another aggregator runs this pipeline: fence it (it exits with code 3); without it, refuse (exit code 4)')
     .option('--key-file <file>', KEY_FILE_HELP)
