@@ -5,6 +5,8 @@
  * its renderers (`reports/`).
  */
 export { toAnalyticsError } from './clickhouse/errors.ts';
+export { assertPipelineHasData, pipelinesInDatabase, type PipelineRows } from './inventory.ts';
+export { ENDPOINT_FILE, discoverEndpoint, serveEmbedded, type EmbeddedEndpoint, type EndpointInfo } from './clickhouse/endpoint.ts';
 export { EXACT_FLOAT_OUTPUT, decodeByType, decodeFloat, parseType, rowsFromCompact } from './clickhouse/floats.ts';
 export {
   createAnalyticsClient,

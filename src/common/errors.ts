@@ -30,6 +30,7 @@ export const ErrorCodes = {
   ANALYTICS_AUTH: { retriable: false, summary: 'The ClickHouse server refused the user: wrong password, unknown user or no password given (the message names the user, never the password).' },
   ANALYTICS_TLS: { retriable: false, summary: 'TLS with the ClickHouse server failed: its certificate is not trusted by the configured CA (and why), names another host, or the port does not speak TLS.' },
   ANALYTICS_QUERY: { retriable: false, summary: 'ClickHouse rejected a statement (syntax, schema or type error).' },
+  ANALYTICS_NO_DATA: { retriable: false, summary: 'A report was asked for a tenant/pipeline that has no rows in the ClickHouse database it reads; the message names the database and lists the tenants/pipelines it holds.' },
   ANALYTICS_DDL: { retriable: false, summary: 'A schema file in schemas/clickhouse failed to apply; the message names the file and statement.' },
   PIPELINE_HELD: { retriable: false, summary: 'Another aggregator is running for this pipeline (a live member of its consumer group); this one does not start without --take-over.' },
   SIGNATURE_INVALID: { retriable: false, summary: 'A record is unsigned, signed by a key no participant of the pipeline holds (or by another participant\'s), outside its key\'s validity window, or its Ed25519 signature does not verify; it is not acted on.' },

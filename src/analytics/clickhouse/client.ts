@@ -15,6 +15,7 @@ import { createClient, type ClickHouseClient, type Logger as ClickHouseLogger, t
 import { ConfigError, FedStreamError, readSecret } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
 import { DEFAULTS, type Manifest } from '../../config/index.ts';
+import { ENDPOINT_FILE, discoverEndpoint, type EndpointInfo } from './endpoint.ts';
 import { toAnalyticsError } from './errors.ts';
 import { probeClickhouseTls } from './tls-probe.ts';
 
@@ -52,6 +53,8 @@ export interface AnalyticsClient {
   readonly kind: AnalyticsKind;
   /** The server URL without credentials, or the absolute data directory. */
   readonly location: string;
+  /** Embedded only: the other process whose endpoint this client queries, when it holds the directory (endpoint.ts). */
+  readonly servedBy?: EndpointInfo;
   /** Creates the database when missing (idempotent). `createAnalyticsClient` already tried once. */
   ensureDatabase(): Promise<void>;
   /** Ping plus `SELECT version()`. Never throws. */
@@ -265,6 +268,16 @@ async function createEmbeddedClient(options: AnalyticsClientOptions): Promise<An
   }
   const logger = options.logger.child({ component: 'analytics', clickhousePath: path, database });
 
+  // Another process (a running sink) owns the directory and serves it over HTTP (endpoint.ts): connect to that.
+  if (!(embedded.path === path && embedded.clients.size > 0)) {
+    const served = discoverEndpoint(path);
+    if (served) {
+      const remote = await createServerClient({ ...options, database }, served.url);
+      logger.debug({ url: served.url, pid: served.pid }, 'the embedded ClickHouse is held by another process; querying it through its endpoint');
+      return { ...remote, kind: 'embedded', location: `${path} (served by process ${served.pid} at ${served.url})`, servedBy: served };
+    }
+  }
+
   embedded.path = path;
   let pending = embedded.clients.get(database);
   if (!pending) {
@@ -324,7 +337,7 @@ async function openEmbedded(path: string, database: string, logger: Logger): Pro
     const connection = scopeSettings(createChdbConnection({ path }) as unknown as ClientConnection, BASE_SETTINGS);
     client = createClient({ connection, database, application: 'fedstream', log: { LoggerClass: loggerClassFor(logger) } });
   } catch (err) {
-    throw toAnalyticsError(err, `opening the embedded ClickHouse at ${path}`);
+    throw lockedHint(err, path) ?? toAnalyticsError(err, `opening the embedded ClickHouse at ${path}`);
   }
   try {
     // chdb ignores the client's `database` option: every statement runs in the connection's
@@ -334,10 +347,20 @@ async function openEmbedded(path: string, database: string, logger: Logger): Pro
     await client.command({ query: `SET ${Object.entries(BASE_SETTINGS).map(([k, v]) => `${k} = ${v}`).join(', ')}` });
   } catch (err) {
     await client.close().catch(() => undefined);
-    throw toAnalyticsError(err, `preparing database ${database} in ${path}`);
+    throw lockedHint(err, path) ?? toAnalyticsError(err, `preparing database ${database} in ${path}`);
   }
   logger.debug('embedded ClickHouse opened');
   return { client, refs: 0 };
+}
+
+/** chdb's refusal of a directory another process holds, said so with what to do; undefined for other errors. */
+function lockedHint(err: unknown, path: string): FedStreamError | undefined {
+  const text = err instanceof Error ? err.message : String(err);
+  if (!/Cannot lock file|Another server instance/i.test(text)) return undefined;
+  return new FedStreamError('ANALYTICS_UNAVAILABLE',
+    `the embedded ClickHouse at ${path} is held by another process, which serves no query endpoint (${ENDPOINT_FILE} is missing): ` +
+    'chdb opens a data directory in one process at a time. A running `fedstream sink` serves it to other commands; stop whatever else holds it, ' +
+    'or use a ClickHouse server (--clickhouse http://host:8123)', { cause: err, retriable: true, details: { path } });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { SinkMetrics } from '../../analytics/index.ts';
+import type { EmbeddedEndpoint, SinkMetrics } from '../../analytics/index.ts';
 import { ConfigError, rootLogger } from '../../common/index.ts';
 import { topicPrefix } from '../../config/index.ts';
 import { runCommand, runService } from '../../service/index.ts';
@@ -10,6 +10,9 @@ import { manifestFrom, requireKafka, withPipelineOptions, type PipelineFlags } f
 
 interface SinkFlags extends PipelineFlags {
   untilFinished?: boolean;
+  servePort?: string;
+  /** commander's `--no-serve` sets `serve: false`. */
+  serve?: boolean;
   batchRows: string;
   batchMs: string;
   progressMs: string;
@@ -42,6 +45,8 @@ export function registerAnalyticsCommands(program: Command): void {
     .option('--batch-rows <n>', 'insert a batch at this many rows', '10000')
     .option('--batch-ms <ms>', 'or when its first record is this old', '1000')
     .option('--progress-ms <ms>', 'print a progress line this often (0: never)', '5000')
+    .option('--serve-port <port>', 'embedded ClickHouse only: the 127.0.0.1 port to serve it on over HTTP for other processes (default: any free port, written to <clickhouse-path>/fedstream-endpoint.json)')
+    .option('--no-serve', 'embedded ClickHouse only: do not serve it to other processes')
     .action((flags: SinkFlags) => runCommand(async () => {
       const m = manifestFrom(flags);
       const batchRows = positiveInt(flags.batchRows, '--batch-rows');
@@ -53,8 +58,14 @@ export function registerAnalyticsCommands(program: Command): void {
       const wiring = compose({ manifest: m, logger });
       const prefix = topicPrefix(m);
       let timer: NodeJS.Timeout | undefined;
+      let endpoint: EmbeddedEndpoint | undefined;
       try {
         const analytics = await wiring.analytics();
+        // The embedded engine is this process's alone: serve it so that report, status, health and Grafana can query it.
+        if (analytics.kind === 'embedded' && flags.serve !== false && !analytics.servedBy) {
+          const { serveEmbedded } = await import('../../analytics/index.ts');
+          endpoint = await serveEmbedded(analytics, { logger, ...(flags.servePort ? { port: positiveInt(flags.servePort, '--serve-port', 0) } : {}) });
+        }
         const service = await wiring.sink({ batchRows, batchMs, untilFinished: flags.untilFinished ?? false });
         const sink = service.component;
         let started = false;
@@ -66,6 +77,7 @@ export function registerAnalyticsCommands(program: Command): void {
           onStarted: () => {
             started = true;
             process.stdout.write(`sink ${prefix}: consuming ${sink.sourceTopics.join(', ')} into ${analytics.kind === 'embedded' ? `embedded ClickHouse at ${analytics.location}` : analytics.location}, database ${analytics.database}\n`);
+            if (endpoint) process.stdout.write(`sink ${prefix}: serving that ClickHouse to other processes (report, status, health, any ClickHouse client) at ${endpoint.url}\n`);
             if (progressMs > 0) {
               timer = setInterval(() => process.stdout.write(progressLine(prefix, sink.metrics())), progressMs);
               timer.unref();
@@ -81,6 +93,7 @@ export function registerAnalyticsCommands(program: Command): void {
         return health.state === 'stopped' ? 0 : 1;
       } finally {
         if (timer) clearInterval(timer);
+        await endpoint?.close().catch(() => undefined);
         await wiring.close().catch(() => undefined);
       }
     }));
@@ -103,10 +116,12 @@ export function registerAnalyticsCommands(program: Command): void {
         const chosen = flags.version ?? flags.modelVersion;
         const version = chosen === undefined ? undefined : positiveInt(chosen, flags.version !== undefined ? '--version' : '--model-version', 0);
         const logger = rootLogger();
-        const { complianceReport, trainingReport } = await import('../../analytics/index.ts');
+        const { assertPipelineHasData, complianceReport, trainingReport } = await import('../../analytics/index.ts');
         const { compose } = await import('../../service/index.ts');
         const wiring = compose({ manifest: m, logger });
         const analytics = await wiring.analytics();
+        // An empty report for a typo in the tenant or pipeline, or another database, would look like a pipeline that did nothing.
+        await assertPipelineHasData(analytics, m).catch(async (err: unknown) => { await wiring.close(); throw err; });
         // The models topic is read back only from Kafka: a fresh process's in-memory log is empty.
         const transport = name === 'compliance' && wiring.kafka ? await wiring.transport('report') : undefined;
         try {
