@@ -19,7 +19,8 @@ import { loadTfRuntime, testDataset } from '../../src/ml/index.ts';
 import type { PipelineStatus } from '../../src/service/index.ts';
 import { createKafkaTransport } from '../../src/transport/kafka/index.ts';
 import { deferCleanup, kafkaBrokers } from './helpers.ts';
-import { expectExit, fedstream, quietLogger, readVersions, smallManifest, writeManifest } from './pipeline-helpers.ts';
+import { expectExit, fedstream, quietLogger, readAudit, readVersions, smallManifest, writeManifest } from './pipeline-helpers.ts';
+import { decode, pipelineTopics, readToEnd } from '../../src/protocol/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -174,5 +175,35 @@ describe('operating a pipeline: status, export, reports while the sink runs', ()
     sink.kill('SIGTERM');
     await expectExit(sink, 0, 'sink');
     expect(existsSync(path.join(chDir, ENDPOINT_FILE))).toBe(false);
+  }, 600_000);
+
+  it('with --target-alive-nodes, rounds of a pipeline sized for 10 updates close when the 3 live nodes have answered', async () => {
+    const brokers = kafkaBrokers();
+    const env = { FEDSTREAM_KAFKA: brokers };
+    // A deadline far beyond the test's budget: only a target sized to the alive nodes lets the rounds close.
+    const m = smallManifest({ rounds: { count: 2, targetUpdates: 10, minUpdates: 2, timeoutMs: 600_000 } });
+    const { file, dir } = writeManifest(m);
+    expect((await cli(['topics', '-p', file], env)).code).toBe(0);
+    const nodeIds = ['node-1', 'node-2', 'node-3'];
+    const nodes = nodeIds.map((id) => fedstream(['node', '-p', file, '--node-id', id, '--heartbeat-ms', '1000'], { dir, env, name: id }));
+    await until('status shows the 3 nodes alive', 120_000, async () => {
+      const r = await cli(['status', '-p', file, '--json'], env);
+      if (r.code !== 0) throw new Error(r.stderr);
+      const s = JSON.parse(r.stdout) as PipelineStatus;
+      return s.state === 'not-started' && s.nodes.alive.length === 3 ? s : undefined;
+    });
+    const agg = fedstream(['aggregator', '-p', file, '--target-alive-nodes'], { dir, env, name: 'aggregator' });
+    await expectExit(agg, 0, 'aggregator');
+    for (const [i, n] of nodes.entries()) await expectExit(n, 0, nodeIds[i]!);
+    const t = createKafkaTransport({ brokers: [brokers], logger: quietLogger });
+    deferCleanup(() => t.close());
+    const starts: { round: number; targetUpdates: number; minUpdates: number }[] = [];
+    await readToEnd(t, pipelineTopics(m).control, (msg) => {
+      const c = decode('RoundControl', msg.value!);
+      if (c.kind === 'START') starts.push({ round: Number(c.round), targetUpdates: c.targetUpdates, minUpdates: c.minUpdates });
+    });
+    expect(starts).toEqual([{ round: 1, targetUpdates: 3, minUpdates: 2 }, { round: 2, targetUpdates: 3, minUpdates: 2 }]);
+    const closed = (await readAudit(t, m)).filter((e) => e.action === 'ROUND_CLOSED');
+    expect(closed.map((e) => e.reason)).toEqual(['target reached', 'target reached']);
   }, 600_000);
 });
