@@ -54,12 +54,15 @@ function body(req: IncomingMessage): Promise<string> {
 }
 
 function failure(res: ServerResponse, err: unknown): void {
-  const e = err as { code?: unknown; type?: unknown; message?: string; clickhouseCode?: unknown };
-  const code = Number(e.clickhouseCode ?? e.code);
+  // chdb's errors are @clickhouse/client's ClickHouseError: the numeric code, the type name, the bare message.
+  const e = err as { code?: unknown; type?: unknown; message?: string };
+  const code = Number(e.code);
   const n = Number.isFinite(code) && code > 0 ? code : 1000;
-  const text = (e.message ?? String(err)).replace(/^Code: \d+\. /, '');
+  const text = (e.message ?? String(err)).trim().replace(/^Code: \d+\. (DB::Exception: )?/, '');
+  const type = typeof e.type === 'string' && /^[A-Z0-9_]+$/.test(e.type) ? e.type : 'UNKNOWN_EXCEPTION';
   if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=UTF-8', 'X-ClickHouse-Exception-Code': String(n) });
-  res.end(`Code: ${n}. ${text.startsWith('DB::Exception') ? text : `DB::Exception: ${text}`}\n`);
+  // The server's own shape, which clients parse: `Code: N. DB::Exception: message. (TYPE)`.
+  res.end(`Code: ${n}. DB::Exception: ${text} (${type})\n`);
 }
 
 /**
