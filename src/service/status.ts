@@ -36,9 +36,9 @@ export interface PipelineStatus {
     /** Freshness window for a heartbeat, ms (rounds.aliveWindowMs). */
     windowMs: number;
     alive: { nodeId: string; lastHeartbeat: string; ageMs: number; state?: string }[];
-    /** Nodes expected (the round's selection, else the registry's and the MNIST partitions' nodes) with no fresh heartbeat. */
+    /** Expected nodes with no heartbeat within the window. */
     missing: string[];
-    /** Nodes heard from earlier in the window's reach but silent now are in `missing` too; this is everything known. */
+    /** The nodes expected: the open round's selection, else every node known (registry keys, MNIST partitions, heartbeats heard). */
     expected: string[];
   };
   lastVersion?: { version: number; round: number; strategy: string; createdAt: string; evalAccuracy?: number; trainAccuracy?: number; contributors: number };
