@@ -48,6 +48,7 @@ export interface CreateAggregatorOptions {
   /** The aggregator's private key (`loadSigner(file)`), and the participants (default: the manifest's). */
   signer?: AggregatorOptions['signer'];
   registry?: AggregatorOptions['registry'];
+  instrumentation?: AggregatorOptions['instrumentation'];
 }
 
 /** An aggregator for a manifest, with tfjs for the initial weights and the held-out evaluation. */
@@ -76,6 +77,7 @@ export async function createAggregator(o: CreateAggregatorOptions): Promise<Aggr
     onVersion: o.onVersion,
     ...(o.signer ? { signer: o.signer } : {}),
     ...(o.registry ? { registry: o.registry } : {}),
+    ...(o.instrumentation ? { instrumentation: o.instrumentation } : {}),
   });
 }
 export { CentralDp, DP_STATE_FORMAT, type CentralDpSettings, type ClippingRule } from './strategies/dp-central.ts';

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Instrumentation } from '../common/index.ts';
 import type { ModelVersionRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
 import type { Manifest } from '../config/index.ts';
@@ -36,6 +37,8 @@ export interface AggregatorOptions {
   signer?: Signer;
   /** The pipeline's participants (default: the manifest's, `participantRegistry`). */
   registry?: ParticipantRegistry;
+  /** Where the aggregator's instrumentation events go (metrics, tests); default nowhere. */
+  instrumentation?: Instrumentation;
   /** Called after every published version (for progress displays and tests). */
   onVersion?: (v: ModelVersionRecord, info: { round: number; ms: number; participants: number; rejected: number }) => void;
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { encodeRoundConfig } from '../protocol/index.ts';
 import { ChunkedPayloadError, unpackTensors, weightsSha256, type AuditEventRecord, type ModelUpdateRecord, type RoundControlRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
-import { retry } from '../common/index.ts';
+import { noInstrumentation, retry, secondsSince, type Instrumentation } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { HeartbeatFollower, ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
@@ -44,6 +44,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   /** The nodes' heartbeats, followed when `rounds.targetAliveNodes` is on. */
   private readonly liveness: HeartbeatFollower | undefined;
   private readonly slot: ProducerSlot = { producer: undefined as unknown as Producer };
+  private readonly events: Instrumentation;
   private version = -1;
   private weights: Weights = [];
   private round: OpenRound | undefined;
@@ -76,6 +77,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.groupId = `${topicPrefix(this.m)}.aggregator`;
     this.transactionalId = `${topicPrefix(this.m)}.aggregator`;
     this.log = opts.logger.child({ component: 'aggregator', pipeline: topicPrefix(this.m) });
+    this.events = opts.instrumentation ?? noInstrumentation;
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => undefined);
   }
@@ -245,6 +247,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private openRound(c: RoundControlRecord, extensions: number): void {
     const aggregation = this.opts.strategy.begin(this.weights, { round: Number(c.round), baseVersion: Number(c.baseVersion), knownNodes: this.opts.knownNodes ?? [] });
     this.round = openRound(c, extensions, aggregation, Date.now());
+    this.events.emit({ type: 'round.started', round: this.round.round, baseVersion: this.round.baseVersion, deadline: this.round.deadline, targetUpdates: this.round.targetUpdates, minUpdates: this.round.minUpdates });
   }
 
   // ---------------------------------------------------------------- messages
@@ -304,7 +307,9 @@ export class Aggregator implements Service<AggregatorSummary> {
     // Out-of-range metrics are neither averaged nor published (limits.maxMetricAbs); the update itself stays.
     const metrics = saneMetrics(update.metrics, this.m.limits.maxMetricAbs);
     if (metrics.dropped.length) this.log.info({ round: r.round, nodeId: update.nodeId, updateId: update.updateId, dropped: metrics.dropped }, 'metrics out of range; not averaged');
+    const foldStart = performance.now();
     r.aggregation.fold({ updateId: update.updateId, nodeId: update.nodeId, round: r.round, numExamples: candidate.numExamples, weights, metrics: metrics.kept });
+    this.events.emit({ type: 'update.accepted', round: r.round, nodeId: update.nodeId, foldSeconds: secondsSince(foldStart) });
     r.acceptedIds.add(update.updateId);
     r.contributedNodes.add(update.nodeId);
     r.contributors.set(update.updateId, { nodeId: update.nodeId, numExamples: candidate.numExamples });
@@ -326,6 +331,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   }
 
   private reject(r: OpenRound, rejection: Rejection, bytes: Buffer, msg: TransportMessage): void {
+    this.events.emit({ type: 'update.rejected', round: r.round, nodeId: rejection.nodeId, code: rejection.code });
     // Held in memory until the round's transaction: past limits.maxRejectionsPerRound only counted, by code.
     if (r.rejections.length >= this.m.limits.maxRejectionsPerRound) {
       if (r.notItemized.size === 0) this.log.warn({ round: r.round, limit: this.m.limits.maxRejectionsPerRound }, 'too many rejections in one round; the rest are counted by code in the round\'s closing audit event');
@@ -400,6 +406,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     ], false);
     this.version = 0;
     this.opts.onVersion?.(v, { round: 0, ms: 0, participants: 0, rejected: 0 });
+    this.events.emit({ type: 'version.published', version: 0, round: 0, at: Date.now() });
     if (!start) {
       this.finished = true; // the strategy refused round 1 (privacy budget); start() settles
       return;
@@ -411,6 +418,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   private async closeRound(why: string): Promise<void> {
     const r = this.round!;
     const t0 = Date.now();
+    const decided = performance.now();
     this.expireIncomplete(r);
     const result = r.aggregation.finish(r.rejections);
     const metrics: Record<string, number> = { ...result.metrics, roundMs: t0 - r.startedAt };
@@ -439,8 +447,11 @@ export class Aggregator implements Service<AggregatorSummary> {
     this.roundsRun++;
     this.weights = result.weights;
     const info = { round: r.round, ms: Date.now() - r.startedAt, participants: contributors.length, rejected: rejectedCount(r) };
-    this.log.info({ version: nextVersion, ...info, why, evalAccuracy: metrics.eval_accuracy }, 'published version');
+    this.log.info({ version: nextVersion, ...info, why, evalAccuracy: metrics.eval_accuracy }, roundLine(r.round, why, nextVersion, info, metrics.eval_accuracy));
     this.opts.onVersion?.(v, info);
+    this.events.emit({ type: 'round.decided', round: r.round, outcome: 'closed', why, decisionSeconds: secondsSince(decided), roundSeconds: (t0 - r.startedAt) / 1000,
+      accepted: contributors.length, rejected: info.rejected, version: nextVersion, ...(metrics.eval_accuracy === undefined ? {} : { evalAccuracy: metrics.eval_accuracy }) });
+    this.events.emit({ type: 'version.published', version: nextVersion, round: r.round, at: Date.now() });
     this.afterDecision(start);
   }
 
@@ -475,11 +486,14 @@ export class Aggregator implements Service<AggregatorSummary> {
     const c = this.control('EXTEND', r.round, r.baseVersion, r.deadline, [...r.selectedNodes], { extension: String(r.extensions) });
     // No offsets here: the updates accepted so far live only in memory until the round closes.
     await this.transact(`extend round ${r.round}`, [...this.audit('ROUND_EXTENDED', { round: r.round, reason: d.why }), ...controlOut(this.scope, c)], false);
-    this.log.warn({ round: r.round, accepted: r.acceptedIds.size, minUpdates: r.minUpdates, extension: r.extensions }, 'round below quorum at its deadline; extended');
+    this.log.warn({ round: r.round, accepted: r.acceptedIds.size, minUpdates: r.minUpdates, extension: r.extensions },
+      `round ${r.round} below quorum at its deadline (${r.acceptedIds.size} of ${r.minUpdates} updates); extended (extension ${r.extensions})`);
+    this.events.emit({ type: 'round.extended', round: r.round, extension: r.extensions, accepted: r.acceptedIds.size, minUpdates: r.minUpdates });
     this.armDeadline();
   }
 
   private async abandonRound(r: OpenRound, reason: string): Promise<void> {
+    const decided = performance.now();
     this.expireIncomplete(r);
     const out: ProducerRecord[] = [...r.pending];
     for (const [updateId, c] of r.contributors) {
@@ -493,7 +507,9 @@ export class Aggregator implements Service<AggregatorSummary> {
     r.aggregation.dispose?.();
     this.decidedRound = r.round;
     this.roundsRun++;
-    this.log.warn({ round: r.round, reason }, 'round abandoned');
+    this.log.warn({ round: r.round, reason }, `round ${r.round} abandoned: ${reason}; version ${this.version} stays current`);
+    this.events.emit({ type: 'round.decided', round: r.round, outcome: 'abandoned', why: reason, decisionSeconds: secondsSince(decided), roundSeconds: (Date.now() - r.startedAt) / 1000,
+      accepted: r.acceptedIds.size, rejected: rejectedCount(r), version: this.version });
     this.afterDecision(start);
   }
 
@@ -571,6 +587,12 @@ export class Aggregator implements Service<AggregatorSummary> {
   private maybeFault(point: FaultPoint, round: number): void {
     faultAt(this.opts.fault, point, round, this.log);
   }
+}
+
+/** The one human line per closed round: `round 3 closed (target reached): version 3, 5 updates, 1 rejected, eval accuracy 0.912, 4.2 s`. */
+export function roundLine(round: number, why: string, version: number, info: { ms: number; participants: number; rejected: number }, evalAccuracy: number | undefined): string {
+  const acc = evalAccuracy === undefined ? '' : `, eval accuracy ${evalAccuracy.toFixed(3)}`;
+  return `round ${round} closed (${why}): version ${version}, ${info.participants} update${info.participants === 1 ? '' : 's'}, ${info.rejected} rejected${acc}, ${(info.ms / 1000).toFixed(1)} s`;
 }
 
 /** ROUND_CLOSED details naming the updates whose weight limits.maxWeightShare clamped: `updateId:share before`. */

@@ -3,11 +3,10 @@
  * command files import this and nothing of each other.
  */
 import type { Command } from 'commander';
-import { FedStreamError, rootLogger } from '../common/index.ts';
-import { topicPrefix } from '../config/index.ts';
-import { applyOverrides, parseManifest, type Manifest, type Overrides } from '../config/index.ts';
+import { ConfigError, FedStreamError, rootLogger, type Instrumentation, type Service } from '../common/index.ts';
+import { applyOverrides, parseManifest, topicPrefix, type Manifest, type Overrides } from '../config/index.ts';
 import { loadSigner, type Signer } from '../protocol/index.ts';
-import { loadPipeline } from '../service/index.ts';
+import { loadPipeline, type MetricsRole } from '../service/index.ts';
 
 /** Options shared by every command that runs a pipeline. */
 export interface PipelineFlags extends Overrides {
@@ -79,4 +78,39 @@ export function requireKafka(m: Manifest, command: string): void {
     `fedstream ${command} needs a Kafka cluster: pass --kafka <host:port[,host:port]> or set FEDSTREAM_KAFKA (or kafka.brokers in the manifest). ` +
     `Without one it would run on a private in-memory transport that no other process can reach (only \`fedstream demo\` runs everything in one process)`,
     { details: { command, pipeline: topicPrefix(m), flag: '--kafka', env: 'FEDSTREAM_KAFKA', field: 'kafka.brokers' } });
+}
+
+/** `--metrics-port` and `--metrics-host` of the long-running commands (aggregator, node, sink). */
+export interface MetricsFlags {
+  metricsPort?: string;
+  metricsHost?: string;
+}
+
+export function withMetricsOptions(cmd: Command): Command {
+  return cmd
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://<metrics-host>:<port>/metrics (0: any free port; env FEDSTREAM_METRICS_PORT; docs/operations.md)')
+    .option('--metrics-host <host>', 'address the metrics endpoint listens on (env FEDSTREAM_METRICS_HOST; 0.0.0.0 for a Prometheus on another host)', '127.0.0.1');
+}
+
+/** What a command does with its metrics: nothing without `--metrics-port`. */
+export interface CommandMetrics {
+  instrumentation: Instrumentation | undefined;
+  watch(service: Service<unknown>, figures?: () => Record<string, number | undefined>): void;
+  close(): Promise<void>;
+}
+
+/** Starts the metrics endpoint when `--metrics-port` (or FEDSTREAM_METRICS_PORT) is given. */
+export async function metricsFrom(flags: MetricsFlags, o: { role: MetricsRole; manifest: Manifest; nodeId?: string }, env: NodeJS.ProcessEnv = process.env): Promise<CommandMetrics> {
+  const raw = flags.metricsPort ?? (env.FEDSTREAM_METRICS_PORT || undefined);
+  if (raw === undefined) return { instrumentation: undefined, watch: () => undefined, close: async () => undefined };
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError('--metrics-port', `expected a TCP port number (0..65535), got "${raw}"`);
+  const { ProcessMetrics, serveMetrics } = await import('../service/index.ts');
+  const metrics = new ProcessMetrics({ role: o.role, pipeline: topicPrefix(o.manifest), ...(o.nodeId === undefined ? {} : { nodeId: o.nodeId }) });
+  const host = env.FEDSTREAM_METRICS_HOST && flags.metricsHost === '127.0.0.1' ? env.FEDSTREAM_METRICS_HOST : (flags.metricsHost ?? '127.0.0.1');
+  const server = await serveMetrics(metrics, { port: Number(raw), host, logger: rootLogger() });
+  return {
+    instrumentation: metrics.instrumentation,
+    watch: (service, figures) => metrics.watch(o.role, service, figures),
+    close: () => server.close(),
+  };
 }

@@ -5,3 +5,4 @@ export type * from './service.ts';
 export * from './bytes.ts';
 export * from './secrets.ts';
 export * from './tls-probe.ts';
+export * from './instrumentation.ts';

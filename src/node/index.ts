@@ -44,6 +44,7 @@ export interface CreateNodeOptions {
   /** This node's private key (`loadSigner(file)`), and the participants (default: the manifest's). */
   signer?: NodeOptions['signer'];
   registry?: NodeOptions['registry'];
+  instrumentation?: NodeOptions['instrumentation'];
 }
 
 /**
@@ -59,6 +60,6 @@ export async function createNode(o: CreateNodeOptions): Promise<FedNode> {
   const data = o.data ?? (o.dataPath ? loadDatasetFile(o.dataPath, { numClasses, features: product(m.model.inputShape) }) : nodeDataset(m, o.nodeId));
   return new FedNode({
     manifest: m, transport: o.transport, nodeId: o.nodeId, trainer: tfjsLocalTrainer(tf, data), logger: o.logger,
-    heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate, signer: o.signer, registry: o.registry,
+    heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate, signer: o.signer, registry: o.registry, instrumentation: o.instrumentation,
   });
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
-import { ConfigError, FedStreamError } from '../common/index.ts';
+import { ConfigError, FedStreamError, noInstrumentation, type Instrumentation } from '../common/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest, ModelSpec } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
@@ -32,6 +32,8 @@ export interface NodeOptions {
   signer?: Signer;
   /** The pipeline's participants (default: the manifest's, `participantRegistry`): control and versions are verified against them. */
   registry?: ParticipantRegistry;
+  /** Where the node's instrumentation events go (metrics); default nowhere. */
+  instrumentation?: Instrumentation;
   /** Called after each published update. */
   onUpdate?: (info: { round: number; updateId: string; numExamples: number; metrics: Record<string, number>; trainingMs: number }) => void;
 }
@@ -260,6 +262,7 @@ export class FedNode implements Service<void> {
     const prefix = `${roundConfigPath(round)}.`;
     const key = err.path.startsWith(prefix) ? err.path.slice(prefix.length) : err.path;
     this.log.error({ err, round, key }, `round ${round} refused: ${err.message}`);
+    (this.opts.instrumentation ?? noInstrumentation).emit({ type: 'node.refused', nodeId: this.opts.nodeId, round, code: err.code });
     const labels = { errorCode: err.code, key, path: err.path, action: 'round-skipped' };
     void this.sendTelemetry('ERROR', round, {}, labels, `round ${round} not trained: ${err.message}`)
       .catch((e) => this.log.warn({ err: e, round }, 'error event not sent'));
@@ -334,7 +337,13 @@ export class FedNode implements Service<void> {
     await this.sendTelemetry('TRAINING', round, { ...result.metrics, numExamples: result.numExamples, trainingMs: result.trainingMs }, { updateId, baseVersion: String(baseVersion) });
     this.roundsTrained++;
     this.state = 'idle';
-    this.log.info({ round, updateId, numExamples: result.numExamples, loss: result.metrics.loss, accuracy: result.metrics.accuracy, ms: result.trainingMs }, 'update published');
+    this.log.info({ round, updateId, numExamples: result.numExamples, loss: result.metrics.loss, accuracy: result.metrics.accuracy, ms: result.trainingMs },
+      trainedLine(round, baseVersion, result.numExamples, result.trainingMs, result.metrics));
+    (this.opts.instrumentation ?? noInstrumentation).emit({
+      type: 'node.trained', nodeId: this.opts.nodeId, round, trainingSeconds: result.trainingMs / 1000, numExamples: result.numExamples,
+      bytes: records.reduce((n, r) => n + (r.value?.length ?? 0), 0),
+      ...(result.metrics.loss === undefined ? {} : { loss: result.metrics.loss }), ...(result.metrics.accuracy === undefined ? {} : { accuracy: result.metrics.accuracy }),
+    });
     this.opts.onUpdate?.({ round, updateId, numExamples: result.numExamples, metrics: result.metrics, trainingMs: result.trainingMs });
   }
 
@@ -370,4 +379,10 @@ function hashSeed(s: string): number {
   let h = 2166136261;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return h >>> 0;
+}
+
+/** The one human line per trained round: `round 3: trained on 600 examples from version 2 in 1.2 s (loss 0.312, accuracy 0.905); update published`. */
+export function trainedLine(round: number, baseVersion: number, numExamples: number, trainingMs: number, metrics: Record<string, number>): string {
+  const parts = ['loss', 'accuracy'].filter((k) => typeof metrics[k] === 'number' && Number.isFinite(metrics[k])).map((k) => `${k} ${metrics[k]!.toFixed(3)}`);
+  return `round ${round}: trained on ${numExamples} examples from version ${baseVersion} in ${(trainingMs / 1000).toFixed(1)} s${parts.length ? ` (${parts.join(', ')})` : ''}; update published`;
 }

@@ -30,3 +30,4 @@ export {
 } from './wiring.ts';
 export { EXPORT_FORMATS, exportModel, type ExportFormat, type ExportOptions, type ExportResult, type LineageEntry } from './model-export.ts';
 export { formatStatus, pipelineStatus, type PipelineStatus, type StatusOptions } from './status.ts';
+export { ProcessMetrics, serveMetrics, type MetricsRole, type MetricsServer, type ProcessMetricsOptions } from './metrics.ts';

@@ -8,7 +8,7 @@
  */
 import type { Aggregator, AggregatorSummary, CreateAggregatorOptions } from '../aggregator/index.ts';
 import type { AnalyticsClient, Sink, SinkOptions } from '../analytics/index.ts';
-import type { Logger } from '../common/index.ts';
+import type { Instrumentation, Logger } from '../common/index.ts';
 import { ConfigError } from '../common/index.ts';
 import { applyOverrides, loadManifest, manifestNotes, topicPrefix, type Manifest, type Overrides } from '../config/index.ts';
 import { countParameters } from '../ml/index.ts';
@@ -78,6 +78,8 @@ export interface AggregatorServiceOptions {
   takeOver?: boolean;
   strategy?: CreateAggregatorOptions['strategy'];
   onVersion?: CreateAggregatorOptions['onVersion'];
+  /** Where its instrumentation events go (service/metrics.ts). */
+  instrumentation?: Instrumentation;
 }
 
 export interface NodeServiceOptions {
@@ -90,9 +92,11 @@ export interface NodeServiceOptions {
   onUpdate?: CreateNodeOptions['onUpdate'];
   /** A trainer of the caller's own (the demo's worker pool) instead of tfjs over the node's local data. */
   trainer?: LocalTrainer;
+  /** Where its instrumentation events go (service/metrics.ts). */
+  instrumentation?: Instrumentation;
 }
 
-export interface SinkServiceOptions extends Pick<SinkOptions, 'batchRows' | 'batchMs' | 'onFlush'> {
+export interface SinkServiceOptions extends Pick<SinkOptions, 'batchRows' | 'batchMs' | 'onFlush' | 'instrumentation'> {
   /** `done` resolves once the pipeline's FINISH is consumed and written; otherwise the sink runs until stopped. */
   untilFinished?: boolean;
 }
@@ -185,6 +189,7 @@ export class Composition {
       ...(o.takeOver ? { takeOver: true } : {}),
       ...(o.strategy ? { strategy: o.strategy } : {}),
       ...(o.onVersion ? { onVersion: o.onVersion } : {}),
+      ...(o.instrumentation ? { instrumentation: o.instrumentation } : {}),
       ...(signer ? { signer } : {}),
       registry,
     });
@@ -197,7 +202,7 @@ export class Composition {
     const registry = await this.registry();
     const signer = o.signer ?? this.signers?.(nodeId, 'node');
     const transport = await this.transport(nodeId);
-    const common = { manifest: this.manifest, transport, nodeId, logger: this.logger, heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate, signer, registry };
+    const common = { manifest: this.manifest, transport, nodeId, logger: this.logger, heartbeatMs: o.heartbeatMs, fault: o.fault, onUpdate: o.onUpdate, signer, registry, instrumentation: o.instrumentation };
     const node = o.trainer
       ? new FedNode({ ...common, trainer: o.trainer })
       : await createNode({ ...common, dataPath: o.dataPath, backend: o.backend });
@@ -219,6 +224,7 @@ export class Composition {
       ...(o.batchRows === undefined ? {} : { batchRows: o.batchRows }),
       ...(o.batchMs === undefined ? {} : { batchMs: o.batchMs }),
       ...(o.onFlush ? { onFlush: o.onFlush } : {}),
+      ...(o.instrumentation ? { instrumentation: o.instrumentation } : {}),
     });
     // untilFinished() is asked once the sink runs (it reads the control topic, which exists by then).
     let finished!: { resolve: () => void; reject: (err: unknown) => void };

@@ -363,6 +363,7 @@ export class Sink implements Service<SinkMetrics> {
     this.unpause('clickhouse');
     this.log.debug({ ...info, rowsTotal: Object.values(inserted).reduce((a, b) => a + b, 0) }, 'batch written');
     this.opts.onFlush?.(info);
+    this.opts.instrumentation?.emit({ type: 'sink.batch', seconds: info.ms / 1000, rows: { ...inserted }, messages: info.messages, deadLettered: info.deadLettered, retries, trigger: info.trigger });
   }
 
   /** Offsets to commit after `batch`: past its last record, but never past the first chunk of a payload still incomplete. */

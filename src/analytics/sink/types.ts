@@ -2,7 +2,7 @@
  * The sink's public types: its options, what each flush wrote, its counters and its health.
  */
 import type { FedStreamError } from '../../common/index.ts';
-import type { Logger } from '../../common/index.ts';
+import type { Instrumentation, Logger } from '../../common/index.ts';
 import type { Manifest } from '../../config/index.ts';
 import type { ServiceHealth } from '../../common/index.ts';
 import type { ParticipantRegistry } from '../../protocol/index.ts';
@@ -88,6 +88,8 @@ export interface SinkOptions {
   batchMs?: number;
   /** Called after each batch is inserted and committed. */
   onFlush?: (info: FlushInfo) => void;
+  /** Where the sink's instrumentation events go (metrics); default nowhere. */
+  instrumentation?: Instrumentation;
   /** Default `<tenant>.<pipeline>.sink`. */
   groupId?: string;
   /** Backoff of a failing batch: first delay (default 200 ms) and cap (default 10 s). Retries never stop. */

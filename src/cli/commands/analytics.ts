@@ -6,9 +6,9 @@ import type { EmbeddedEndpoint, SinkMetrics } from '../../analytics/index.ts';
 import { ConfigError, rootLogger } from '../../common/index.ts';
 import { topicPrefix } from '../../config/index.ts';
 import { runCommand, runService } from '../../service/index.ts';
-import { manifestFrom, requireKafka, withPipelineOptions, type PipelineFlags } from '../options.ts';
+import { manifestFrom, metricsFrom, requireKafka, withMetricsOptions, withPipelineOptions, type MetricsFlags, type PipelineFlags } from '../options.ts';
 
-interface SinkFlags extends PipelineFlags {
+interface SinkFlags extends PipelineFlags, MetricsFlags {
   untilFinished?: boolean;
   servePort?: string;
   /** commander's `--no-serve` sets `serve: false`. */
@@ -40,7 +40,7 @@ function progressLine(prefix: string, metrics: SinkMetrics): string {
 }
 
 export function registerAnalyticsCommands(program: Command): void {
-  withPipelineOptions(program.command('sink').description("copy the pipeline's telemetry, audit, rounds and update/version metadata into ClickHouse (consumer group <tenant>.<pipeline>.sink)"))
+  withMetricsOptions(withPipelineOptions(program.command('sink').description("copy the pipeline's telemetry, audit, rounds and update/version metadata into ClickHouse (consumer group <tenant>.<pipeline>.sink)")))
     .option('--until-finished', "exit once the pipeline's FINISH has been consumed and every topic is drained and written")
     .option('--batch-rows <n>', 'insert a batch at this many rows', '10000')
     .option('--batch-ms <ms>', 'or when its first record is this old', '1000')
@@ -59,6 +59,7 @@ export function registerAnalyticsCommands(program: Command): void {
       const prefix = topicPrefix(m);
       let timer: NodeJS.Timeout | undefined;
       let endpoint: EmbeddedEndpoint | undefined;
+      const metrics = await metricsFrom(flags, { role: 'sink', manifest: m });
       try {
         const analytics = await wiring.analytics();
         // The embedded engine is this process's alone: serve it so that report, status, health and Grafana can query it.
@@ -66,8 +67,12 @@ export function registerAnalyticsCommands(program: Command): void {
           const { serveEmbedded } = await import('../../analytics/index.ts');
           endpoint = await serveEmbedded(analytics, { logger, ...(flags.servePort ? { port: positiveInt(flags.servePort, '--serve-port', 0) } : {}) });
         }
-        const service = await wiring.sink({ batchRows, batchMs, untilFinished: flags.untilFinished ?? false });
+        const service = await wiring.sink({ batchRows, batchMs, untilFinished: flags.untilFinished ?? false, ...(metrics.instrumentation ? { instrumentation: metrics.instrumentation } : {}) });
         const sink = service.component;
+        metrics.watch(service, () => {
+          const s = sink.metrics();
+          return { lag: s.lag, bufferedRows: s.bufferedRows, paused: s.paused ? 1 : 0 };
+        });
         let started = false;
         await runService(service, {
           logger,
@@ -94,6 +99,7 @@ export function registerAnalyticsCommands(program: Command): void {
       } finally {
         if (timer) clearInterval(timer);
         await endpoint?.close().catch(() => undefined);
+        await metrics.close();
         await wiring.close().catch(() => undefined);
       }
     }));
