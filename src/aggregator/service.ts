@@ -210,6 +210,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     if (got.latest) {
       this.version = got.latest.version;
       this.weights = got.latest.weights;
+      this.events.emit({ type: 'version.recovered', version: this.version });
       if (got.latest.strategyState) {
         if (this.opts.strategy.restore) this.opts.strategy.restore(got.latest.strategyState);
         else this.log.warn({ version: this.version, strategy: this.opts.strategy.name }, 'the latest version carries a strategy state that this strategy cannot restore; ignored');

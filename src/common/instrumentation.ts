@@ -21,6 +21,8 @@ export type InstrumentationEvent =
   | { type: 'round.decided'; round: number; outcome: 'closed' | 'abandoned'; why: string; decisionSeconds: number; roundSeconds: number; accepted: number; rejected: number; version: number; evalAccuracy?: number }
   /** The round reached its deadline below quorum and was extended. */
   | { type: 'round.extended'; round: number; extension: number; accepted: number; minUpdates: number }
+  /** An aggregator that (re)started found this version as the latest on the models topic. */
+  | { type: 'version.recovered'; version: number }
   /** A model version was published (version 0 included). */
   | { type: 'version.published'; version: number; round: number; at: number }
   /** A node trained a round and published its update. */

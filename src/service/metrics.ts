@@ -59,12 +59,9 @@ export class ProcessMetrics {
         for (const w of watched) this.set({ service: w.service.name }, w.service.health().healthy ? 1 : 0);
       },
     });
-    const handlers = [aggregatorMetrics(r), nodeMetrics(r), sinkMetrics(r, watched)];
-    this.instrumentation = {
-      emit: (e) => {
-        for (const h of handlers) h(e);
-      },
-    };
+    // Only the role's own series: a node does not export an aggregator's zeros.
+    const handler = o.role === 'aggregator' ? aggregatorMetrics(r) : o.role === 'node' ? nodeMetrics(r) : sinkMetrics(r, watched);
+    this.instrumentation = { emit: handler };
   }
 
   /** Reads `service`'s health (and, for the sink, `figures`: lag, bufferedRows, paused) at every scrape. */
@@ -123,6 +120,9 @@ function aggregatorMetrics(registers: Registry[]): Handler {
         decision.observe({ outcome: e.outcome }, e.decisionSeconds);
         duration.observe({ outcome: e.outcome }, e.roundSeconds);
         if (e.evalAccuracy !== undefined && Number.isFinite(e.evalAccuracy)) accuracy.set(e.evalAccuracy);
+        return;
+      case 'version.recovered':
+        version.set(e.version);
         return;
       case 'version.published':
         version.set(e.version);

@@ -54,6 +54,8 @@ export interface PrometheusServer {
   url: string;
   /** An instant PromQL query's result vector (`/api/v1/query`). */
   query(promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  /** One line per scrape target: job, URL, health and last error (for failure messages). */
+  targets(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,10 @@ export async function startPrometheus(dir: string, jobs: ScrapeTarget[], o: { in
       const body = await res.json() as { status: string; error?: string; data: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
       if (body.status !== 'success') throw new Error(`PromQL ${promql}: ${body.error ?? res.status}`);
       return body.data.result;
+    },
+    targets: async () => {
+      const body = await (await fetch(`${url}/api/v1/targets`)).json() as { data: { activeTargets: Array<{ scrapePool: string; scrapeUrl: string; health: string; lastError: string }> } };
+      return body.data.activeTargets.map((t) => `${t.scrapePool} ${t.scrapeUrl} ${t.health} ${t.lastError}`).join('; ') || 'none';
     },
     stop: () => new Promise<void>((resolve) => {
       if (exited !== undefined) return resolve();

@@ -76,6 +76,8 @@ describe('process metrics', () => {
     expect(sample(nt, 'fedstream_node_update_sent_bytes_total')).toBe(4096);
     expect(sample(nt, 'fedstream_node_training_seconds_bucket', { le: '2.5' })).toBe(1);
     expect(sample(nt, 'fedstream_node_rounds_refused_total', { code: 'CONFIG_INVALID' })).toBe(1);
+    // Only a node's own series: no aggregator or sink zeros to confuse a query over every target.
+    expect(nt).not.toMatch(/^fedstream_(aggregator|model|sink)_/m);
 
     const sink = new ProcessMetrics({ role: 'sink', pipeline: 'acme.mnist', processMetrics: false });
     let lag = 40;
