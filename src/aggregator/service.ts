@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { encodeRoundConfig } from '../protocol/index.ts';
 import { ChunkedPayloadError, unpackTensors, weightsSha256, type AuditEventRecord, type ModelUpdateRecord, type RoundControlRecord } from '../codec/index.ts';
 import type { Weights } from '../codec/index.ts';
-import { noInstrumentation, retry, secondsSince, type Instrumentation } from '../common/index.ts';
+import { humanDuration, noInstrumentation, retry, secondsSince, type Instrumentation } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { HeartbeatFollower, ensureTopics, pipelineTopics, type PipelineTopics } from '../protocol/index.ts';
@@ -593,7 +593,7 @@ export class Aggregator implements Service<AggregatorSummary> {
 /** The one human line per closed round: `round 3 closed (target reached): version 3, 5 updates, 1 rejected, eval accuracy 0.912, 4.2 s`. */
 export function roundLine(round: number, why: string, version: number, info: { ms: number; participants: number; rejected: number }, evalAccuracy: number | undefined): string {
   const acc = evalAccuracy === undefined ? '' : `, eval accuracy ${evalAccuracy.toFixed(3)}`;
-  return `round ${round} closed (${why}): version ${version}, ${info.participants} update${info.participants === 1 ? '' : 's'}, ${info.rejected} rejected${acc}, ${(info.ms / 1000).toFixed(1)} s`;
+  return `round ${round} closed (${why}): version ${version}, ${info.participants} update${info.participants === 1 ? '' : 's'}, ${info.rejected} rejected${acc}, ${humanDuration(info.ms)}`;
 }
 
 /** ROUND_CLOSED details naming the updates whose weight limits.maxWeightShare clamped: `updateId:share before`. */

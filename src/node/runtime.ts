@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
-import { ConfigError, FedStreamError, noInstrumentation, type Instrumentation } from '../common/index.ts';
+import { ConfigError, FedStreamError, humanDuration, noInstrumentation, type Instrumentation } from '../common/index.ts';
 import { retry } from '../common/index.ts';
 import type { Manifest, ModelSpec } from '../config/index.ts';
 import { topicPrefix } from '../config/index.ts';
@@ -293,7 +293,7 @@ export class FedNode implements Service<void> {
       throw new FedStreamError('CODEC_CHECKSUM_MISMATCH', `model version ${baseVersion} does not match its sha256; not training on it`);
     }
     const spec = JSON.parse(version.modelSpec) as ModelSpec;
-    this.log.info({ round, baseVersion, ...config }, 'training');
+    this.log.info({ round, baseVersion, ...config }, `round ${round}: training from version ${baseVersion}`);
     if (this.opts.fault === `kill:mid-train:${round}`) {
       this.log.warn({ round }, 'fault injection: SIGKILL while training');
       process.kill(process.pid, 'SIGKILL');
@@ -384,5 +384,5 @@ function hashSeed(s: string): number {
 /** The one human line per trained round: `round 3: trained on 600 examples from version 2 in 1.2 s (loss 0.312, accuracy 0.905); update published`. */
 export function trainedLine(round: number, baseVersion: number, numExamples: number, trainingMs: number, metrics: Record<string, number>): string {
   const parts = ['loss', 'accuracy'].filter((k) => typeof metrics[k] === 'number' && Number.isFinite(metrics[k])).map((k) => `${k} ${metrics[k]!.toFixed(3)}`);
-  return `round ${round}: trained on ${numExamples} examples from version ${baseVersion} in ${(trainingMs / 1000).toFixed(1)} s${parts.length ? ` (${parts.join(', ')})` : ''}; update published`;
+  return `round ${round}: trained on ${numExamples} examples from version ${baseVersion} in ${humanDuration(trainingMs)}${parts.length ? ` (${parts.join(', ')})` : ''}; update published`;
 }

@@ -30,9 +30,9 @@ describe('process metrics', () => {
     e.emit({ type: 'round.started', round: 1, baseVersion: 0, deadline: 1_700_000_120_000, targetUpdates: 3, minUpdates: 2 });
     e.emit({ type: 'update.accepted', round: 1, nodeId: 'node-1', foldSeconds: 0.002 });
     e.emit({ type: 'update.accepted', round: 1, nodeId: 'node-2', foldSeconds: 0.004 });
-    e.emit({ type: 'update.rejected', round: 1, nodeId: 'node-3', code: 'stale_base_version' });
+    e.emit({ type: 'update.rejected', round: 1, nodeId: 'node-3', code: 'wrong_base_version' });
     e.emit({ type: 'update.rejected', round: 1, nodeId: null, code: 'undecodable' });
-    e.emit({ type: 'update.rejected', round: 1, nodeId: 'node-3', code: 'stale_base_version' });
+    e.emit({ type: 'update.rejected', round: 1, nodeId: 'node-3', code: 'wrong_base_version' });
     e.emit({ type: 'round.decided', round: 1, outcome: 'closed', why: 'deadline with 2 of 3 updates', decisionSeconds: 0.3, roundSeconds: 120, accepted: 2, rejected: 3, version: 1, evalAccuracy: 0.91 });
     e.emit({ type: 'version.published', version: 1, round: 1, at: 1_700_000_121_000 });
     const server = await serveMetrics(m, { port: 0 });
@@ -43,7 +43,7 @@ describe('process metrics', () => {
     const text = await res.text();
     const p = { pipeline: 'acme.mnist' };
     expect(sample(text, 'fedstream_aggregator_updates_accepted_total', p)).toBe(2);
-    expect(sample(text, 'fedstream_aggregator_updates_rejected_total', { ...p, reason: 'stale_base_version' })).toBe(2);
+    expect(sample(text, 'fedstream_aggregator_updates_rejected_total', { ...p, reason: 'wrong_base_version' })).toBe(2);
     expect(sample(text, 'fedstream_aggregator_updates_rejected_total', { reason: 'undecodable' })).toBe(1);
     expect(sample(text, 'fedstream_aggregator_rounds_total', { outcome: 'closed' })).toBe(1);
     expect(sample(text, 'fedstream_aggregator_rounds_total', { outcome: 'abandoned' })).toBe(0);

@@ -20,5 +20,5 @@
 import './kafkajs-crc.ts';
 
 export { KAFKA_RETRY_BUDGET_MS, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from './errors.ts';
-export { kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
+export { EXPECTED_BROKER_ERRORS, isExpectedBrokerError, kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
 export { createKafkaTransport, type KafkaTransportOptions } from './transport.ts';
