@@ -23,6 +23,7 @@ export const QUERY_NAMES = [
   'stragglers',
   'rejections_by_reason',
   'node_health',
+  'node_processes',
   'data_contributed',
   'lineage',
   'lineage_nodes',

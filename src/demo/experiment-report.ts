@@ -188,6 +188,7 @@ ${gapBullet(r)}- **Evaluation noise.** ${r.testExamples} held-out digits give an
 \`\`\`sh
 npx fedstream experiment fedavg-vs-fedsgd            # the table above (about ${Math.max(1, Math.round(r.durationMs / 60000))} min here)
 npx fedstream experiment fedavg-vs-fedsgd --quick    # a smoke run, seconds
+npx fedstream experiment fedavg-vs-fedsgd --markdown docs/fedavg-vs-fedsgd.md --json bench/results/fedavg-vs-fedsgd.json   # update this page
 npx fedstream experiment fedavg-vs-fedsgd --target 0.9 --max-rounds 1000 --nodes 100 --fraction 0.1
 \`\`\`
 `;

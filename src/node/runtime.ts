@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { packTensors, unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord, type TelemetryEventRecord, type ModelUpdateRecord } from '../codec/index.ts';
 import { ConfigError, FedStreamError, humanDuration, noInstrumentation, type Instrumentation } from '../common/index.ts';
@@ -350,7 +351,9 @@ export class FedNode implements Service<void> {
   private async sendHeartbeat(): Promise<void> {
     if (this.stopped && this.state !== 'finished') return;
     const mem = process.memoryUsage();
-    await this.sendTelemetry('HEARTBEAT', null, { uptimeS: (Date.now() - this.startedAt) / 1000, roundsTrained: this.roundsTrained, rssMb: mem.rss / 1048576 }, { state: this.state, backend: this.backend })
+    await this.sendTelemetry('HEARTBEAT', null, { uptimeS: (Date.now() - this.startedAt) / 1000, roundsTrained: this.roundsTrained, rssMb: mem.rss / 1048576 },
+      // Which process reports rssMb: several nodes in one process (the demo) share it, and a report shows it once.
+      { state: this.state, backend: this.backend, pid: String(process.pid), host: hostname() })
       .catch((err) => this.log.warn({ err }, 'heartbeat not sent'));
   }
 

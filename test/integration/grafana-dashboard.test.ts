@@ -5,7 +5,7 @@
  * that ClickHouse: each must succeed and return rows.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,5 +69,15 @@ describe('the Grafana dashboard on a demo run', () => {
     expect(rows.map((r) => Number(r.accepted))).toEqual([2, 2, 2]);
     const acc = targetsOf(d).find((t) => t.panel.title === 'Held-out accuracy by version')!.target;
     expect(await queryRows(analytics, expandMacros(interpolate(acc.rawSql!, vars), range), {}, 'accuracy')).toHaveLength(3);
+  });
+
+  it('the demo\'s report shows memory once per process (its nodes share one), the rounds that ran, nodes in natural order', () => {
+    const html = readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toMatch(/<dt>Rounds<\/dt><dd>2 decided \(2 closed, 0 abandoned\); the manifest asks for \d+<\/dd>/);
+    const health = html.slice(html.indexOf('<section id="health">'), html.indexOf('</section>', html.indexOf('<section id="health">')));
+    // Every node ran in the demo's one process: no per-node figure repeated three times, one process row instead.
+    expect((health.match(/<td class="r">shared \([^)]*pid \d+\)<\/td>/g) ?? []).length).toBe(3);
+    expect(health).toMatch(/<td>node-1, node-2, node-3<\/td><td class="r">\d+\.\d<\/td>/);
+    expect((health.match(/nodes in the process/g) ?? []).length).toBe(1);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, escapeXml, formatTick, heatmap, lineChart, niceTicks } from '../../src/analytics/reports/svg.ts';
+import { barChart, escapeXml, formatTick, heatmap, lineChart, niceTicks, textWidth } from '../../src/analytics/reports/svg.ts';
 
 /** Tags balance (every open tag closed, in order) and attributes are quoted: enough to catch broken markup. */
 function wellFormed(svg: string): void {
@@ -145,5 +145,37 @@ describe('heatmap', () => {
     expect(svg).toContain('fill-opacity="0.50"');
     expect(svg).toContain('<title>node node-2, round 1: nothing</title>');
     for (const label of ['>node-1</text>', '>node-2</text>', '>1</text>', '>3</text>', '>accepted</text>', '>not expected</text>']) expect(svg).toContain(label);
+  });
+});
+
+describe('barChart labels (issue 15)', () => {
+  const nodes = (n: number): string[] => Array.from({ length: n }, (_, i) => `node-${i + 1}`);
+  const labelsOf = (svg: string): Array<{ x: number; rotated: boolean; text: string }> =>
+    [...svg.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="(?:end|middle)" fill="[^"]+"( transform="rotate\(-45[^"]*")?>([^<]*)<\/text>/g)]
+      .map((m) => ({ x: Number(m[1]), rotated: Boolean(m[2]), text: m[3]! }))
+      .filter((l) => l.text.startsWith('node-') || l.text.startsWith('a-very'));
+
+  it('with 10 nodes the labels turn 45° (node-10 is wider than its band), with room below for them', () => {
+    const svg = barChart({ title: 't', xLabel: 'node', yLabel: 'updates', categories: nodes(10), series: [{ name: 'accepted', values: Array(10).fill(3) }], stacked: true });
+    const labels = labelsOf(svg);
+    expect(labels.map((l) => l.text)).toEqual(nodes(10));
+    expect(labels.every((l) => l.rotated)).toBe(true);
+  });
+
+  it('with 3 nodes they stay level and do not overlap', () => {
+    const svg = barChart({ title: 't', xLabel: 'node', yLabel: 'updates', categories: nodes(3), series: [{ name: 'accepted', values: [1, 2, 3] }], stacked: true });
+    const labels = labelsOf(svg);
+    expect(labels.every((l) => !l.rotated)).toBe(true);
+    for (let i = 1; i < labels.length; i++) {
+      const gap = labels[i]!.x - labels[i - 1]!.x;
+      expect(gap).toBeGreaterThan((textWidth(labels[i]!.text) + textWidth(labels[i - 1]!.text)) / 2);
+    }
+  });
+
+  it('a very long label is cut with an ellipsis; the bar\'s tooltip keeps it whole', () => {
+    const long = 'a-very-long-node-identifier-from-a-hospital-network';
+    const svg = barChart({ title: 't', xLabel: 'node', yLabel: 'updates', categories: [long], series: [{ name: 'accepted', values: [1] }] });
+    expect(labelsOf(svg)[0]!.text).toBe(`${long.slice(0, 23)}…`);
+    expect(svg).toContain(`<title>${long} — accepted: 1</title>`);
   });
 });

@@ -17,7 +17,7 @@ import type { AnalyticsClient } from '../clickhouse/client.ts';
 import { toAnalyticsError } from '../clickhouse/errors.ts';
 import { SCHEMA_VARIABLE_DEFAULTS, retentionVariables } from '../clickhouse/ddl.ts';
 import type { Block, Document, Report, Section } from './document.ts';
-import { engine, fixed, int, num, optNum, q, retentionText, stamp, str, time, type Row } from './format.ts';
+import { engine, fixed, int, naturalCompare, num, optNum, q, retentionText, stamp, str, time, type Row } from './format.ts';
 import { renderHtml } from './html.ts';
 import { privacyBlocks } from './privacy.ts';
 import { renderMarkdown } from './markdown.ts';
@@ -237,6 +237,9 @@ export async function complianceReport(o: ComplianceReportOptions): Promise<Comp
     q(analytics, m, 'rejections_by_reason'),
     retentionInForce(analytics, m),
   ]);
+  // Nodes in natural order (node-2 before node-10), as every report lists them; the lineage by version first.
+  nodes.sort((a, b) => naturalCompare(String(a.node_id), String(b.node_id)));
+  lineage.sort((a, b) => num(b.version) - num(a.version) || naturalCompare(String(a.node_id), String(b.node_id)) || String(a.update_id).localeCompare(String(b.update_id)));
   const topicHashes = o.transport ? await hashesOnTopic(o.transport, m, target, o.logger) : undefined;
   const chainScope = target === undefined ? chainRows : chainRows.filter((r) => num(r.version) <= target);
   const chain = checkChain(chainScope, topicHashes, target);

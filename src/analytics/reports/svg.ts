@@ -234,13 +234,28 @@ export interface BarChartOptions {
   stacked?: boolean;
 }
 
+/** Category labels longer than this are cut with an ellipsis. */
+const MAX_LABEL_CHARS = 24;
+
+/** Estimated width in px of `text` at the charts' 12 px sans-serif (an average glyph ~0.6 em; digits and capitals wider than i, l). */
+export function textWidth(text: string): number {
+  let w = 0;
+  for (const ch of text) w += /[il.,:;|!'` ]/.test(ch) ? 3.5 : /[A-Zmw@%]/.test(ch) ? 9.5 : 7;
+  return w;
+}
+
 export function barChart(o: BarChartOptions): string {
   const series = o.series.map((s, i) => ({ ...s, color: s.color ?? PALETTE[i % PALETTE.length]! }));
-  const rotate = o.categories.length > 10 || o.categories.some((c) => c.length > 8);
   const width = o.width ?? Math.max(480, Math.min(1000, 100 + o.categories.length * (o.stacked ? 36 : 18 * Math.max(2, series.length))));
   const plotWidth = width - 64 - 20;
+  // Labels that do not fit their band side by side (10 nodes: "node-10" is wider than a 40 px band) turn 45°,
+  // with room below for the longest; a very long one is cut (the bar's tooltip has it whole).
+  const labels = o.categories.map((c) => (c.length > MAX_LABEL_CHARS ? `${c.slice(0, MAX_LABEL_CHARS - 1)}…` : c));
+  const widest = Math.max(0, ...labels.map(textWidth));
+  const rotate = o.categories.length > 0 && widest > plotWidth / o.categories.length - 6;
+  const bottom = rotate ? Math.ceil(30 + widest * Math.SQRT1_2) : 46;
   const lrows = legendRows(series.map((s) => s.name), plotWidth);
-  const f: Frame = { width, height: o.height ?? (rotate ? 360 : 320), left: 64, right: 20, top: 44 + lrows * 16, bottom: rotate ? 96 : 46 };
+  const f: Frame = { width, height: o.height ?? 274 + bottom + lrows * 16, left: 64, right: 20, top: 44 + lrows * 16, bottom };
   let svg = open(o.title, f, `${o.yLabel} by ${o.xLabel}: ${series.map((s) => s.name).join(', ')}`);
   const totals = o.categories.map((_, i) => o.stacked
     ? series.reduce((sum, s) => sum + Math.max(0, s.values[i] ?? 0), 0)
@@ -279,9 +294,10 @@ export function barChart(o: BarChartOptions): string {
     });
     const cx = f.left + i * band + band / 2;
     const ly = f.top + ph + 16;
+    const label = escapeXml(labels[i]!);
     parts.push(rotate
-      ? `<text x="${n(cx)}" y="${ly}" text-anchor="end" fill="${AXIS}" transform="rotate(-45 ${n(cx)} ${ly})">${escapeXml(cat)}</text>`
-      : `<text x="${n(cx)}" y="${ly}" text-anchor="middle" fill="${AXIS}">${escapeXml(cat)}</text>`);
+      ? `<text x="${n(cx)}" y="${ly}" text-anchor="end" fill="${AXIS}" transform="rotate(-45 ${n(cx)} ${ly})">${label}</text>`
+      : `<text x="${n(cx)}" y="${ly}" text-anchor="middle" fill="${AXIS}">${label}</text>`);
   });
   svg += `<g class="grid">${parts.join('')}</g><g class="bars">${bars.join('')}</g>`;
   svg += `<g class="axes"><line x1="${f.left}" y1="${f.top}" x2="${f.left}" y2="${f.top + ph}" stroke="${AXIS}"/><line x1="${f.left}" y1="${f.top + ph}" x2="${f.left + pw}" y2="${f.top + ph}" stroke="${AXIS}"/></g>`;

@@ -30,7 +30,7 @@ export interface TrainingReport extends Report {
 export async function trainingReport(o: TrainingReportOptions): Promise<TrainingReport> {
   const { analytics, manifest: m } = o;
   const now = o.now ?? new Date();
-  const [convergence, participation, matrix, rounds, stragglers, reasons, contributed, health] = await Promise.all([
+  const [convergence, participation, matrix, rounds, stragglers, reasons, contributed, health, processes] = await Promise.all([
     q(analytics, m, 'convergence'),
     q(analytics, m, 'participation'),
     q(analytics, m, 'participation_matrix'),
@@ -39,6 +39,7 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     q(analytics, m, 'rejections_by_reason'),
     q(analytics, m, 'data_contributed'),
     q(analytics, m, 'node_health'),
+    q(analytics, m, 'node_processes'),
   ]);
   // Differential privacy (privacy.ts): one header line, only when the manifest has a privacy section.
   const privacy = m.privacy ? privacyLine(m, await q(analytics, m, 'privacy')) : undefined;
@@ -65,6 +66,7 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
   sections.push({ id: 'summary', title: 'Summary', blocks: [{ kind: 'list', items: summary }] });
 
   // Convergence
+  const roundTime = new Map(rounds.map((r) => [String(r.round), r.duration_ms]));
   const byVersion = (key: string): Array<[number, number | null]> => convergence.map((c) => [num(c.version), optNum(c[key])]);
   const accValues = convergence.flatMap((c) => [optNum(c.eval_accuracy), optNum(c.train_accuracy)]).filter((v): v is number => v !== null);
   const unitRange = accValues.length > 0 && accValues.every((v) => v >= 0 && v <= 1);
@@ -86,7 +88,9 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
         kind: 'table',
         headers: ['version', 'round', 'contributors', 'examples', 'rejected', 'eval accuracy', 'eval loss', 'train accuracy', 'train loss', 'round time', 'published (UTC)'],
         align: ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
-        rows: convergence.map((c) => [str(c.version), str(c.round), int(c.contributors), int(c.total_examples), int(c.rejected), pct(c.eval_accuracy), fixed(c.eval_loss), pct(c.train_accuracy), fixed(c.train_loss), ms(c.round_ms), time(c.created_at)]),
+        // The round's time from one source for every table: the control records (round_summary's duration_ms,
+        // START to CLOSE), not the aggregator's in-memory clock, which restarts with the process.
+        rows: convergence.map((c) => [str(c.version), str(c.round), int(c.contributors), int(c.total_examples), int(c.rejected), pct(c.eval_accuracy), fixed(c.eval_loss), pct(c.train_accuracy), fixed(c.train_loss), ms(roundTime.get(String(c.round))), time(c.created_at)]),
         empty: 'No versions yet.',
       },
     ],
@@ -270,6 +274,21 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     if (rss !== null) e.rss = Math.max(e.rss ?? 0, rss);
     healthByNode.set(id, e);
   }
+  // Memory belongs to processes: a node's own figure only where the node is its own process; a process that ran
+  // several nodes (the demo) is shown once, in the table below, never once per node.
+  const processOf = new Map<string, { label: string; nodes: string[] }>();
+  const processRows: string[][] = [];
+  for (const p of processes) {
+    const nodes = (Array.isArray(p.nodes) ? p.nodes.map(String) : []).sort(naturalCompare);
+    const label = `${str(p.host)} pid ${str(p.pid)}`;
+    for (const n of nodes) processOf.set(n, { label, nodes });
+    processRows.push([str(p.host), str(p.pid), nodes.join(', '), fixed(p.peak_rss_mb, 1)]);
+  }
+  const rssCell = (id: string, rss: number | undefined): string => {
+    const p = processOf.get(id);
+    if (p && p.nodes.length > 1) return `shared (${p.label})`;
+    return rss === undefined ? '—' : fixed(rss, 1);
+  };
   sections.push({
     id: 'health',
     title: 'Node health',
@@ -277,17 +296,27 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
       kind: 'table',
       headers: ['node', 'heartbeats', 'telemetry events', 'active minutes', 'last seen (UTC)', 'peak RSS (MB)'],
       align: ['l', 'r', 'r', 'r', 'l', 'r'],
-      rows: [...healthByNode].sort((a, b) => naturalCompare(a[0], b[0])).map(([id, e]) => [id, int(e.heartbeats), int(e.events), int(e.minutes), time(e.lastSeen), e.rss === undefined ? '—' : fixed(e.rss, 1)]),
+      rows: [...healthByNode].sort((a, b) => naturalCompare(a[0], b[0])).map(([id, e]) => [id, int(e.heartbeats), int(e.events), int(e.minutes), time(e.lastSeen), rssCell(id, e.rss)]),
       empty: 'No telemetry yet.',
-    }],
+    }, ...(processRows.length > 0 ? [{
+      kind: 'table' as const,
+      headers: ['host', 'pid', 'nodes in the process', 'peak RSS (MB)'],
+      align: ['l', 'r', 'l', 'r'] as Array<'l' | 'r'>,
+      rows: processRows.sort((a, b) => naturalCompare(a[2]!, b[2]!)),
+      empty: 'No process reported its memory.',
+    }] : [])],
   });
 
+  const closed = rounds.filter((r) => r.outcome === 'closed').length;
+  const decided = closed + rounds.filter((r) => r.outcome === 'abandoned').length;
   const doc: Document = {
     title: `Training report: ${m.tenant}/${m.name}`,
     subtitle: m.description ?? 'Convergence and participation of a federated learning pipeline.',
     meta: [
       { key: 'Pipeline', value: `${m.tenant}/${m.name}` },
-      { key: 'Strategy', value: `${strategyLabel(m.strategy)}, ${m.rounds.count} rounds, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
+      { key: 'Strategy', value: `${strategyLabel(m.strategy)}, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
+      // The rounds that ran (from ClickHouse), not the manifest's count, which a run may not have reached or may have raised.
+      { key: 'Rounds', value: `${decided} decided (${closed} closed, ${decided - closed} abandoned)${rounds.length > decided ? `, ${rounds.length - decided} open` : ''}; the manifest asks for ${m.rounds.count}` },
       ...(privacy ? [{ key: 'Privacy', value: privacy }] : []),
       { key: 'Training', value: `${m.training.epochs} epoch${m.training.epochs === 1 ? '' : 's'}, batch ${m.training.batchSize}, ${m.training.optimizer} at learning rate ${m.training.learningRate}` },
       { key: 'Source', value: engine(analytics) },

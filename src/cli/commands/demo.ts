@@ -1,6 +1,6 @@
 /** `fedstream demo` and `fedstream experiment`: the whole pipeline on one machine, and the research runs. */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ConfigError, createLogger, rootLogger, setRootLogger } from '../../common/index.ts';
 import { DEFAULTS } from '../../config/index.ts';
@@ -56,6 +56,7 @@ interface ExperimentFlags {
   seed: string;
   quick?: boolean;
   workers?: string;
+  out: string;
   json?: string;
   markdown?: string;
   only?: string;
@@ -157,15 +158,18 @@ export function registerDemoCommands(program: Command): void {
     .option('--learning-rates <list>', 'η per setting instead of the tuned ones, e.g. fedavg-iid=0.2,fedsgd-non-iid=0.5')
     .option('--lr-grid', 'instead: run every setting with every η of the grid (slow) and write the grid JSON')
     .option('--grid <file>', 'the η grid JSON (written by --lr-grid; its table goes into the Markdown when present)', 'bench/results/fedavg-vs-fedsgd-lr-grid.json')
-    .option('--json <file>', 'results JSON (default bench/results/fedavg-vs-fedsgd.json)')
-    .option('--markdown <file>', 'results Markdown (default docs/fedavg-vs-fedsgd.md)')
+    .option('--out <dir>', 'output folder of the results JSON and Markdown (default fedstream-experiment)', 'fedstream-experiment')
+    .option('--json <file>', 'results JSON (default <out>/fedavg-vs-fedsgd.json; bench/results/fedavg-vs-fedsgd.json is the tracked one)')
+    .option('--markdown <file>', 'results Markdown (default <out>/fedavg-vs-fedsgd.md; pass docs/fedavg-vs-fedsgd.md to update the tracked doc)')
     .action((flags: ExperimentFlags, cmd: Command) => runCommand(async () => {
       quietLogger(cmd);
       const { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } = await import('../../demo/index.ts');
       const only = flags.only?.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseSetting(s, '--only'));
       const learningRates = parseLearningRates(flags.learningRates);
-      const json = resolve(flags.json ?? (flags.quick ? 'fedstream-experiment/fedavg-vs-fedsgd-quick.json' : 'bench/results/fedavg-vs-fedsgd.json'));
-      const markdown = resolve(flags.markdown ?? (flags.quick ? 'fedstream-experiment/fedavg-vs-fedsgd-quick.md' : 'docs/fedavg-vs-fedsgd.md'));
+      // Results go under the output folder unless a file is named: a run never overwrites a tracked doc by default.
+      const stem = flags.quick ? 'fedavg-vs-fedsgd-quick' : 'fedavg-vs-fedsgd';
+      const json = resolve(flags.json ?? join(flags.out, `${stem}.json`));
+      const markdown = resolve(flags.markdown ?? join(flags.out, `${stem}.md`));
       const tty = Boolean(process.stderr.isTTY);
       const target = float(flags.target, '--target')!;
       let lastPlain = 0;
