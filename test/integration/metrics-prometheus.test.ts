@@ -22,11 +22,11 @@ async function scalar(p: PrometheusServer, q: string): Promise<number> {
 describe('Prometheus scrapes the aggregator, sink and nodes', () => {
   it('rounds, accepted and rejected updates, versions, decision latency, sink rows and node training time are queryable with PromQL', async () => {
     const brokers = kafkaBrokers();
-    // Rounds paced by their deadline (a target of 3 that two nodes never reach; a quorum of 2 at 1.5 s), and many
+    // Rounds paced by their deadline (a target of 3 that two nodes never reach; a quorum of 2 at 3 s: room for both nodes' training on a loaded machine), and many
     // of them: the test stops the processes once Prometheus has seen enough.
     const m = smallManifest({
       data: { source: 'mnist', nodes: 2, partition: 'iid', testExamples: 200, trainExamples: 400, seed: 5 },
-      rounds: { count: 500, targetUpdates: 3, minUpdates: 2, timeoutMs: 1_500 },
+      rounds: { count: 500, targetUpdates: 3, minUpdates: 2, timeoutMs: 3_000 },
     });
     const { file, dir } = writeManifest(m);
     const [aggPort, sinkPort, n1Port, n2Port] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -54,7 +54,7 @@ describe('Prometheus scrapes the aggregator, sink and nodes', () => {
     await waitFor(async () => (await scalar(prom, `fedstream_model_version{${sel}}`)) >= 3
       && (await scalar(prom, `sum(fedstream_sink_rows_inserted_total{${sel}})`)) > 0
       && (await scalar(prom, `sum(fedstream_node_rounds_trained_total{${sel}})`)) >= 6, {
-      timeoutMs: 150_000, intervalMs: 500, what: 'Prometheus to see version 3, sink rows and 6 trained rounds',
+      timeoutMs: 360_000, intervalMs: 500, what: 'Prometheus to see version 3, sink rows and 6 trained rounds',
     }).catch(async (err: unknown) => {
       throw new Error(`${String(err)}; Prometheus targets: ${await prom.targets()}`);
     });
@@ -70,11 +70,11 @@ describe('Prometheus scrapes the aggregator, sink and nodes', () => {
     expect(accepted).toBeGreaterThanOrEqual(2 * closed);
     expect(await scalar(prom, `fedstream_aggregator_round_target_updates{${sel}}`)).toBe(3);
     expect(await scalar(prom, `fedstream_aggregator_round_min_updates{${sel}}`)).toBe(2);
-    // Each round lasted about its 1.5 s deadline (timed from when the aggregator opened it, a little after the
+    // Each round lasted about its 3 s deadline (timed from when the aggregator opened it, a little after the
     // deadline was set): none closed early, as the target of 3 is never met.
     const meanRound = await scalar(prom, `fedstream_aggregator_round_duration_seconds_sum{${sel}, outcome="closed"} / fedstream_aggregator_round_duration_seconds_count{${sel}, outcome="closed"}`);
     expect(meanRound).toBeGreaterThan(1.0);
-    expect(meanRound).toBeLessThan(10);
+    expect(meanRound).toBeLessThan(20);
     expect(await scalar(prom, `fedstream_aggregator_updates_rejected_total{${sel}, reason="undecodable"}`)).toBe(1);
     expect(await scalar(prom, `sum(fedstream_aggregator_updates_rejected_total{${sel}})`)).toBe(1);
     expect(await scalar(prom, `fedstream_model_versions_published_total{${sel}}`)).toBeGreaterThanOrEqual(4);
@@ -106,5 +106,5 @@ describe('Prometheus scrapes the aggregator, sink and nodes', () => {
 
     for (const p of [agg, sink, ...nodes]) p.kill('SIGTERM');
     await Promise.all([agg, sink, ...nodes].map((p) => p.exited));
-  });
+  }, 480_000);
 });
