@@ -41,26 +41,44 @@ export async function transact(o: TransactOptions): Promise<void> {
       o.slot.producer = o.transport.producer({ transactionalId: o.transactionalId, idempotent: true });
       await o.slot.producer.connect();
     }
-    const tx = await o.slot.producer.transaction();
+    const tx = await o.slot.producer.transaction().catch((err: unknown) => { throw retriableBeforeCommit(err, false); });
+    let committing = false;
     try {
       // One send: the transport keeps the records' order per partition (chunks of a payload stay in order)
       // and splits requests at the broker's size limit; 106 awaited sends cost ~140 ms (docs/performance.md).
       await tx.send(o.records);
       if (o.offsets.length) await tx.sendOffsets(o.groupId, o.offsets);
       o.beforeCommit?.();
+      committing = true;
       await tx.commit();
     } catch (err) {
       await tx.abort().catch(() => undefined);
-      throw err;
+      throw retriableBeforeCommit(err, committing);
     }
   }, {
-    retries: 20,
+    // With the delays below, about 90 s: a broker restarted on a loaded machine is back well within it.
+    retries: 25,
     initialDelayMs: 200,
     maxDelayMs: 5_000,
     onRetry: (err, attempt, delayMs) => o.log.warn({ err, attempt, delayMs, what: o.what }, 'transaction failed; retrying'),
   }).catch((err) => {
     throw isFedStreamError(err) ? err : new FedStreamError('TRANSPORT_TRANSACTION', `${o.what}: ${(err as Error).message}`, { cause: err });
   });
+}
+
+/**
+ * A failed transaction's error as `transact` retries it. The transport marks every error inside a transaction as not
+ * retriable in place (TRANSPORT_TRANSACTION, kafkajs' own verdict kept as `details.kafkaRetriable`): a call is never
+ * repeated inside a transaction. The whole transaction is, though, when it certainly did not commit — it failed before
+ * the commit was asked (a send or the offsets, e.g. the broker down for a restart) and was aborted — and kafkajs
+ * called the cause transient. A failed commit is never retried here: it may have committed (the answer lost), and
+ * sending the records again would publish them twice; the aggregator stops and a restart recovers from the log.
+ * Fencing is never retried.
+ */
+export function retriableBeforeCommit(err: unknown, committing: boolean): unknown {
+  if (committing || !isFedStreamError(err) || err.retriable || err.code === 'TRANSPORT_FENCED') return err;
+  if (err.details.kafkaRetriable !== true) return err;
+  return new FedStreamError(err.code, err.message, { cause: err, retriable: true, details: { ...err.details, retriedWholeTransaction: true } });
 }
 
 /**
