@@ -81,6 +81,19 @@ describe('kafka transport', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 
+  it('deleteTopics is retried and idempotent: three clients deleting the same topics at once all succeed, the topics are gone', async () => {
+    const transports = [0, 1, 2].map(() => createKafkaTransport({ brokers: brokers() }));
+    for (const t of transports) deferCleanup(() => t.close());
+    const topics = [await createTestTopic(transports[0]!), await createTestTopic(transports[0]!)];
+    // The broker answers all but the first deletion of a topic "This server does not host this topic-partition"
+    // (retriable): the retried attempt lists the topics again and finds nothing left to delete.
+    const admins = transports.map((t) => t.admin());
+    await Promise.all(admins.map((a) => a.deleteTopics(topics)));
+    const left = await admins[0]!.listTopics();
+    expect(left.filter((t) => topics.includes(t))).toEqual([]);
+    await Promise.all(admins.map((a) => a.close()));
+  });
+
   it.skipIf(!canStartBrokers())('keeps producing and consuming across a broker restart (on a private broker)', async () => {
     const broker = await startPrivateBroker();
     const transport = createKafkaTransport({ brokers: [broker.brokers] });

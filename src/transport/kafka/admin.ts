@@ -98,12 +98,19 @@ export class KafkaAdmin implements Admin {
     return created.filter((t): t is string => t !== undefined);
   }
 
+  /**
+   * Deletes those of `topics` that exist. Retried like createTopics while the broker's answer is retriable: each attempt
+   * lists the topics again and deletes only those still present, so it may be repeated — an attempt that failed after
+   * the broker deleted a topic (a timeout on a loaded machine, a connection lost, another client deleting it first:
+   * "This server does not host this topic-partition") leaves the next one less to do, never an error.
+   */
   async deleteTopics(topics: string[]): Promise<void> {
     const admin = await this.ready();
-    const existing = new Set(await this.read('admin: list topics', () => admin.listTopics()));
-    const present = topics.filter((t) => existing.has(t));
-    if (present.length === 0) return;
-    await this.call(`admin: delete topics ${present.join(', ')}`, () => admin.deleteTopics({ topics: present }));
+    await this.read(`admin: delete topics ${topics.join(', ')}`, async () => {
+      const existing = new Set(await admin.listTopics());
+      const present = topics.filter((t) => existing.has(t));
+      if (present.length > 0) await admin.deleteTopics({ topics: present });
+    }, topics.join(', '), { topicExists: true });
   }
 
   async listTopics(): Promise<string[]> {
