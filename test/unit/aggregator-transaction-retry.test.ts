@@ -8,7 +8,7 @@
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.ts';
-import { FedStreamError } from '../../src/common/errors.ts';
+import type { FedStreamError } from '../../src/common/errors.ts';
 import { retriableBeforeCommit, transact } from '../../src/aggregator/transaction.ts';
 import { fromKafkaJsError } from '../../src/transport/kafka/index.ts';
 import { readToEnd } from '../../src/protocol/log.ts';
