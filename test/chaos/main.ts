@@ -15,6 +15,9 @@ const faults = Number(values.faults);
 if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`--seed: expected a non-negative integer, got ${values.seed}`);
 if (!Number.isSafeInteger(faults) || faults < 1) throw new Error(`--faults: expected a positive integer, got ${values.faults}`);
 
+// Ctrl-C or a kill: exit through the 'exit' handlers, which stop this run's processes and broker (processes.ts).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+
 const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
 process.stdout.write(`chaos run: seed ${seed}, ${faults} faults (replay: npm run chaos -- --seed ${seed} --faults ${faults})\n`);

@@ -21,6 +21,20 @@ export interface Proc {
   tail(lines?: number): string;
 }
 
+/** What this process started and must not leave behind if it exits early (a test timeout, Ctrl-C). */
+const children = new Set<ChildProcess>();
+const brokerPidFiles = new Set<string>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const f of brokerPidFiles) {
+    try {
+      process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGKILL');
+    } catch {
+      // stopped already
+    }
+  }
+});
+
 /** Runs `fedstream <args>`; stdout and stderr (JSON logs) go to `<dir>/<name>.log`. */
 export function spawnFedstream(args: string[], o: { dir: string; name: string; env?: Record<string, string> }): Proc {
   const logFile = path.join(o.dir, `${o.name}.log`);
@@ -32,7 +46,8 @@ export function spawnFedstream(args: string[], o: { dir: string; name: string; e
   });
   child.stdout!.pipe(out, { end: false });
   child.stderr!.pipe(out, { end: false });
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  children.add(child);
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => { children.delete(child); resolve(code ?? signal ?? -1); }));
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
   return {
     name: o.name,
@@ -78,10 +93,15 @@ export async function startBroker(stateDir: string): Promise<ChaosBroker> {
   const stdout = await kafkaScript('start', stateDir);
   const brokers = /^KAFKA_BROKERS=(\S+)$/m.exec(stdout)?.[1];
   if (!brokers) throw new Error(`node scripts/kafka.mjs start printed no KAFKA_BROKERS line (state dir ${stateDir})`);
+  const pidFile = path.join(stateDir, 'broker.pid');
+  brokerPidFiles.add(pidFile);
   return {
     brokers,
     restart: async () => void (await kafkaScript('restart', stateDir)),
-    clean: async () => void (await kafkaScript('clean', stateDir)),
+    clean: async () => {
+      await kafkaScript('clean', stateDir);
+      brokerPidFiles.delete(pidFile);
+    },
   };
 }
 
