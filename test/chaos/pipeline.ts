@@ -2,7 +2,7 @@
  * The pipeline under chaos: its manifest (a small model, every round waiting for all nodes), and the supervisor that
  * starts the aggregator, the nodes and the sink as real processes and starts each again after a fault.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseManifest, type Manifest } from '../../src/config/manifest.ts';
@@ -57,6 +57,7 @@ export class Supervisor {
   readonly history: Proc[] = [];
   private readonly counts = new Map<Role, number>();
   private maxRound = 0;
+  private readonly readUpTo = new Map<string, number>();
 
   constructor(private readonly o: { dir: string; file: string; brokers: string; nodeIds: string[] }) {}
 
@@ -102,9 +103,35 @@ export class Supervisor {
     for (const id of this.o.nodeIds) {
       const p = this.procs.get(id as Role);
       if (!p) continue;
-      for (const m of p.log().matchAll(/"round":(\d+)[^\n]*"msg":"training"/g)) this.maxRound = Math.max(this.maxRound, Number(m[1]));
+      for (const line of this.newLines(p.logFile)) {
+        const m = /"round":(\d+)[^\n]*"msg":"training"/.exec(line);
+        if (m) this.maxRound = Math.max(this.maxRound, Number(m[1]));
+      }
     }
     return this.maxRound;
+  }
+
+  /** Complete lines appended to a log file since the last call (read from where the last call stopped). */
+  private newLines(file: string): string[] {
+    const at = this.readUpTo.get(file) ?? 0;
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      return [];
+    }
+    if (size <= at) return [];
+    const buf = Buffer.alloc(size - at);
+    const fd = openSync(file, 'r');
+    try {
+      readSync(fd, buf, 0, buf.length, at);
+    } finally {
+      closeSync(fd);
+    }
+    const end = buf.lastIndexOf(0x0a);
+    if (end < 0) return [];
+    this.readUpTo.set(file, at + end + 1);
+    return buf.subarray(0, end).toString('utf8').split('\n');
   }
 
   /** True once the aggregator exited 0 (the pipeline finished). */
