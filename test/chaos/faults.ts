@@ -84,7 +84,8 @@ export async function inject(f: PlannedFault, c: FaultContext): Promise<string> 
       const target = round + 1;
       await sup.kill('aggregator');
       const armed = sup.start('aggregator', { FEDSTREAM_FAULT: `kill:${point}:${target}` });
-      const how = await Promise.race([armed.exited, waitForFinish(sup)]);
+      await waitFor(() => !armed.alive(), RECOVERY_WAIT_MS, () => `the aggregator armed with kill:${point}:${target} to die at its fault`);
+      const how = await armed.exited;
       if (how !== 'SIGKILL') throw new Error(`the aggregator armed with kill:${point}:${target} exited with ${how}; log tail:\n${armed.tail()}`);
       if (!/fault injection: SIGKILL/.test(armed.log())) throw new Error(`the aggregator armed with kill:${point}:${target} died without its fault; log tail:\n${armed.tail()}`);
       sup.start('aggregator');
@@ -125,9 +126,4 @@ export async function inject(f: PlannedFault, c: FaultContext): Promise<string> 
       return `${f.node} stopped (SIGSTOP) for ${(f.durationMs / 1000).toFixed(1)} s in round ${round}`;
     }
   }
-}
-
-async function waitForFinish(sup: Supervisor): Promise<string> {
-  await waitFor(() => sup.finished(), RECOVERY_WAIT_MS, () => 'the armed aggregator to die at its fault');
-  return 'finished';
 }
