@@ -2,11 +2,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   Consumer as KafkaJsConsumer,
+  ConsumerRunConfig,
   EachBatchPayload,
   Kafka as KafkaJsClient,
 } from 'kafkajs';
 import { FedStreamError, type Logger } from '../../common/index.ts';
-import { closedError, mapped, mappedWithRetry } from './errors.ts';
+import { closedError, crashedOnOutage, mapped, mappedWithRetry } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import { toTransportMessage } from './records.ts';
 import type {
@@ -131,12 +132,16 @@ export class KafkaConsumer implements Consumer {
       // kafkajs emits REBALANCING when a heartbeat or fetch is answered REBALANCE_IN_PROGRESS, before it rejoins.
       c.on(c.events.REBALANCING, () => onRebalance());
     }
+    let started = false;
     c.on(c.events.CRASH, (e) => {
       if (e.payload.restart) this.logger.warn({ err: e.payload.error }, 'kafka consumer crashed; kafkajs restarts it');
-      else this.logger.error({ err: e.payload.error }, 'kafka consumer crashed and stopped');
+      else if (started && this.state === 'running' && crashedOnOutage(e.payload.error)) {
+        // As kafkajs does after a retriable crash: a new group member from the committed offsets (errors.ts).
+        this.logger.warn({ err: e.payload.error }, 'kafka consumer stopped on a broker outage; starting it again');
+        this.restartAfterOutage(runConfig);
+      } else this.logger.error({ err: e.payload.error }, 'kafka consumer crashed and stopped');
     });
-    await mapped(`consumer ${this.options.groupId}: run`, () =>
-      c.run({
+    const runConfig: ConsumerRunConfig = {
         autoCommit: options.autoCommit ?? false,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
@@ -157,9 +162,22 @@ export class KafkaConsumer implements Consumer {
           };
           await insideBatchOf.run(this, () => eachBatch(mappedBatch, { resolveOffset: resolve, heartbeat, isRunning: () => isRunning() && !isStale() }));
         },
-      }),
-    );
+    };
+    await mapped(`consumer ${this.options.groupId}: run`, () => c.run(runConfig));
     await mapped(`consumer ${this.options.groupId}: start`, () => ready, { security: this.ctx?.security, resource: { 'consumer group': this.options.groupId, topic: this.topics.join(', ') } });
+    started = true;
+  }
+
+  /** Connects and runs the stopped kafkajs consumer again, every 2 s while the broker refuses, until it runs or is closed. */
+  private restartAfterOutage(runConfig: ConsumerRunConfig): void {
+    const attempt = (): void => {
+      if (this.state !== 'running') return;
+      this.consumer.connect().then(() => this.consumer.run(runConfig)).catch((err: unknown) => {
+        this.logger.warn({ err }, 'starting the kafka consumer again failed; retrying in 2 s');
+        setTimeout(attempt, 2_000);
+      });
+    };
+    setTimeout(attempt, 1_000);
   }
 
   async commitOffsets(offsets: TopicPartitionOffset[]): Promise<void> {

@@ -159,3 +159,25 @@ export async function mappedWithRetry<T>(operation: string, fn: () => Promise<T>
 export function closedError(what: string): FedStreamError {
   return new FedStreamError('TRANSPORT_CLOSED', `${what} is closed`);
 }
+
+/** kafkajs errors that mean "the broker is not there right now", whatever kafkajs' own retriable flag says. */
+const OUTAGE_NAMES = new Set([
+  'KafkaJSGroupCoordinatorNotFound', 'KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError',
+  'KafkaJSBrokerNotFound', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSMetadataNotLoaded',
+]);
+
+/**
+ * Whether a consumer that kafkajs stopped after a crash (its CRASH event with `restart: false`) stopped on a broker
+ * outage, and is started again by the transport. kafkajs restarts a crashed consumer only when the crash's innermost
+ * cause is retriable; "Failed to find group coordinator" (every broker refusing connections, e.g. the broker
+ * restarting for longer than kafkajs' retries) is a KafkaJSNonRetriableError by class, so the consumer stopped for
+ * good and its process ended with nothing left to run (found by the chaos run, docs/reliability.md). Authorization,
+ * TLS and protocol errors are not outages.
+ */
+export function crashedOnOutage(err: unknown): boolean {
+  for (let e = err as KafkaJsErrorLike | undefined, depth = 0; e && depth < 10; e = e.cause as KafkaJsErrorLike | undefined, depth++) {
+    if (OUTAGE_NAMES.has(e.name ?? '')) return true;
+  }
+  return false;
+}
+
