@@ -18,7 +18,9 @@ export { FedAvgM, fedavgmOptions, type FedAvgMOptions } from './strategies/fedav
 export { FedAdagrad, fedadagradOptions, type FedAdagradOptions } from './strategies/fedadagrad.ts';
 export { FedAdam, fedadamOptions, type FedAdamOptions } from './strategies/fedadam.ts';
 export { FedYogi, fedyogiOptions, type FedYogiOptions } from './strategies/fedyogi.ts';
-export { DEFAULT_MEMORY_BUDGET_BYTES, BufferedAggregation, RobustStrategy, memoryBudgetOption, type BufferedOptions, type RoundUpdates } from './strategies/buffered.ts';
+export { DEFAULT_MEMORY_BUDGET_BYTES, BufferedAggregation, RobustStrategy, memoryBudgetOption, type BlockRule, type BufferedOptions, type KeptUpdate } from './strategies/buffered.ts';
+export { aggregateFromLog, blockSize } from './strategies/spill.ts';
+export { updatesLogReader, type LogPosition, type UpdateLogReader } from './log-reread.ts';
 export { FedMedian, fedmedianOptions, type FedMedianOptions } from './strategies/fedmedian.ts';
 export { FedTrimmedAvg, fedtrimmedavgOptions, type FedTrimmedAvgOptions } from './strategies/fedtrimmedavg.ts';
 export { Krum, krumOptions, type KrumOptions } from './strategies/krum.ts';

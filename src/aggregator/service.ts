@@ -18,6 +18,7 @@ import { faultAt, transact, type FaultPoint, type ProducerSlot } from './transac
 import type { AggregatorOptions, AggregatorSummary } from './options.ts';
 import { boundsDetails, healthOf, openRound, policyState, rejectedCount, validationState, type OpenRound, type Phase } from './open-round.ts';
 import { UpdatesLog } from './updates-log.ts';
+import { updatesLogReader, type UpdateLogReader } from './log-reread.ts';
 import { awaitNoLiveHolder, fencedError, isFenced } from './ownership.ts';
 import { saneMetrics, validateUpdate, validationLimits } from './validate.ts';
 
@@ -43,6 +44,8 @@ export class Aggregator implements Service<AggregatorSummary> {
   private readonly updates: UpdatesLog;
   /** The nodes' heartbeats, followed when `rounds.targetAliveNodes` is on. */
   private readonly liveness: HeartbeatFollower | undefined;
+  /** Reads accepted updates again (robust strategies beyond their memory budget). */
+  private readonly reread: UpdateLogReader;
   private readonly slot: ProducerSlot = { producer: undefined as unknown as Producer };
   private readonly events: Instrumentation;
   private version = -1;
@@ -72,11 +75,12 @@ export class Aggregator implements Service<AggregatorSummary> {
     checkOwnKey(this.registry, opts.signer, this.registry.aggregatorId, 'aggregator');
     this.scope = { manifest: this.m, topics: this.topics, ...(opts.signer ? { signer: opts.signer } : {}) };
     this.updates = new UpdatesLog(this.t, this.topics.updates, this.m.limits);
+    this.log = opts.logger.child({ component: 'aggregator', pipeline: topicPrefix(this.m) });
+    this.reread = updatesLogReader(this.t, this.topics.updates, this.m.limits, this.log);
     this.policy = roundPolicy(this.m);
     this.liveness = this.m.rounds.targetAliveNodes ? new HeartbeatFollower(this.t, this.m, this.topics.telemetry, this.m.rounds.aliveWindowMs, opts.logger.child({ component: 'aggregator-liveness' })) : undefined;
     this.groupId = `${topicPrefix(this.m)}.aggregator`;
     this.transactionalId = `${topicPrefix(this.m)}.aggregator`;
-    this.log = opts.logger.child({ component: 'aggregator', pipeline: topicPrefix(this.m) });
     this.events = opts.instrumentation ?? noInstrumentation;
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => undefined);
@@ -246,7 +250,7 @@ export class Aggregator implements Service<AggregatorSummary> {
   }
 
   private openRound(c: RoundControlRecord, extensions: number): void {
-    const aggregation = this.opts.strategy.begin(this.weights, { round: Number(c.round), baseVersion: Number(c.baseVersion), knownNodes: this.opts.knownNodes ?? [] });
+    const aggregation = this.opts.strategy.begin(this.weights, { round: Number(c.round), baseVersion: Number(c.baseVersion), knownNodes: this.opts.knownNodes ?? [], log: this.reread });
     this.round = openRound(c, extensions, aggregation, Date.now());
     this.events.emit({ type: 'round.started', round: this.round.round, baseVersion: this.round.baseVersion, deadline: this.round.deadline, targetUpdates: this.round.targetUpdates, minUpdates: this.round.minUpdates });
   }
@@ -309,7 +313,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const metrics = saneMetrics(update.metrics, this.m.limits.maxMetricAbs);
     if (metrics.dropped.length) this.log.info({ round: r.round, nodeId: update.nodeId, updateId: update.updateId, dropped: metrics.dropped }, 'metrics out of range; not averaged');
     const foldStart = performance.now();
-    r.aggregation.fold({ updateId: update.updateId, nodeId: update.nodeId, round: r.round, numExamples: candidate.numExamples, weights, metrics: metrics.kept });
+    r.aggregation.fold({ updateId: update.updateId, nodeId: update.nodeId, round: r.round, numExamples: candidate.numExamples, weights, metrics: metrics.kept, source: { partition: p.partition, offset: p.firstOffset } });
     this.events.emit({ type: 'update.accepted', round: r.round, nodeId: update.nodeId, foldSeconds: secondsSince(foldStart) });
     r.acceptedIds.add(update.updateId);
     r.contributedNodes.add(update.nodeId);
@@ -421,6 +425,7 @@ export class Aggregator implements Service<AggregatorSummary> {
     const t0 = Date.now();
     const decided = performance.now();
     this.expireIncomplete(r);
+    await r.aggregation.settle?.();
     const result = r.aggregation.finish(r.rejections);
     const metrics: Record<string, number> = { ...result.metrics, roundMs: t0 - r.startedAt };
     if (this.opts.evaluate) Object.assign(metrics, await this.opts.evaluate(result.weights));

@@ -1,6 +1,7 @@
 import type { Weights } from '../codec/index.ts';
 import type { FedStreamError } from '../common/index.ts';
 import type { RoundConfig } from '../protocol/index.ts';
+import type { LogPosition, UpdateLogReader } from './log-reread.ts';
 
 /** An update that passed validation, in memory. */
 export interface AcceptedUpdate {
@@ -10,6 +11,13 @@ export interface AcceptedUpdate {
   numExamples: number;
   weights: Weights;
   metrics: Record<string, number>;
+  /** Where the update lies in the updates topic (its first chunk), when it came from there: a strategy may read it again. */
+  source?: LogPosition;
+  /**
+   * Set by a wrapper that folded w' = w_t + (w − w_t) · deltaScale instead of the update w as logged (Clipped's norm
+   * clipping); whoever reads the update again from the log applies the same scale. Absent: 1.
+   */
+  deltaScale?: number;
 }
 
 /** A rejected update: partial failure is data (as Flower's `failures`). */
@@ -28,6 +36,8 @@ export interface RoundContext {
   baseVersion: number;
   /** Nodes known to the pipeline (from the manifest or from heartbeats); empty when unknown. */
   knownNodes: string[];
+  /** Reads accepted updates again from the updates topic (a robust strategy beyond its memory budget); absent in tests without a log. */
+  log?: UpdateLogReader;
 }
 
 export interface RoundPlan {
@@ -77,6 +87,12 @@ export interface Aggregation {
    * next round's. `finish` does the same on its own.
    */
   dispose?(): void;
+  /**
+   * Optional: asynchronous work `finish` needs first; the aggregator awaits it just before `finish`. A robust
+   * aggregation beyond its memory budget re-reads the round's updates from the log here (strategies/spill.ts).
+   * Wrappers forward it.
+   */
+  settle?(): Promise<void>;
   /** Number of updates folded so far. */
   readonly count: number;
   /** Produces the new weights, given the rejections too (a strategy may refuse to aggregate). */

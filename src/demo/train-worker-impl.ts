@@ -47,6 +47,18 @@ function dataFor(manifest: Manifest, nodeId: string): Dataset {
   return data;
 }
 
+/** The same examples with each label y replaced by C − 1 − y (C classes), cached per dataset. */
+const flips = new WeakMap<Dataset, Dataset>();
+function flipped(d: Dataset): Dataset {
+  let f = flips.get(d);
+  if (!f) {
+    const labels = d.labels.map((y) => d.numClasses - 1 - y);
+    f = { ...d, labels };
+    flips.set(d, f);
+  }
+  return f;
+}
+
 /** Owns each tensor's buffer outright, so that it can be transferred. */
 function transferable(weights: Weights): { weights: Weights; buffers: ArrayBuffer[] } {
   const out = weights.map((w) => {
@@ -59,7 +71,8 @@ function transferable(weights: Weights): { weights: Weights; buffers: ArrayBuffe
 async function handle(req: TrainRequest): Promise<void> {
   try {
     const backend = await initBackend(req.backend as BackendName | undefined, { logger });
-    const data = dataFor(req.manifest, req.nodeId);
+    const own = dataFor(req.manifest, req.nodeId);
+    const data = req.flipLabels ? flipped(own) : own;
     const r = await trainer.train({
       spec: req.spec,
       weights: req.weights,

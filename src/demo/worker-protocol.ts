@@ -14,6 +14,8 @@ export interface TrainRequest {
   /** The round's training configuration (epochs, batch size, learning rate, optimizer, …), honoured key by key. */
   config: RoundConfig;
   seed: number;
+  /** Train on labels y → numClasses − 1 − y (a label-flipping Byzantine node, node/byzantine.ts). */
+  flipLabels?: boolean;
   /** The tfjs backend to ask for (default: the usual order). */
   backend?: string;
 }

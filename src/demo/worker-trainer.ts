@@ -80,15 +80,16 @@ export class WorkerPoolTrainer {
   }
 
   /** The {@link LocalTrainer} of one node: its jobs go to whichever worker is free. */
-  trainerFor(nodeId: string): LocalTrainer {
-    return { train: (input) => this.train(nodeId, input) };
+  trainerFor(nodeId: string, o: { flipLabels?: boolean } = {}): LocalTrainer {
+    return { train: (input) => this.train(nodeId, input, this.opts.manifest, o.flipLabels ?? false) };
   }
 
   /**
    * Trains `nodeId` on its own data from `input.weights`; the weights are copied to the worker, never detached.
-   * `manifest` (default: the pool's) says where the node's data comes from.
+   * `manifest` (default: the pool's) says where the node's data comes from. `flipLabels`: train on labels y → C−1−y
+   * (a label-flipping Byzantine node of `fedstream experiment robustness`, node/byzantine.ts).
    */
-  train(nodeId: string, input: TrainInput, manifest: Manifest = this.opts.manifest): Promise<WorkerTrainResult> {
+  train(nodeId: string, input: TrainInput, manifest: Manifest = this.opts.manifest, flipLabels = false): Promise<WorkerTrainResult> {
     if (this.closed) return Promise.reject(new FedStreamError('TRANSPORT_CLOSED', 'the training worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({
@@ -99,6 +100,7 @@ export class WorkerPoolTrainer {
           weights: input.weights,
           config: input.config,
           seed: input.seed,
+          ...(flipLabels ? { flipLabels } : {}),
           ...(this.opts.backend ? { backend: this.opts.backend } : {}),
         },
         resolve,

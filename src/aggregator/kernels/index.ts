@@ -6,4 +6,4 @@
 export { WeightedSum, foldScaledScalar, type WeightedSumOptions } from './weighted-sum.ts';
 export { BLOCK as KERNEL_BLOCK, MAX_K as KERNEL_MAX_K, kernelModule, kernelModuleBytes } from './wasm.ts';
 export { helperCount, helpersReady, startHelpers } from './threads.ts';
-export { clipToNorm, coordinateMedian, krumScores, krumSelect, pairwiseSquaredDistances, trimmedMean } from './robust.ts';
+export { accumulateSquaredDistances, clipToNorm, coordinateMedian, krumScores, krumSelect, pairwiseSquaredDistances, scaleFromBase, trimmedMean } from './robust.ts';

@@ -72,14 +72,25 @@ export function trimmedMean(updates: readonly Float32Array[], beta: number, out?
  * row-major float64 matrix, zero on the diagonal. Time O(n² · P) (each pair once), memory O(n²).
  */
 export function pairwiseSquaredDistances(updates: readonly Float32Array[]): Float64Array {
-  const p = checkSame(updates);
-  const n = updates.length;
-  const d = new Float64Array(n * n);
+  checkSame(updates);
+  return accumulateSquaredDistances(updates, new Float64Array(updates.length * updates.length));
+}
+
+/**
+ * Adds a block of coordinates to running pairwise squared distances: for every pair, continues the sum
+ * d[i·n + k] += Σ_j (x^i_j − x^k_j)² over the block's coordinates, in order. Fed the blocks of a model in coordinate
+ * order, starting from zeros, it computes exactly (bit for bit) what {@link pairwiseSquaredDistances} computes over
+ * the whole vectors: the same float64 additions in the same order. In: n rows of the block's B coordinates; `d` n × n.
+ */
+export function accumulateSquaredDistances(rows: readonly Float32Array[], d: Float64Array): Float64Array {
+  const p = checkSame(rows);
+  const n = rows.length;
+  if (d.length !== n * n) throw new FedStreamError('INTERNAL', `a ${d.length}-element distance matrix for ${n} updates`);
   for (let i = 0; i < n; i++) {
-    const a = updates[i]!;
+    const a = rows[i]!;
     for (let k = i + 1; k < n; k++) {
-      const b = updates[k]!;
-      let s = 0;
+      const b = rows[k]!;
+      let s = d[i * n + k]!;
       for (let j = 0; j < p; j++) {
         const x = a[j]! - b[j]!;
         s += x * x;
@@ -153,11 +164,16 @@ export function clipToNorm(values: readonly Float32Array[], base: readonly Float
   const norm = Math.sqrt(sq);
   const scale = Math.min(1, clipNorm / norm);
   if (!(scale < 1)) return { values: [...values], norm, scale: 1 };
-  const out = values.map((v, t) => {
-    const b = base[t]!;
-    const o = new Float32Array(v.length);
-    for (let j = 0; j < v.length; j++) o[j] = b[j]! + (v[j]! - b[j]!) * scale;
-    return o;
-  });
+  const out = values.map((v, t) => scaleFromBase(v, base[t]!, scale, new Float32Array(v.length)));
   return { values: out, norm, scale };
+}
+
+/**
+ * out_j = b_j + (v_j − b_j) · scale, each rounded to float32 once: the clipped update of {@link clipToNorm}, also
+ * applied, with the scale recorded at fold time, when a robust strategy re-reads an update from the log in blocks
+ * (strategies/spill.ts), so that both paths give the same bits. `v`, `b`, `out` of one length (a block or a tensor).
+ */
+export function scaleFromBase(v: Float32Array, b: Float32Array, scale: number, out: Float32Array): Float32Array {
+  for (let j = 0; j < v.length; j++) out[j] = b[j]! + (v[j]! - b[j]!) * scale;
+  return out;
 }

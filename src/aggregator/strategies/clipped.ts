@@ -66,6 +66,10 @@ class ClippedAggregation implements Aggregation {
     this.inner.flush?.();
   }
 
+  settle(): Promise<void> {
+    return this.inner.settle?.() ?? Promise.resolve();
+  }
+
   dispose(): void {
     this.inner.dispose?.();
   }
@@ -80,7 +84,7 @@ class ClippedAggregation implements Aggregation {
     // The clipped copy is folded; the update's own arrays are left as they came (given back if they were a slot
     // reserved from the inner aggregation; `release` ignores any other arrays).
     this.inner.release?.(update.weights.map((t) => t.values));
-    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })) });
+    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })), deltaScale: c.scale });
   }
 
   finish(rejections: Rejection[]): AggregateResult {

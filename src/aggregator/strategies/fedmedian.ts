@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { coordinateMedian } from '../kernels/index.ts';
-import { type BufferedOptions, RobustStrategy, type RoundUpdates, memoryBudgetOption, uniform } from './buffered.ts';
+import { type BlockRule, type BufferedOptions, type KeptUpdate, RobustStrategy, memoryBudgetOption, uniform } from './buffered.ts';
 import { fractionOption } from './fedavg.ts';
 
 /**
@@ -31,7 +31,7 @@ export class FedMedian extends RobustStrategy {
     super(o);
   }
 
-  protected rule({ vectors }: RoundUpdates) {
-    return { values: coordinateMedian(vectors), weights: uniform(vectors.length) };
+  protected rule(updates: readonly KeptUpdate[]): BlockRule {
+    return { combine: (rows, out) => coordinateMedian(rows, out), shares: () => uniform(updates.length) };
   }
 }

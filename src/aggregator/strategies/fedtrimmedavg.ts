@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { trimmedMean } from '../kernels/index.ts';
-import { type BufferedOptions, RobustStrategy, type RoundUpdates, memoryBudgetOption, uniform } from './buffered.ts';
+import { type BlockRule, type BufferedOptions, type KeptUpdate, RobustStrategy, memoryBudgetOption, uniform } from './buffered.ts';
 import { fractionOption } from './fedavg.ts';
 
 /**
@@ -36,7 +36,7 @@ export class FedTrimmedAvg extends RobustStrategy {
     super(o);
   }
 
-  protected rule({ vectors }: RoundUpdates) {
-    return { values: trimmedMean(vectors, this.o.beta), weights: uniform(vectors.length) };
+  protected rule(updates: readonly KeptUpdate[]): BlockRule {
+    return { combine: (rows, out) => trimmedMean(rows, this.o.beta, out), shares: () => uniform(updates.length) };
   }
 }

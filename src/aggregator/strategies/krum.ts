@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { krumScores, krumSelect, pairwiseSquaredDistances } from '../kernels/index.ts';
-import { type BufferedOptions, RobustStrategy, type RoundUpdates, memoryBudgetOption } from './buffered.ts';
+import { accumulateSquaredDistances, krumScores, krumSelect } from '../kernels/index.ts';
+import { type BlockRule, type BufferedOptions, type KeptUpdate, RobustStrategy, memoryBudgetOption } from './buffered.ts';
 import { fractionOption } from './fedavg.ts';
 
 /**
@@ -42,23 +42,43 @@ export class Krum extends RobustStrategy {
     super(o);
   }
 
-  protected rule({ vectors, updates }: RoundUpdates) {
-    const n = vectors.length;
-    const scores = krumScores(pairwiseSquaredDistances(vectors), n, this.o.numMaliciousClients);
-    const kept = krumSelect(scores, this.o.numClientsToKeep);
-    const weights = new Array<number>(n).fill(0);
-    if (this.o.numClientsToKeep === 0) {
-      weights[kept[0]!] = 1;
-      return { values: vectors[kept[0]!]!.slice(), weights };
-    }
-    const total = kept.reduce((a, k) => a + updates[k]!.numExamples, 0);
-    const sums = new Float64Array(vectors[0]!.length);
-    for (const k of kept) {
-      const v = vectors[k]!;
-      const nk = updates[k]!.numExamples;
-      for (let j = 0; j < v.length; j++) sums[j] = sums[j]! + v[j]! * nk;
-      weights[k] = nk / total;
-    }
-    return { values: Float32Array.from(sums, (s) => s / total), weights };
+  /**
+   * Distances are running sums over the blocks (`scan`); the choice is made once they are complete; `combine` then
+   * takes the chosen update's coordinates (Krum) or the example-weighted mean of the kept ones (Multi-Krum), each
+   * coordinate on its own, as a float64 sum in the kept order rounded to float32 once.
+   */
+  protected rule(updates: readonly KeptUpdate[]): BlockRule {
+    const n = updates.length;
+    const d = new Float64Array(n * n);
+    let kept: number[] | undefined;
+    const choose = () => (kept ??= krumSelect(krumScores(d, n, this.o.numMaliciousClients), this.o.numClientsToKeep));
+    const multi = this.o.numClientsToKeep > 0;
+    return {
+      scan: (rows) => void accumulateSquaredDistances(rows, d),
+      combine: (rows, out) => {
+        const k = choose();
+        if (!multi) {
+          out.set(rows[k[0]!]!);
+          return;
+        }
+        const total = k.reduce((a, i) => a + updates[i]!.numExamples, 0);
+        for (let j = 0; j < out.length; j++) {
+          let s = 0;
+          for (const i of k) s += rows[i]![j]! * updates[i]!.numExamples;
+          out[j] = s / total;
+        }
+      },
+      shares: () => {
+        const k = choose();
+        const weights = new Array<number>(n).fill(0);
+        if (!multi) {
+          weights[k[0]!] = 1;
+          return weights;
+        }
+        const total = k.reduce((a, i) => a + updates[i]!.numExamples, 0);
+        for (const i of k) weights[i] = updates[i]!.numExamples / total;
+        return weights;
+      },
+    };
   }
 }
