@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Aggregator } from '../src/aggregator/index.ts';
-import { FedAvg, trainingConfig } from '../src/aggregator/index.ts';
+import { FedAvg, strategyFor, trainingConfig } from '../src/aggregator/index.ts';
 import type { AcceptedUpdate, Aggregation, Rejection, RoundContext, Strategy } from '../src/aggregator/strategy.ts';
 import type { Weights } from '../src/codec/types.ts';
 import { createLogger } from '../src/common/logger.ts';
@@ -27,6 +27,8 @@ export interface AggChildConfig {
   manifest: unknown;
   shapes: { name: string; shape: number[] }[];
   reportFolds: boolean;
+  /** A strategy section (`{ name: 'fedmedian', memoryBudgetBytes }`, bench/robust.ts); absent: FedAvg. */
+  strategy?: Record<string, unknown>;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as AggChildConfig;
@@ -68,6 +70,11 @@ class TimedStrategy implements Strategy {
       reserve: () => agg.reserve?.(),
       release: (values: Float32Array[] | undefined) => agg.release?.(values),
       flush: () => agg.flush?.(),
+      // A robust strategy beyond its budget re-reads the round from the log here: timed as part of finish.
+      settle: async () => {
+        cur.finishStart = now();
+        await agg.settle?.();
+      },
       dispose: () => agg.dispose?.(),
       fold(u: AcceptedUpdate) {
         agg.fold(u);
@@ -75,7 +82,7 @@ class TimedStrategy implements Strategy {
         if (config.reportFolds) send({ type: 'fold', round: ctx.round, count: agg.count, at: cur.lastFold });
       },
       finish(rejections: Rejection[]) {
-        cur.finishStart = now();
+        if (!agg.settle) cur.finishStart = now();
         const r = agg.finish(rejections);
         cur.finishEnd = now();
         return r;
@@ -144,7 +151,8 @@ async function main(): Promise<void> {
   const manifest = parseManifest(config.manifest);
   const logger = createLogger(process.env.BENCH_LOG_LEVEL ?? 'warn');
   const transport = timedTransport(createKafkaTransport({ brokers: config.brokers.split(','), clientId: 'bench-aggregator', logger }));
-  const strategy = new TimedStrategy(new FedAvg({ config: trainingConfig(manifest), fraction: 1, seed: 1 }));
+  const inner = config.strategy ? strategyFor({ ...manifest, strategy: config.strategy as typeof manifest.strategy }) : new FedAvg({ config: trainingConfig(manifest), fraction: 1, seed: 1 });
+  const strategy = new TimedStrategy(inner);
   const agg = new Aggregator({
     manifest,
     transport,
@@ -161,6 +169,7 @@ async function main(): Promise<void> {
         participants: info.participants,
         rejected: info.rejected,
         roundMs: info.ms,
+        metrics: v.metrics,
         at: now(),
         breakdown: {
           lastFoldAt: c.lastFold,

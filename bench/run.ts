@@ -5,7 +5,7 @@
  *
  *   npm run bench                       full run (5-6 minutes on 2 cores)
  *   npm run bench -- --quick            every section in a reduced form (CI smoke, about 1.5 minutes)
- *   npm run bench -- --only=aggregate,decision   some sections only (aggregate, decision, ingest, producer, scale), to partial.json
+ *   npm run bench -- --only=aggregate,decision   some sections only (aggregate, decision, ingest, producer, scale, robust), to partial.json
  *   npm run bench -- --no-docs          do not touch docs/performance.md
  *
  * Each section is independent: a failing section is recorded with its error and the run goes on; the exit code
@@ -20,9 +20,10 @@ import { benchIngest } from './ingest.ts';
 import { benchProducer } from './producer.ts';
 import { renderDocs } from './report.ts';
 import { benchScale } from './scale.ts';
+import { benchRobust } from './robust.ts';
 import { ROOT, machine, progress, round, startBroker, type Broker } from './lib.ts';
 
-const SECTIONS = ['aggregate', 'decision', 'ingest', 'producer', 'scale'] as const;
+const SECTIONS = ['aggregate', 'decision', 'ingest', 'producer', 'scale', 'robust'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -97,6 +98,9 @@ async function main(): Promise<number> {
     });
     await section('scale', async () => {
       results.scale = await benchScale(broker!.brokers, { params: q ? 20_000 : 200_000, small: 100, large: 1000 });
+    });
+    await section('robust', async () => {
+      results.robust = await benchRobust(broker!.brokers, { nodes: q ? 10 : 100, params: q ? 200_000 : 4_000_000, quick: q });
     });
   } finally {
     await broker?.release();

@@ -125,8 +125,8 @@ export class VersionObserver {
 }
 
 /** Starts bench/agg-child.ts for a manifest and waits until it has published version 0. */
-export async function startAggregatorChild(brokers: string, m: Manifest, params: number, opts: { reportFolds: boolean; nodeArgs?: string[] }): Promise<ChildProcess> {
-  const config: AggChildConfig = { brokers, manifest: m, shapes: shapesFor(params), reportFolds: opts.reportFolds };
+export async function startAggregatorChild(brokers: string, m: Manifest, params: number, opts: { reportFolds: boolean; nodeArgs?: string[]; strategy?: Record<string, unknown> }): Promise<ChildProcess> {
+  const config: AggChildConfig = { brokers, manifest: m, shapes: shapesFor(params), reportFolds: opts.reportFolds, ...(opts.strategy ? { strategy: opts.strategy } : {}) };
   const child = spawnTsChild('bench/agg-child.ts', [JSON.stringify(config)], {}, opts.nodeArgs ?? []);
   await nextMessage<{ type: string }>(child, (msg) => msg.type === 'ready', 120_000, 'aggregator start');
   return child;

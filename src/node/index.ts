@@ -20,6 +20,7 @@ import { tfjsLocalTrainer } from './trainer.ts';
 
 export { FedNode, SDK_VERSION, type NodeOptions } from './runtime.ts';
 export { tfjsLocalTrainer, trainOptionsOf, type LocalTrainer, type LocalTrainInput, type LocalTrainResult, type RoundTrainOptions } from './trainer.ts';
+export { ATTACKS, NOISE_SIGMA, byzantineTrainer, corrupt, type Attack, type LabelFlipTrainer } from './byzantine.ts';
 export { decodeRoundConfig, encodeRoundConfig, type RoundConfig } from '../protocol/index.ts';
 // A node signs its updates with its own key (`signer: loadSigner('node-7.key')`; docs/security.md, "Signatures").
 export { generateKeyPair, loadSigner, participantRegistry, type ParticipantRegistry, type Signer } from '../protocol/index.ts';
