@@ -36,7 +36,8 @@ async function oneRound(brokers: string, nodes: number, params: number, label: s
   const t = kafka(brokers, 'bench-robust');
   const child: ChildProcess = await startAggregatorChild(brokers, m, params, { reportFolds: false, ...(strategy ? { strategy } : {}) });
   const startMb = procMemory(child.pid!)?.hwmMb ?? NaN;
-  const ps = await connectProducers(t, 10);
+  // Four producers: at most four 4·P-byte payloads being reassembled at once, within limits.maxPendingBytes (128 MiB).
+  const ps = await connectProducers(t, 4);
   const variants = updateVariants(params);
   try {
     const version = nextMessage<{ type: string; version: number; participants: number; breakdown: { finishMs: number }; metrics?: Record<string, number> }>(
