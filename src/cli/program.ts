@@ -3,6 +3,7 @@ import { createLogger, logFormatFor, setRootLogger } from '../common/index.ts';
 import { registerAccessCommands } from './commands/access.ts';
 import { registerAnalyticsCommands } from './commands/analytics.ts';
 import { registerDemoCommands } from './commands/demo.ts';
+import { registerRobustness } from './commands/robustness.ts';
 import { registerKafkaCommands } from './commands/kafka.ts';
 import { registerKeysCommands } from './commands/keys.ts';
 import { registerModelCommands } from './commands/model.ts';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerAccessCommands(program);
   registerKeysCommands(program);
   registerDemoCommands(program);
+  registerRobustness(program.commands.find((c) => c.name() === 'experiment')!);
   // Every subcommand also takes --log-level and --log-format after its name.
   const addLogLevel = (cmd: Command): void => {
     for (const sub of cmd.commands) {

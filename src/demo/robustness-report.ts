@@ -64,7 +64,7 @@ export function robustnessMarkdown(result: RobustnessResult, command: string, sv
     '',
     `Command: \`${command}\` (${(result.durationMs / 60_000).toFixed(1)} min on ${result.cores} cores, load average ${result.loadAverage}, ${result.workers} training workers, ${result.createdAt}).`,
     '',
-    `${result.nodes} nodes, each with an IID share of ${result.trainExamples} MNIST training digits; the last *f* nodes are Byzantine. ` +
+    `${result.nodes} nodes, each with an IID 1/${result.nodes} of ${result.trainExamples} MNIST training digits; the last *f* nodes are Byzantine. ` +
       `Model: ${m.layers.map((l) => l.type === 'dense' ? `dense ${l.units}` : l.type).join(' → ')} from ${m.inputShape.join('×')} inputs; ` +
       `training: ${result.training.epochs} epoch, batch ${result.training.batchSize}, ${result.training.optimizer} at η = ${result.training.learningRate}; ` +
       `${result.rounds} rounds, every node every round; accuracy of the final version on ${result.testExamples} held-out digits. ` +

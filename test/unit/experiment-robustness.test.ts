@@ -6,9 +6,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { registerDemoCommands } from '../../src/cli/commands/demo.ts';
+import { buildProgram } from '../../src/cli/program.ts';
 import type { RobustnessResult } from '../../src/demo/experiment-robustness.ts';
 import { ROBUSTNESS_BEGIN, ROBUSTNESS_END, replaceSection } from '../../src/demo/robustness-report.ts';
 import { corrupt } from '../../src/node/byzantine.ts';
@@ -34,8 +33,7 @@ describe('fedstream experiment robustness', () => {
     const doc = join(dir, 'strategies.md');
     writeFileSync(doc, '# Strategies\n\ntext before\n');
     const out = join(dir, 'run');
-    const program = new Command().exitOverride();
-    registerDemoCommands(program);
+    const program = buildProgram().exitOverride();
     const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {

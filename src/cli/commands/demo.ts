@@ -5,7 +5,6 @@ import { Option, type Command } from 'commander';
 import { ConfigError, createLogger, rootLogger, setRootLogger } from '../../common/index.ts';
 import { DEFAULTS } from '../../config/index.ts';
 import { onSignals, runCommand } from '../../service/index.ts';
-import { registerRobustness } from './robustness.ts';
 
 /** Flags arrive as strings and are checked here, so that a bad value is a ConfigError (exit 2) naming the flag. */
 function int(v: string | undefined, flag: string): number | undefined {
@@ -213,5 +212,4 @@ export function registerDemoCommands(program: Command): void {
       process.stderr.write(`wrote ${markdown} and ${json} (${(result.durationMs / 60000).toFixed(1)} min)\n`);
       return 0;
     }));
-  registerRobustness(experiment);
 }
