@@ -14,10 +14,11 @@ export interface AcceptedUpdate {
   /** Where the update lies in the updates topic (its first chunk), when it came from there: a strategy may read it again. */
   source?: LogPosition;
   /**
-   * Set by a wrapper that folded w' = w_t + (w − w_t) · deltaScale instead of the update w as logged (Clipped's norm
-   * clipping); whoever reads the update again from the log applies the same scale. Absent: 1.
+   * Set by wrappers that folded w' = w_t + (w − w_t) · s instead of the update w as logged (norm clipping: Clipped,
+   * central DP), one s per wrapper, in the order they were applied (each result rounded to float32); whoever reads
+   * the update again from the log applies them the same way (kernels/robust.ts `scaleFromBase`). Absent: none.
    */
-  deltaScale?: number;
+  deltaScales?: number[];
 }
 
 /** A rejected update: partial failure is data (as Flower's `failures`). */

@@ -83,7 +83,7 @@ export class BufferedAggregation implements Aggregation {
     const count = this.updates.length + 1;
     const kept: KeptUpdate = { updateId: update.updateId, numExamples: update.numExamples };
     if (update.source) kept.source = update.source;
-    if (update.deltaScale !== undefined) kept.deltaScale = update.deltaScale;
+    if (update.deltaScales?.length) kept.deltaScales = [...update.deltaScales];
     if (!this.spilled && count * perUpdate > this.budget) {
       const why = `update ${update.updateId} would be the round's ${count}th kept in memory`;
       if (!this.log || !kept.source || this.updates.some((u) => !u.source)) throw budgetError(this.budget, count, perUpdate, this.strategy, why);

@@ -84,7 +84,7 @@ class ClippedAggregation implements Aggregation {
     // The clipped copy is folded; the update's own arrays are left as they came (given back if they were a slot
     // reserved from the inner aggregation; `release` ignores any other arrays).
     this.inner.release?.(update.weights.map((t) => t.values));
-    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })), deltaScale: c.scale });
+    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })), deltaScales: [...(update.deltaScales ?? []), c.scale] });
   }
 
   finish(rejections: Rejection[]): AggregateResult {

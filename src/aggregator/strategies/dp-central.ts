@@ -189,6 +189,10 @@ class DpAggregation implements Aggregation {
     this.inner.flush?.();
   }
 
+  settle(): Promise<void> {
+    return this.inner.settle?.() ?? Promise.resolve();
+  }
+
   dispose(): void {
     this.inner.dispose?.();
   }
@@ -202,7 +206,8 @@ class DpAggregation implements Aggregation {
       return;
     }
     this.inner.release?.(update.weights.map((t) => t.values));
-    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })) });
+    // The scale is noted for a robust strategy that re-reads the update from the log beyond its memory budget.
+    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })), deltaScales: [...(update.deltaScales ?? []), c.scale] });
   }
 
   finish(rejections: Rejection[]): AggregateResult {

@@ -29,8 +29,8 @@ export interface KeptUpdate {
   numExamples: number;
   /** Where it lies in the updates topic, to be read again beyond the budget (strategies/spill.ts). */
   source?: LogPosition;
-  /** The scale of its change from the base that a wrapper folded (Clipped); absent: 1. */
-  deltaScale?: number;
+  /** The scales of its change from the base that wrappers applied before it was folded (Clipped, central DP), in order. */
+  deltaScales?: number[];
 }
 
 /**
@@ -92,7 +92,7 @@ export async function aggregateFromLog(o: FromLog): Promise<{ values: Float32Arr
       }
       unpackTensors(record.tensors, scratch);
       copyRange(scratch, from, len, rows[k]!);
-      if (u.deltaScale !== undefined && u.deltaScale !== 1) scaleFromBase(rows[k]!, baseFlat.subarray(from, from + len), u.deltaScale, rows[k]!);
+      for (const s of u.deltaScales ?? []) scaleFromBase(rows[k]!, baseFlat.subarray(from, from + len), s, rows[k]!);
     });
     passes++;
     return rows;
