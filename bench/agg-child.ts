@@ -71,10 +71,12 @@ class TimedStrategy implements Strategy {
       release: (values: Float32Array[] | undefined) => agg.release?.(values),
       flush: () => agg.flush?.(),
       // A robust strategy beyond its budget re-reads the round from the log here: timed as part of finish.
-      settle: async () => {
-        cur.finishStart = now();
-        await agg.settle?.();
-      },
+      ...(agg.settle ? {
+        settle: async () => {
+          cur.finishStart = now();
+          await agg.settle!();
+        },
+      } : {}),
       dispose: () => agg.dispose?.(),
       fold(u: AcceptedUpdate) {
         agg.fold(u);

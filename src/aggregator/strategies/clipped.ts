@@ -48,7 +48,11 @@ export class Clipped implements Strategy {
 /** Clips each update, then folds it into the inner aggregation; counts how many were clipped (metric `clipped`). */
 class ClippedAggregation implements Aggregation {
   private clipped = 0;
-  constructor(private readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clipNorm: number) {}
+  /** The inner aggregation's, when it has one (the aggregator awaits it only then). */
+  readonly settle?: () => Promise<void>;
+  constructor(private readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clipNorm: number) {
+    if (inner.settle) this.settle = () => inner.settle!();
+  }
 
   get count(): number {
     return this.inner.count;
@@ -66,9 +70,6 @@ class ClippedAggregation implements Aggregation {
     this.inner.flush?.();
   }
 
-  settle(): Promise<void> {
-    return this.inner.settle?.() ?? Promise.resolve();
-  }
 
   dispose(): void {
     this.inner.dispose?.();

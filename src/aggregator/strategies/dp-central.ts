@@ -168,10 +168,14 @@ export class CentralDp implements Strategy {
 class DpAggregation implements Aggregation {
   private unclipped = 0;
   private received = 0;
+  /** The inner aggregation's, when it has one (a robust strategy re-reading its round from the log). */
+  readonly settle?: () => Promise<void>;
   constructor(
     private readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clippingNorm: number,
     private readonly done: (r: AggregateResult, unclipped: number, received: number) => AggregateResult,
-  ) {}
+  ) {
+    if (inner.settle) this.settle = () => inner.settle!();
+  }
 
   get count(): number {
     return this.inner.count;
@@ -189,9 +193,6 @@ class DpAggregation implements Aggregation {
     this.inner.flush?.();
   }
 
-  settle(): Promise<void> {
-    return this.inner.settle?.() ?? Promise.resolve();
-  }
 
   dispose(): void {
     this.inner.dispose?.();
