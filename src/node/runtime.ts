@@ -294,7 +294,8 @@ export class FedNode implements Service<void> {
       throw new FedStreamError('CODEC_CHECKSUM_MISMATCH', `model version ${baseVersion} does not match its sha256; not training on it`);
     }
     const spec = JSON.parse(version.modelSpec) as ModelSpec;
-    this.log.info({ round, baseVersion, ...config }, `round ${round}: training from version ${baseVersion}`);
+    // `event` is the line's stable name for programs that read the log (the message is for people and may change).
+    this.log.info({ event: 'training', round, baseVersion, ...config }, `round ${round}: training from version ${baseVersion}`);
     if (this.opts.fault === `kill:mid-train:${round}`) {
       this.log.warn({ round }, 'fault injection: SIGKILL while training');
       process.kill(process.pid, 'SIGKILL');
@@ -338,7 +339,7 @@ export class FedNode implements Service<void> {
     await this.sendTelemetry('TRAINING', round, { ...result.metrics, numExamples: result.numExamples, trainingMs: result.trainingMs }, { updateId, baseVersion: String(baseVersion) });
     this.roundsTrained++;
     this.state = 'idle';
-    this.log.info({ round, updateId, numExamples: result.numExamples, loss: result.metrics.loss, accuracy: result.metrics.accuracy, ms: result.trainingMs },
+    this.log.info({ event: 'update.published', round, updateId, numExamples: result.numExamples, loss: result.metrics.loss, accuracy: result.metrics.accuracy, ms: result.trainingMs },
       trainedLine(round, baseVersion, result.numExamples, result.trainingMs, result.metrics));
     (this.opts.instrumentation ?? noInstrumentation).emit({
       type: 'node.trained', nodeId: this.opts.nodeId, round, trainingSeconds: result.trainingMs / 1000, numExamples: result.numExamples,

@@ -104,7 +104,7 @@ export class Supervisor {
       const p = this.procs.get(id as Role);
       if (!p) continue;
       for (const line of this.newLines(p.logFile)) {
-        const m = /"round":(\d+)[^\n]*"msg":"training"/.exec(line);
+        const m = /"event":"training","round":(\d+)/.exec(line);
         if (m) this.maxRound = Math.max(this.maxRound, Number(m[1]));
       }
     }

@@ -98,7 +98,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await sup.waitAllDone(600_000);
 
     const published = sup.history.filter((p) => p.name.startsWith('node-'))
-      .flatMap((p) => [...readFileSync(p.logFile, 'utf8').matchAll(/"updateId":"([^"]+)"[^\n]*"msg":"update published"/g)].map((x) => x[1]!));
+      .flatMap((p) => [...readFileSync(p.logFile, 'utf8').matchAll(/"event":"update.published"[^\n]*"updateId":"([^"]+)"/g)].map((x) => x[1]!));
     const transport = createKafkaTransport({ brokers: [broker.brokers], logger: quiet });
     let verdict: Verdict;
     try {
