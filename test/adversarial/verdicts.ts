@@ -99,6 +99,9 @@ export async function readKafkaEvidence(t: Transport, topics: PipelineTopics, re
 }
 
 interface LogLine {
+  /** A line's stable name, where it has one (the message text is for people and may change). */
+  event?: string;
+  topic?: string;
   audit?: string;
   source?: string;
   code?: string;
@@ -132,8 +135,8 @@ export function nodeRefusals(logFiles: readonly string[], topics: PipelineTopics
 export function recoveryUnreadable(logFile: string, topics: PipelineTopics): Map<Coord, string> {
   const out = new Map<Coord, string>();
   for (const e of logLines(logFile)) {
-    const m = /^unreadable message in the (models|control) topic/.exec(e.msg ?? '');
-    if (m && e.offset !== undefined) out.set(coord(m[1] === 'models' ? topics.models : topics.control, 0, e.offset), 'recovery:unreadable');
+    const topic = e.event === 'record.unreadable' ? e.topic : undefined;
+    if ((topic === topics.models || topic === topics.control) && e.offset !== undefined) out.set(coord(topic, 0, e.offset), 'recovery:unreadable');
   }
   return out;
 }
