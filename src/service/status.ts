@@ -93,16 +93,18 @@ export async function pipelineStatus(o: StatusOptions): Promise<PipelineStatus> 
   const known = new Set<string>([...o.registry.participants('node'), ...(m.data.source === 'mnist' ? Array.from({ length: m.data.nodes }, (_, i) => nodeIdOf(i)) : []), ...heard.map((h) => h.nodeId)]);
   const expected = (round && round.selectedNodes.length > 0 ? round.selectedNodes : [...known]).sort(naturalCompare);
   const aliveSet = new Set(alive);
+  const state = !last ? 'not-started' : control?.kind === 'FINISH' ? 'finished' : open ? 'running' : 'between-rounds';
   return {
     pipeline: topicPrefix(m),
-    state: !last ? 'not-started' : control?.kind === 'FINISH' ? 'finished' : open ? 'running' : 'between-rounds',
+    state,
     readAt: new Date(at).toISOString(),
     ...(round ? { round } : {}),
     nodes: {
       windowMs,
       alive: heard.filter((h) => aliveSet.has(h.nodeId)).sort((a, b) => naturalCompare(a.nodeId, b.nodeId))
         .map((h) => ({ nodeId: h.nodeId, lastHeartbeat: new Date(h.at).toISOString(), ageMs: at - h.at, ...(h.state ? { state: h.state } : {}) })),
-      missing: expected.filter((n) => !aliveSet.has(n)),
+      // Once the pipeline finished no node is expected to be alive: none is missing.
+      missing: state === 'finished' ? [] : expected.filter((n) => !aliveSet.has(n)),
       expected,
     },
     ...(last ? { lastVersion: last } : {}),
@@ -149,7 +151,8 @@ export function formatStatus(s: PipelineStatus): string {
   }
   const n = s.nodes;
   lines.push(`nodes alive (heartbeat within ${n.windowMs / 1000} s): ${n.alive.length}${n.alive.length ? ` - ${n.alive.map((a) => `${a.nodeId}${a.state ? ` ${a.state}` : ''} ${Math.round(a.ageMs / 1000)}s`).join(', ')}` : ''}`);
-  lines.push(`missing: ${n.missing.length ? n.missing.join(', ') : 'none'}`);
+  if (s.state === 'finished') lines.push('no round open: the pipeline finished (its nodes stop with it)');
+  else lines.push(`missing: ${n.missing.length ? n.missing.join(', ') : 'none'}`);
   const v = s.lastVersion;
   lines.push(v ? `last version ${v.version} (round ${v.round}, ${v.strategy}, ${v.contributors} updates, ${v.createdAt})${v.evalAccuracy === undefined ? '' : `: eval accuracy ${v.evalAccuracy.toFixed(4)}`}` : 'no version published yet');
   return `${lines.join('\n')}\n`;
