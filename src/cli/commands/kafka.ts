@@ -8,13 +8,20 @@ import { runCommand } from '../../service/index.ts';
 
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'kafka.mjs');
 
-/** Runs scripts/kafka.mjs (plain Node, no dependencies, so `npm run kafka:start` works before anything is built). */
-export function runKafkaScript(args: string[]): Promise<void> {
+/** What `scripts/kafka.mjs status` exits with when no broker runs: an answer, not a failure. */
+export const KAFKA_NOT_RUNNING_EXIT = 3;
+
+/**
+ * Runs scripts/kafka.mjs (plain Node, no dependencies, so `npm run kafka:start` works before anything is built) and
+ * resolves its exit code: 0, or 3 from `status` when no broker runs (the script has said so). Any other exit rejects
+ * with BROKER_START.
+ */
+export function runKafkaScript(args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [SCRIPT, ...args], { stdio: 'inherit' });
     child.once('error', (err) => reject(new FedStreamError('BROKER_START', `cannot run ${SCRIPT}: ${err.message}`, { cause: err })));
     child.once('close', (code) => {
-      if (code === 0) resolve();
+      if (code === 0 || (args[0] === 'status' && code === KAFKA_NOT_RUNNING_EXIT)) resolve(code);
       else reject(new FedStreamError('BROKER_START', `node scripts/kafka.mjs ${args.join(' ')} exited ${code}; its output above says why`));
     });
   });
