@@ -425,10 +425,8 @@ export class Aggregator implements Service<AggregatorSummary> {
     const t0 = Date.now();
     const decided = performance.now();
     this.expireIncomplete(r);
-    // Only when the aggregation has asynchronous work (a robust strategy re-reading its round from the log): the
-    // close of every other round stays free of an extra await (test/unit/aggregator-ownership.test.ts's takeover
-    // times out with one: an ordering in the close that an await disturbs, not yet understood).
-    if (r.aggregation.settle) await r.aggregation.settle();
+    // A robust strategy past its memory budget re-reads its round from the log here; the others have nothing to settle.
+    await r.aggregation.settle?.();
     const result = r.aggregation.finish(r.rejections);
     const metrics: Record<string, number> = { ...result.metrics, roundMs: t0 - r.startedAt };
     if (this.opts.evaluate) Object.assign(metrics, await this.opts.evaluate(result.weights));
