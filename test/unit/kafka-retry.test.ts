@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { FedStreamError } from '../../src/common/errors.ts';
 import { KAFKA_RETRY_BUDGET_MS, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from '../../src/transport/kafka/index.ts';
 
-const { KafkaJSProtocolError, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded } = kafkajs as unknown as {
+const { KafkaJSProtocolError, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSTimeout } = kafkajs as unknown as {
+  KafkaJSTimeout: new (message: string) => Error;
   KafkaJSProtocolError: new (e: { message: string; type: string; code: number; retriable: boolean }) => Error;
   KafkaJSConnectionError: new (message: string) => Error;
   KafkaJSNumberOfRetriesExceeded: new (cause: Error, o: { retryCount: number; retryTime: number }) => Error;
@@ -71,5 +72,26 @@ describe('which broker answers are asked again', () => {
     }, { budgetMs: 250 }).catch((e: unknown) => e as FedStreamError);
     expect(spent).toMatchObject({ code: 'TRANSPORT_CONNECTION', retriable: true });
     expect(calls).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('a broker stalled by load (seen in a fresh-clone CI run beside two CPU hogs)', () => {
+  const fresh = { elapsedMs: 0, budgetMs: KAFKA_RETRY_BUDGET_MS };
+  it('kafkajs\' own timeout, which it marks not retriable ("Timed out while waiting for topic leaders"), is retried outside a transaction', () => {
+    const timeout = new KafkaJSTimeout('Timed out while waiting for topic leaders');
+    expect((timeout as Error & { retriable?: boolean }).retriable).toBe(false);
+    const e = fromKafkaJsError(timeout, 'admin: create topic t');
+    expect(e).toMatchObject({ code: 'TRANSPORT_TIMEOUT', retriable: true });
+    expect(retryKafkaCall(e, fresh)).toBe(true);
+    expect(fromKafkaJsError(timeout, 'commit', true)).toMatchObject({ code: 'TRANSPORT_TRANSACTION', retriable: false });
+    // A send's timeout keeps kafkajs' verdict: asking again could write twice.
+    expect(fromKafkaJsError(timeout, 'send to t')).toMatchObject({ code: 'TRANSPORT_TIMEOUT', retriable: false });
+  });
+  it('kafkajs reading an empty answer ("Cannot destructure property \'topicMetadata\' ... as it is null") is a retriable connection error', () => {
+    const e = fromKafkaJsError(new TypeError("Cannot destructure property 'topicMetadata' of '(intermediate value)' as it is null."), 'admin: list topics');
+    expect(e).toMatchObject({ code: 'TRANSPORT_CONNECTION', retriable: true });
+    expect(e.message).toContain("admin: list topics: the broker's answer was empty");
+    // Any other TypeError is a bug, not the broker: not retried.
+    expect(fromKafkaJsError(new TypeError('x is not a function'), 'admin: list topics')).toMatchObject({ code: 'INTERNAL', retriable: false });
   });
 });

@@ -69,6 +69,12 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
     const first = (err as Error & { errors?: unknown[] }).errors?.[0];
     if (first !== undefined) return fromKafkaJsError(first, operation, inTransaction);
   }
+  // kafkajs 2.2.4 reads an empty metadata answer from a stalled broker as `null` and fails inside itself with a
+  // TypeError ("Cannot destructure property 'topicMetadata' of '(intermediate value)' as it is null"): a broker that
+  // did not answer, as transient as a dropped connection, for the idempotent admin calls.
+  if (!inTransaction && operation.startsWith('admin:') && err instanceof TypeError && /^Cannot (destructure|read) propert(y|ies) .* (of|as it is) .*(null|undefined)/.test(err.message)) {
+    return new FedStreamError('TRANSPORT_CONNECTION', `${operation}: the broker's answer was empty (${err.message})`, { cause: err, retriable: true, details: { operation } });
+  }
   if (!isKafkaJsError(err)) return toFedStreamError(err, inTransaction ? 'TRANSPORT_TRANSACTION' : 'INTERNAL', operation);
   const inner = innermost(err);
   const type = inner.type;
@@ -90,6 +96,13 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
     code = 'TRANSPORT_TOPIC';
   } else if (TIMEOUT_NAMES.has(inner.name) || type === 'REQUEST_TIMED_OUT') {
     code = 'TRANSPORT_TIMEOUT';
+    // kafkajs marks its own timeouts not retriable (e.g. createTopics' "Timed out while waiting for topic leaders" on
+    // a loaded broker). An admin call's timeout says nothing definite and those calls are idempotent (reads, topic and
+    // ACL creation): asked again. A send's timeout keeps kafkajs' verdict.
+    if (operation.startsWith('admin:')) {
+      details.kafkaRetriable = retriable;
+      retriable = true;
+    }
   } else {
     code = 'TRANSPORT_CONNECTION';
   }
