@@ -45,12 +45,19 @@ export class Clipped implements Strategy {
   }
 }
 
-/** Clips each update, then folds it into the inner aggregation; counts how many were clipped (metric `clipped`). */
-class ClippedAggregation implements Aggregation {
-  private clipped = 0;
+/**
+ * An aggregation in front of another that clips each update's change from the round's base to `clipNorm` (L2, over
+ * every tensor together, w' = w_t + Δ · min(1, C / ‖Δ‖₂)) before the inner one folds it; counts the updates received
+ * and clipped. Both clipping wrappers build on it: `Clipped` here and central DP (dp-central.ts), so the two clip
+ * bit for bit alike. Subclasses say what `finish` adds.
+ */
+export abstract class ClippingAggregation implements Aggregation {
+  /** Updates folded so far, and how many of them were clipped (scale < 1). */
+  protected received = 0;
+  protected clipped = 0;
   /** The inner aggregation's, when it has one (the aggregator awaits it only then). */
   readonly settle?: () => Promise<void>;
-  constructor(private readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clipNorm: number) {
+  constructor(protected readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clipNorm: number) {
     if (inner.settle) this.settle = () => inner.settle!();
   }
 
@@ -70,24 +77,30 @@ class ClippedAggregation implements Aggregation {
     this.inner.flush?.();
   }
 
-
   dispose(): void {
     this.inner.dispose?.();
   }
 
   fold(update: AcceptedUpdate): void {
     const c = clipToNorm(update.weights.map((t) => t.values), this.base, this.clipNorm);
+    this.received++;
     if (!(c.scale < 1)) {
       this.inner.fold(update);
       return;
     }
     this.clipped++;
     // The clipped copy is folded; the update's own arrays are left as they came (given back if they were a slot
-    // reserved from the inner aggregation; `release` ignores any other arrays).
+    // reserved from the inner aggregation; `release` ignores any other arrays). The scale is noted for a robust
+    // strategy that re-reads the update from the log beyond its memory budget.
     this.inner.release?.(update.weights.map((t) => t.values));
     this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })), deltaScales: [...(update.deltaScales ?? []), c.scale] });
   }
 
+  abstract finish(rejections: Rejection[]): AggregateResult;
+}
+
+/** Clips each update, then folds it into the inner aggregation; counts how many were clipped (metric `clipped`). */
+class ClippedAggregation extends ClippingAggregation {
   finish(rejections: Rejection[]): AggregateResult {
     const r = this.inner.finish(rejections);
     return { ...r, metrics: { ...r.metrics, clipped: this.clipped } };

@@ -1,8 +1,8 @@
 import type { Weights } from '../../codec/index.ts';
 import { FedStreamError } from '../../common/index.ts';
 import { RdpAccountant, SecureGaussian } from '../../ml/index.ts';
-import { clipToNorm } from '../kernels/index.ts';
-import type { AcceptedUpdate, AggregateResult, Aggregation, PrivacyGuarantee, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
+import type { AggregateResult, Aggregation, PrivacyGuarantee, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
+import { ClippingAggregation } from './clipped.ts';
 
 /**
  * What central DP-FedAvg's two clipping rules share (dp-fixed.ts, dp-adaptive.ts): a wrapper around any strategy,
@@ -164,54 +164,13 @@ export class CentralDp implements Strategy {
   }
 }
 
-/** Clips each update to the round's clipping norm before the inner aggregation sees it; counts the unclipped ones. */
-class DpAggregation implements Aggregation {
-  private unclipped = 0;
-  private received = 0;
-  /** The inner aggregation's, when it has one (a robust strategy re-reading its round from the log). */
-  readonly settle?: () => Promise<void>;
-  constructor(
-    private readonly inner: Aggregation, private readonly base: Float32Array[], private readonly clippingNorm: number,
-    private readonly done: (r: AggregateResult, unclipped: number, received: number) => AggregateResult,
-  ) {
-    if (inner.settle) this.settle = () => inner.settle!();
-  }
-
-  get count(): number {
-    return this.inner.count;
-  }
-
-  reserve(): Float32Array[] | undefined {
-    return this.inner.reserve?.();
-  }
-
-  release(values: Float32Array[] | undefined): void {
-    this.inner.release?.(values);
-  }
-
-  flush(): void {
-    this.inner.flush?.();
-  }
-
-
-  dispose(): void {
-    this.inner.dispose?.();
-  }
-
-  fold(update: AcceptedUpdate): void {
-    const c = clipToNorm(update.weights.map((t) => t.values), this.base, this.clippingNorm);
-    this.received++;
-    if (!(c.scale < 1)) {
-      this.unclipped++;
-      this.inner.fold(update);
-      return;
-    }
-    this.inner.release?.(update.weights.map((t) => t.values));
-    // The scale is noted for a robust strategy that re-reads the update from the log beyond its memory budget.
-    this.inner.fold({ ...update, weights: update.weights.map((t, i) => ({ ...t, values: c.values[i]! })), deltaScales: [...(update.deltaScales ?? []), c.scale] });
+/** Clips each update to the round's clipping norm before the inner aggregation sees it (clipped.ts); at `finish`, the DP part. */
+class DpAggregation extends ClippingAggregation {
+  constructor(inner: Aggregation, base: Float32Array[], clippingNorm: number, private readonly done: (r: AggregateResult, unclipped: number, received: number) => AggregateResult) {
+    super(inner, base, clippingNorm);
   }
 
   finish(rejections: Rejection[]): AggregateResult {
-    return this.done(this.inner.finish(rejections), this.unclipped, this.received);
+    return this.done(this.inner.finish(rejections), this.received - this.clipped, this.received);
   }
 }
