@@ -8,14 +8,10 @@
  *
  * Without the venv: a failure under CI=true; skipped with the reason only outside CI where it cannot be installed.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RDP_ORDERS, RdpAccountant, rdpToEpsilon, sampledGaussianRdp } from '../../src/ml/index.ts';
-import { DP_ACCOUNTING_VERSION, flowerPython, runCommand } from '../../scripts/flower.mjs';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REFERENCE = path.join(HERE, '..', 'support', 'dp_reference.py');
+import { DP_ACCOUNTING_VERSION } from '../../scripts/flower.mjs';
+import { DP_REFERENCE, useReferencePython } from '../support/flower-harness.ts';
 
 /** (q, σ, steps, δ): DP-SGD's usual regimes and DP-FedAvg's (few rounds, large q), small and large ε. */
 const CASES = [
@@ -31,17 +27,7 @@ const CASES = [
   { q: 0.02, sigma: 0.6, steps: 1, delta: 1e-5 },
 ].map((c) => ({ id: `q=${c.q} σ=${c.sigma} T=${c.steps} δ=${c.delta}`, ...c }));
 
-let python: string | undefined;
-let unavailable: string | undefined;
-
-beforeAll(async () => {
-  try {
-    python = (await flowerPython({ log: (msg) => process.stderr.write(`[privacy-accountant] ${msg}\n`) })).python;
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    unavailable = (err as Error).message;
-  }
-}, 900_000);
+const reference = useReferencePython('privacy-accountant');
 
 function ours(c: { q: number; sigma: number; steps: number; delta: number }): number {
   const a = new RdpAccountant();
@@ -51,10 +37,8 @@ function ours(c: { q: number; sigma: number; steps: number; delta: number }): nu
 
 describe(`RDP accountant vs dp-accounting ${DP_ACCOUNTING_VERSION}`, () => {
   it('gives ε within 1% of dp-accounting for every (q, σ, steps, δ)', async (ctx) => {
-    if (unavailable) ctx.skip(unavailable);
-    const r = await runCommand(python!, [REFERENCE], { input: JSON.stringify({ accountant: CASES }), timeoutMs: 300_000 });
-    expect(r.code, r.stderr.slice(-2000)).toBe(0);
-    const ref = JSON.parse(r.stdout) as { dp_accounting: string; epsilon: Record<string, number> };
+    if (reference.unavailable) ctx.skip(reference.unavailable);
+    const ref = await reference.run<{ dp_accounting: string; epsilon: Record<string, number> }>(DP_REFERENCE, { accountant: CASES }, 300_000);
     expect(ref.dp_accounting).toBe(DP_ACCOUNTING_VERSION);
     let worst = 0;
     const rows: string[] = [];

@@ -13,17 +13,14 @@
  * - Restart: the state stored with a version (clipping norm, accountant) restored into a new wrapper continues the
  *   run exactly as without the restart.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STRATEGIES, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
 import type { Weights } from '../../src/codec/index.ts';
 import { privacySchema } from '../../src/config/index.ts';
 import { mulberry32 } from '../../src/ml/index.ts';
-import { FLWR_VERSION, flowerPython, runCommand } from '../../scripts/flower.mjs';
+import { FLWR_VERSION } from '../../scripts/flower.mjs';
+import { DP_REFERENCE, useReferencePython } from '../support/flower-harness.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REFERENCE = path.join(HERE, '..', 'support', 'dp_reference.py');
 const CONFIG = { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' as const };
 
 type Data = { initial: Weights; rounds: Array<{ round: number; updates: Array<{ numExamples: number; weights: Weights }> }> };
@@ -79,24 +76,12 @@ function runOurs(privacy: Record<string, unknown>, data: Data, restartAfter?: nu
   return { weights, norms, bases, metrics, strategy: s };
 }
 
-let python: string | undefined;
-let unavailable: string | undefined;
-
-beforeAll(async () => {
-  try {
-    python = (await flowerPython({ log: (msg) => process.stderr.write(`[strategies-flower-dp] ${msg}\n`) })).python;
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    unavailable = (err as Error).message;
-  }
-}, 900_000);
+const reference = useReferencePython('strategies-flower-dp');
 
 type FlowerResult = { weights: number[][][]; clipping_norm: number[] };
 
 async function flower(cases: Array<Record<string, unknown>>): Promise<{ flwr: string; results: Record<string, FlowerResult> }> {
-  const r = await runCommand(python!, [REFERENCE], { input: JSON.stringify({ dp: cases }), timeoutMs: 300_000 });
-  if (r.code !== 0) throw new Error(`dp_reference.py exited ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-  return JSON.parse(r.stdout) as { flwr: string; results: Record<string, FlowerResult> };
+  return reference.run<{ flwr: string; results: Record<string, FlowerResult> }>(DP_REFERENCE, { dp: cases }, 300_000);
 }
 
 function flowerCase(id: string, p: { clipping: string; noiseMultiplier: number; clippingNorm: number; numSampledClients: number; targetClippedQuantile?: number; clipNormLr?: number }, data: Data, bases?: Weights[]) {
@@ -138,12 +123,12 @@ describe(`central DP-FedAvg equals Flower ${FLWR_VERSION}'s DP wrappers on ident
   let ref: Awaited<ReturnType<typeof flower>> | undefined;
 
   beforeAll(async () => {
-    if (!python) return;
+    if (!reference.python) return;
     ref = await flower(NOISE_FREE.map((c) => flowerCase(c.id, c.privacy, data, ours.get(c.id)!.bases)));
   }, 300_000);
 
   it.for(NOISE_FREE)('$id, noise multiplier 0: new weights within 1e-6 relative, every round', (c, ctx) => {
-    if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+    if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
     expect(ref!.flwr).toBe(FLWR_VERSION);
     const mine = ours.get(c.id)!;
     const { worst, where } = worstRelative(mine.weights, ref!.results[c.id]!.weights);
@@ -222,7 +207,7 @@ describe('central DP noise: N(0, (z·C/m)²) from the CSPRNG, as Flower\'s', () 
     expect(Math.abs(s.kurtosis - 3), `kurtosis ${s.kurtosis}`).toBeLessThan(0.2);
     // Flower's adaptive noise uses the norm its own noised count gave: only its fixed clipping is measured against ours.
     if (p.clipping === 'adaptive') return;
-    if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+    if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
     // Flower's noise on the same inputs, measured the same way against its own noise-free result.
     const theirs = await flower([flowerCase('noisy', p, big), flowerCase('clean', { ...p, noiseMultiplier: 0 }, big)]);
     const f = residualStats(theirs.results.noisy!.weights[0]!, theirs.results.clean!.weights[0]!);

@@ -11,17 +11,14 @@
  * with Flower computing in float64 from the same base (what matters for clipping only: these strategies keep no
  * state), and to 1e-4 free-running in float32.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STRATEGIES, parseStrategySection, type StrategyDefinition } from '../../src/aggregator/index.ts';
 import type { Weights } from '../../src/codec/index.ts';
 import { mulberry32 } from '../../src/ml/index.ts';
 import type { RoundConfig } from '../../src/protocol/index.ts';
-import { FLWR_VERSION, flowerPython, runCommand } from '../../scripts/flower.mjs';
+import { FLWR_VERSION } from '../../scripts/flower.mjs';
+import { FLOWER_REFERENCE, useReferencePython } from '../support/flower-harness.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REFERENCE = path.join(HERE, '..', 'support', 'flower_reference.py');
 const CONFIG: RoundConfig = { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' };
 const SHAPES = [[24, 16], [16], [16, 5], [5]];
 const ROUNDS = 6;
@@ -117,17 +114,7 @@ function runOurs(section: Record<string, unknown>, data: Data): Float32Array[][]
   return out;
 }
 
-let python: string | undefined;
-let unavailable: string | undefined;
-
-beforeAll(async () => {
-  try {
-    python = (await flowerPython({ log: (msg) => process.stderr.write(`[strategies-flower-robust] ${msg}\n`) })).python;
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    unavailable = (err as Error).message;
-  }
-}, 900_000);
+const reference = useReferencePython('strategies-flower-robust');
 
 type Reference = { flwr: string; results: Record<string, number[][][]> };
 
@@ -143,9 +130,7 @@ async function flower(data: Data, ours: Map<string, Float32Array[][]>, dtype: 'f
       })),
     })),
   };
-  const r = await runCommand(python!, [REFERENCE], { input: JSON.stringify(request), timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`flower_reference.py exited ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-  return JSON.parse(r.stdout) as Reference;
+  return reference.run<Reference>(FLOWER_REFERENCE, request, 120_000);
 }
 
 function compare(ours: Float32Array[][], theirs: number[][][]): { worst: number; where: string } {
@@ -175,13 +160,13 @@ for (const [label, data] of [['continuous, 4–5 updates', continuous(20_261_130
     const table = new Map<string, [number, number]>();
 
     beforeAll(async () => {
-      if (!python) return;
+      if (!reference.python) return;
       sameBase = await flower(data, ours, 'float64', true);
       freeRunning = await flower(data, ours, 'float32', false);
     }, 180_000);
 
     it.for(CASES)('$id: same inputs every round → within 1e-6 relative of Flower', (c, ctx) => {
-      if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+      if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
       expect(sameBase!.flwr).toBe(FLWR_VERSION);
       const { worst, where } = compare(ours.get(c.id)!, sameBase!.results[c.id]!);
       table.set(c.id, [worst, table.get(c.id)?.[1] ?? NaN]);
@@ -189,14 +174,14 @@ for (const [label, data] of [['continuous, 4–5 updates', continuous(20_261_130
     });
 
     it.for(CASES)('$id: free-running, Flower in float32 → within 1e-4', (c, ctx) => {
-      if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+      if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
       const { worst, where } = compare(ours.get(c.id)!, freeRunning!.results[c.id]!);
       table.set(c.id, [table.get(c.id)?.[0] ?? NaN, worst]);
       expect(worst, where).toBeLessThan(1e-4);
     });
 
     it('reports the largest relative difference per case', (ctx) => {
-      if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+      if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
       expect([...table.keys()].sort()).toEqual(CASES.map((c) => c.id).sort());
       process.stderr.write(`[strategies-flower-robust] ${label}: max |ours − Flower| / |Flower| over ${ROUNDS} rounds (same base, float64 | free-running, float32):\n${
         CASES.map((c) => `  ${c.id.padEnd(40)} ${table.get(c.id)![0].toExponential(2)}  ${table.get(c.id)![1].toExponential(2)}`).join('\n')}\n`);

@@ -11,17 +11,14 @@
  * Without flwr: a failure under CI=true (and wherever it could be installed); skipped with the reason only on a
  * machine outside CI where neither it nor python3-venv can be had.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STRATEGIES, parseStrategySection, type StrategyDefinition, type Strategy } from '../../src/aggregator/index.ts';
 import type { Weights } from '../../src/codec/index.ts';
 import { mulberry32 } from '../../src/ml/index.ts';
 import type { RoundConfig } from '../../src/protocol/index.ts';
-import { FLWR_VERSION, flowerPython, runCommand } from '../../scripts/flower.mjs';
+import { FLWR_VERSION } from '../../scripts/flower.mjs';
+import { FLOWER_REFERENCE, useReferencePython } from '../support/flower-harness.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REFERENCE = path.join(HERE, '..', 'support', 'flower_reference.py');
 const TOLERANCE = 1e-6;
 
 const CONFIG: RoundConfig = { epochs: 1, batchSize: 10, learningRate: 0.1, optimizer: 'sgd' };
@@ -104,25 +101,13 @@ function runOurs(section: Record<string, unknown>, data: ReturnType<typeof input
   return out;
 }
 
-let python: string | undefined;
-let unavailable: string | undefined;
-
-beforeAll(async () => {
-  try {
-    python = (await flowerPython({ log: (msg) => process.stderr.write(`[strategies-flower] ${msg}\n`) })).python;
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    unavailable = (err as Error).message;
-  }
-}, 900_000);
+const reference = useReferencePython('strategies-flower');
 
 type Request = { cases: Array<Record<string, unknown>> };
 type Reference = { flwr: string; results: Record<string, number[][][]> };
 
 async function flower(request: Request): Promise<Reference> {
-  const r = await runCommand(python!, [REFERENCE], { input: JSON.stringify(request), timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`flower_reference.py exited ${r.code}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-  return JSON.parse(r.stdout) as Reference;
+  return reference.run<Reference>(FLOWER_REFERENCE, request, 120_000);
 }
 
 /** The largest |ours − Flower| / |Flower| over every element of every round, and where. */
@@ -153,7 +138,7 @@ describe(`FedStream's strategies equal Flower ${FLWR_VERSION}'s on identical inp
   const table = new Map<string, { sameBase: number; freeRunning: number }>();
 
   beforeAll(async () => {
-    if (!python) return;
+    if (!reference.python) return;
     const initial = data.initial.map((t) => ({ shape: t.shape, values: Array.from(t.values) }));
     const request = (dtype: 'float32' | 'float64', withBase: boolean): Request => ({
       cases: CASES.map((c) => ({
@@ -176,7 +161,7 @@ describe(`FedStream's strategies equal Flower ${FLWR_VERSION}'s on identical inp
    * rounding of Flower's float32 fold (see the next test).
    */
   it.for(CASES)('$id: same base and updates every round → new weights within 1e-6 relative of Flower\'s', (c, ctx) => {
-    if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+    if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
     expect(sameBase!.flwr).toBe(FLWR_VERSION);
     const { worst, where } = compare(ours.get(c.id)!, sameBase!.results[c.id]!);
     table.set(c.id, { ...table.get(c.id) ?? { freeRunning: NaN }, sameBase: worst });
@@ -192,7 +177,7 @@ describe(`FedStream's strategies equal Flower ${FLWR_VERSION}'s on identical inp
    * here at 1e-4 and reported.
    */
   it.for(CASES)('$id: free-running from the initial weights, Flower in float32 → within 1e-4', (c, ctx) => {
-    if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+    if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
     const { worst, where } = compare(ours.get(c.id)!, freeRunning!.results[c.id]!);
     table.set(c.id, { ...table.get(c.id) ?? { sameBase: NaN }, freeRunning: worst });
     expect(worst, where).toBeLessThan(1e-4);
@@ -207,7 +192,7 @@ describe(`FedStream's strategies equal Flower ${FLWR_VERSION}'s on identical inp
   });
 
   it('reports the largest relative difference per strategy', (ctx) => {
-    if (unavailable) return ctx.skip(`flwr unavailable outside CI: ${unavailable}`);
+    if (reference.unavailable) return ctx.skip(`flwr unavailable outside CI: ${reference.unavailable}`);
     expect([...table.keys()].sort()).toEqual(CASES.map((c) => c.id).sort());
     process.stderr.write(`[strategies-flower] max |ours − Flower| / |Flower| over ${ROUNDS} rounds (same base, float64 | free-running, float32):\n${
       CASES.map((c) => `  ${c.id.padEnd(44)} ${table.get(c.id)!.sameBase.toExponential(2)}  ${table.get(c.id)!.freeRunning.toExponential(2)}`).join('\n')}\n`);
