@@ -5,7 +5,7 @@
  * aggregator's key count (DESIGN.md invariant 6): a version or control record written by anyone else, however well
  * formed (a FINISH, a version with a correct sha256), is refused and returned for the audit trail. Then `recoveryPlan` says what
  * to do with it: publish the initial version, resume an open round, start the round after the latest version, or
- * nothing (the pipeline has finished).
+ * nothing (the pipeline has finished); `recoverRun` does it.
  */
 import type { Logger } from 'pino';
 import { unpackTensors, weightsSha256, type ModelVersionRecord, type RoundControlRecord } from '../codec/index.ts';
@@ -14,7 +14,9 @@ import { FedStreamError } from '../common/index.ts';
 import type { Manifest } from '../config/index.ts';
 import type { PipelineTopics } from '../protocol/index.ts';
 import { readLastControl, readModelVersions, type ParticipantRegistry } from '../protocol/index.ts';
-import type { RefusedRecord } from './records.ts';
+import { refusedOut, type RefusedRecord } from './records.ts';
+import type { RoundPublisher } from './publication.ts';
+import type { AggregatorRun } from './run.ts';
 import type { Transport } from '../transport/index.ts';
 
 /** The latest published version, as recovery needs it. */
@@ -96,4 +98,57 @@ export function recoveryPlan(r: RecoveredLog): RecoveryPlan {
   if (!r.control) return { type: 'start-after', round: r.latest.round };
   if (r.control.kind === 'FINISH') return { type: 'finished', round: Number(r.control.round) };
   return { type: 'resume', control: r.control, extensions: r.extensions };
+}
+
+/**
+ * The aggregator's restart (or first start): reads the log into `s` (the counted update ids, the latest version and
+ * its weights, the strategy's state stored with it), audits and dead-letters the refused records in one transaction,
+ * then carries out the plan: publish the initial version, continue a finished pipeline whose rounds.count was
+ * raised, start the round after the latest version, or reopen the open round (`openRound`). Leaves `s.finished` set
+ * when there is nothing more to run.
+ */
+export async function recoverRun(s: AggregatorRun, publisher: RoundPublisher, openRound: (c: RoundControlRecord, extensions: number) => void): Promise<void> {
+  const got = await readPipelineLog(s.t, s.m, s.topics, s.log, s.registry);
+  for (const [id, v] of got.counted) s.counted.set(id, v);
+  if (got.refused.length > 0) {
+    // Nothing else writes these: records in control or models that the aggregator did not sign (a forged FINISH, a
+    // forged version) are audited and dead-lettered here, each time recovery meets them (same event id each time).
+    await publisher.transact(`audit ${got.refused.length} refused records`, got.refused.flatMap((r) => refusedOut(s.scope, r, Date.now())), false);
+  }
+  if (got.latest) {
+    s.version = got.latest.version;
+    s.weights = got.latest.weights;
+    s.events.emit({ type: 'version.recovered', version: s.version });
+    if (got.latest.strategyState) {
+      if (s.opts.strategy.restore) s.opts.strategy.restore(got.latest.strategyState);
+      else s.log.warn({ version: s.version, strategy: s.opts.strategy.name }, 'the latest version carries a strategy state that this strategy cannot restore; ignored');
+    }
+  }
+  const plan = recoveryPlan(got);
+  switch (plan.type) {
+    case 'initial':
+      s.weights = await s.opts.initialWeights();
+      s.version = -1;
+      await publisher.publishInitial();
+      return;
+    case 'finished':
+      s.decidedRound = plan.round;
+      if (plan.round < s.m.rounds.count) {
+        await publisher.continueAfter(plan.round);
+        return;
+      }
+      s.finished = true;
+      s.log.info({ version: s.version, round: plan.round, roundsCount: s.m.rounds.count },
+        `the pipeline finished after round ${plan.round}; rounds.count ${s.m.rounds.count} asks for no more (raise it to continue)`);
+      return;
+    case 'start-after':
+      s.decidedRound = plan.round;
+      // A version without a round to follow it: start the next one.
+      await publisher.startAfter(plan.round);
+      return;
+    case 'resume':
+      s.decidedRound = Number(plan.control.round) - 1;
+      openRound(plan.control, plan.extensions);
+      s.log.info({ version: s.version, round: plan.control.round, kind: plan.control.kind, extensions: plan.extensions }, 'recovered state from the log');
+  }
 }
