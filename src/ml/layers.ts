@@ -8,7 +8,7 @@ import { deriveSeed } from './random.ts';
  * it, in one entry — its output shape and weights (worked out without TensorFlow.js: the aggregator checks updates
  * with it), the tfjs layer that holds its variables, and its forward pass as plain ops (what training runs).
  *
- * A new layer type is its option schema in config/manifest.ts plus one entry in {@link LAYERS}; TypeScript refuses
+ * A new layer type is its option schema in config/schema.ts plus one entry in {@link LAYERS}; TypeScript refuses
  * the registry until the entry is there.
  *
  * This module only imports tfjs' types: `build` and `forward` receive the `tf` namespace from their caller
@@ -58,7 +58,7 @@ function outSize(size: number, kernel: number, stride: number, padding: 'same' |
   return padding === 'same' ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
 }
 
-/** The activations a dense or conv2d layer may name (config/manifest.ts), as ops. */
+/** The activations a dense or conv2d layer may name (config/schema.ts), as ops. */
 function activation(tf: Tf, name: string): (x: TF.Tensor) => TF.Tensor {
   switch (name) {
     case 'relu': return (x) => tf.relu(x);
