@@ -5,22 +5,23 @@
  * hash checked against the audit log and, when a transport is given, recomputed from the weights on the
  * models topic (OK / MISMATCH). Every figure comes from the named queries in `schemas/clickhouse/queries/`.
  */
-import { unpackTensors, weightsSha256 } from '../../codec/index.ts';
 import { ConfigError } from '../../common/index.ts';
 import type { Logger } from '../../common/index.ts';
 import type { Manifest } from '../../config/index.ts';
-import { participantRegistry, readToEnd, verifyRecord, type ParticipantRegistry } from '../../protocol/index.ts';
+import { participantRegistry, type ParticipantRegistry } from '../../protocol/index.ts';
 import { pipelineTopics, topicSpecs } from '../../protocol/index.ts';
-import { PayloadReader, decode } from '../../protocol/index.ts';
 import type { Transport } from '../../transport/index.ts';
 import type { AnalyticsClient } from '../clickhouse/client.ts';
 import { toAnalyticsError } from '../clickhouse/errors.ts';
 import { SCHEMA_VARIABLE_DEFAULTS, retentionVariables } from '../clickhouse/ddl.ts';
 import type { Block, Document, Report, Section } from './document.ts';
-import { engine, fixed, int, naturalCompare, num, optNum, q, retentionText, stamp, str, time, type Row } from './format.ts';
+import { engine, fixed, int, naturalCompare, num, q, retentionText, stamp, str, time, type Row } from './format.ts';
 import { renderHtml } from './html.ts';
 import { privacyBlocks } from './privacy.ts';
 import { renderMarkdown } from './markdown.ts';
+import { checkChain, hashesOnTopic, type ChainEntry } from './chain.ts';
+
+export type { ChainEntry, ChainStatus } from './chain.ts';
 
 /** What the compliance report reads, and about which version. */
 export interface ComplianceReportOptions {
@@ -33,26 +34,6 @@ export interface ComplianceReportOptions {
   logger?: Logger;
   /** Timestamp printed in the report (default now). */
   now?: Date;
-}
-
-export type ChainStatus = 'OK' | 'MISMATCH';
-
-/** One version's hash check. `topic` is undefined when the models topic was not read. */
-export interface ChainEntry {
-  version: number;
-  parentVersion: number | null;
-  weightsSha256: string;
-  /** The parent exists in ClickHouse (or this is the initial model). */
-  parentOk: boolean;
-  /** The hash announced in the VERSION_PUBLISHED audit event equals the stored one. */
-  auditOk: boolean;
-  /** The models topic: OK (recomputed hash = stored hash), MISMATCH, MISSING (no such version on the topic). */
-  topic?: 'OK' | 'MISMATCH' | 'MISSING';
-  /** The hash recomputed from the weights on the models topic. */
-  recomputedSha256?: string;
-  status: ChainStatus;
-  /** What is wrong, for people; empty when OK. */
-  problems: string[];
 }
 
 /** The compliance report, rendered, with the figures it was built from. */
@@ -142,77 +123,6 @@ async function retentionInForce(analytics: AnalyticsClient, m: Manifest): Promis
     out.push({ table, ttl, days: days ? Number(days[1] ?? days[2]) : undefined, expectedDays: Number(vars[variable]) });
   }
   return out;
-}
-
-/**
- * Reads every ModelVersion on the models topic that the aggregator signed (when the manifest lists participants whose
- * keys can be read: a forged version must not stand in for the real one) and recomputes its weights' sha256.
- */
-async function hashesOnTopic(transport: Transport, m: Manifest, upTo: number | undefined, logger?: Logger): Promise<Map<number, { declared: string; recomputed: string }>> {
-  let registry: ParticipantRegistry | undefined;
-  try {
-    registry = m.participants ? participantRegistry(m) : undefined;
-  } catch (err) {
-    logger?.warn({ err }, 'the participants\' keys cannot be read: versions on the models topic are re-hashed unverified');
-  }
-  const reader = new PayloadReader(m.limits);
-  const out = new Map<number, { declared: string; recomputed: string }>();
-  await readToEnd(transport, pipelineTopics(m).models, (msg) => {
-    const { payload, failures } = reader.accept(msg);
-    for (const f of failures) logger?.warn({ err: f.error, offset: msg.offset }, 'unreadable record on the models topic');
-    if (!payload) return;
-    try {
-      const v = decode('ModelVersion', payload.bytes);
-      if (upTo !== undefined && Number(v.version) > upTo) return;
-      const verdict = registry ? verifyRecord(registry, 'ModelVersion', v, payload.bytes, payload.headers) : { ok: true as const };
-      if (!verdict.ok) {
-        logger?.warn({ code: verdict.code, offset: payload.firstOffset }, `model version ${v.version} on the models topic is not the aggregator's; not re-hashed: ${verdict.reason}`);
-        return;
-      }
-      out.set(Number(v.version), { declared: v.weightsSha256, recomputed: weightsSha256(unpackTensors(v.tensors)) });
-    } catch (err) {
-      logger?.warn({ err, offset: payload.firstOffset }, 'unreadable model version on the models topic');
-    }
-  }, { groupPrefix: `${m.tenant}.${m.name}.report` });
-  return out;
-}
-
-function checkChain(rows: Row[], topic: Map<number, { declared: string; recomputed: string }> | undefined, upTo: number | undefined): ChainEntry[] {
-  const entries: ChainEntry[] = rows.map((r) => {
-    const version = num(r.version);
-    const sha = String(r.weights_sha256);
-    const problems: string[] = [];
-    const parentOk = Number(r.parent_ok) === 1;
-    const auditOk = Number(r.audit_ok) === 1;
-    if (!parentOk) problems.push(`parent version ${str(r.parent_version)} is not in ClickHouse`);
-    if (!auditOk) problems.push(r.published_sha256 ? `the VERSION_PUBLISHED audit event announced ${r.published_sha256}` : 'no VERSION_PUBLISHED audit event');
-    const e: ChainEntry = { version, parentVersion: optNum(r.parent_version), weightsSha256: sha, parentOk, auditOk, status: 'OK', problems };
-    if (topic) {
-      const t = topic.get(version);
-      if (!t) {
-        e.topic = 'MISSING';
-        problems.push('not on the models topic');
-      } else {
-        e.recomputedSha256 = t.recomputed;
-        e.topic = t.recomputed === sha && t.declared === sha ? 'OK' : 'MISMATCH';
-        if (t.recomputed !== sha) problems.push(`the weights on the models topic hash to ${t.recomputed}`);
-        if (t.declared !== t.recomputed) problems.push(`the record on the topic declares ${t.declared}`);
-      }
-    }
-    e.status = problems.length === 0 ? 'OK' : 'MISMATCH';
-    return e;
-  });
-  if (topic) {
-    const known = new Set(entries.map((e) => e.version));
-    for (const [version, t] of [...topic].sort((a, b) => a[0] - b[0])) {
-      if (known.has(version) || (upTo !== undefined && version > upTo)) continue;
-      entries.push({
-        version, parentVersion: null, weightsSha256: '', parentOk: false, auditOk: false, topic: 'OK', recomputedSha256: t.recomputed,
-        status: 'MISMATCH', problems: ['on the models topic but not in ClickHouse (the sink has not written it)'],
-      });
-    }
-  }
-  return entries.sort((a, b) => a.version - b.version);
 }
 
 /**
