@@ -6,6 +6,9 @@ import { type Dataset, product } from './datasets/dataset.ts';
 import { deriveSeed, mulberry32, permutation } from './random.ts';
 import { layerDefinition, type Step } from './layers.ts';
 import { buildModel, getWeights, layerName, setWeights } from './model.ts';
+import { extraLossOf, type ExtraLoss } from './proximal.ts';
+
+export { proximalTerm, type ExtraLoss } from './proximal.ts';
 
 /**
  * Local training and evaluation with TensorFlow.js: what the node's `LocalTrainer` port (node/trainer.ts) and the
@@ -54,38 +57,6 @@ export interface TrainOptions {
    * number rather than a function so that it crosses to worker threads (demo/worker-trainer.ts) as it is.
    */
   proximalMu?: number;
-}
-
-/**
- * An extra loss term, added to the mean cross-entropy of every batch inside `optimizer.minimize`, so that its
- * gradient reaches the weights: FedProx's proximal term `μ/2 · Σ‖w − w_base‖²` is
- * `(trainable, base) => tf.mul(μ / 2, tf.addN(trainable.map((w, i) => tf.sum(tf.squaredDifference(w, base[i]!)))))`.
- *
- * `trainable` are the model's trainable variables in model order; `base[i]` holds the value `trainable[i]` had when
- * training started (the base version's weights), and does not change during training. Called once per step inside
- * a tidy scope: intermediate tensors are disposed by the trainer. Must return a scalar; the reported loss includes it.
- */
-export type ExtraLoss = (trainable: readonly tf.Variable[], base: readonly tf.Tensor[]) => tf.Scalar;
-
-/**
- * FedProx's proximal term (Li, Sahu, Zaheer, Sanjabi, Talwalkar, Smith. "Federated Optimization in Heterogeneous
- * Networks". MLSys 2020, eq. 2): `h_k(w; w_t) = F_k(w) + μ/2 · ‖w − w_t‖²`, the squared L2 distance summed over every
- * trainable tensor, w_t the base version's weights. Its gradient with respect to w is μ(w − w_t), so one SGD step is
- * `w ← w − η(∇F_k(w) + μ(w − w_t))`. Flower's FedProx asks the same of its clients
- * (`loss += (proximal_mu / 2) * Σ ‖w − w_global‖²`, flwr/server/strategy/fedprox.py). μ: dimensionless factor on the
- * squared distance, ≥ 0.
- */
-export function proximalTerm(mu: number): ExtraLoss {
-  if (!(mu >= 0) || !Number.isFinite(mu)) throw new ConfigError('training.proximalMu', `expected a finite number ≥ 0, got ${mu}`);
-  return (trainable, base) => tf.mul(mu / 2, tf.addN(trainable.map((w, i) => tf.sum(tf.squaredDifference(w, base[i]!))))) as tf.Scalar;
-}
-
-/** The extra loss of a training run: `extraLoss` and the proximal term of `proximalMu`, each when present. */
-function extraLossOf(o: Pick<TrainOptions, 'extraLoss' | 'proximalMu'>): ExtraLoss | undefined {
-  const prox = o.proximalMu === undefined || o.proximalMu === 0 ? undefined : proximalTerm(o.proximalMu);
-  const extra = o.extraLoss;
-  if (!prox || !extra) return prox ?? extra;
-  return (trainable, base) => tf.add(extra(trainable, base), prox(trainable, base)) as tf.Scalar;
 }
 
 export interface TrainResult {

@@ -42,7 +42,7 @@ export type RoundTrainOptions = Pick<TrainOptions, 'epochs' | 'batchSize' | 'lea
 /**
  * Maps a round config onto the ml trainer's options, key by key. A key added to RoundConfig fails to compile here
  * until it is mapped, so the node never ignores one. FedProx's `proximalMu` (μ) becomes the trainer's `proximalMu`,
- * which adds μ/2·‖w − w_t‖² to the local loss (ml/trainer.ts, `proximalTerm`); absent, there is no such key.
+ * which adds μ/2·‖w − w_t‖² to the local loss (ml/proximal.ts, `proximalTerm`); absent, there is no such key.
  */
 export function trainOptionsOf(config: RoundConfig): RoundTrainOptions {
   const { epochs, batchSize, learningRate, optimizer, proximalMu, ...rest } = config;

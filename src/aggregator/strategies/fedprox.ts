@@ -13,7 +13,7 @@ import { FedAvg, type FedAvgOptions, fractionOption } from './fedavg.ts';
  *
  * and the server averages what comes back, each node weighted by its examples, as FedAvg (eq. 3 there weighs by p_k
  * = n_k / n). The server's only difference from FedAvg is that every round's config carries `proximalMu` = μ
- * (protocol/round-config.ts); the node's trainer adds the term (ml/trainer.ts, `proximalTerm`). As Flower 1.42's
+ * (protocol/round-config.ts); the node's trainer adds the term (ml/proximal.ts, `proximalTerm`). As Flower 1.42's
  * `FedProx` (flwr/server/strategy/fedprox.py: `configure_fit` adds `proximal_mu`; `aggregate_fit` is FedAvg's).
  *
  * Partial work: FedProx tolerates nodes that do less than asked (γ-inexact solutions, fewer local epochs or steps):
