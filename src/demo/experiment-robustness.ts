@@ -72,6 +72,8 @@ export interface RobustnessRun {
 export interface RobustnessResult {
   experiment: 'robustness';
   createdAt: string;
+  /** The command line that ran it (set by the CLI; absent in a result from an older version). */
+  command?: string;
   nodes: number;
   rounds: number;
   trainExamples: number;

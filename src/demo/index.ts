@@ -5,4 +5,4 @@
 export { runDemo, planDemo, summaryLine, hasPreviousRun, clearOutputs, DEFAULT_DEMO_PIPELINE, DEMO_OUTPUTS, type DemoOptions, type DemoPlan } from './demo.ts';
 export { runFedAvgVsFedSgd, runLearningRateGrid, experimentMarkdown, experimentTable, gridTable } from './experiment.ts';
 export { runRobustness, robustnessManifest, ROBUSTNESS_STRATEGIES, type RobustnessOptions, type RobustnessResult, type RobustnessRun } from './experiment-robustness.ts';
-export { robustnessChart, robustnessMarkdown, robustnessTable, replaceSection, ROBUSTNESS_BEGIN, ROBUSTNESS_END } from './robustness-report.ts';
+export { attackTable, parseRobustnessResult, robustnessChart, robustnessMarkdown, robustnessTable, replaceSection, timeTable, ATTACK_TITLES, ROBUSTNESS_BEGIN, ROBUSTNESS_END } from './robustness-report.ts';

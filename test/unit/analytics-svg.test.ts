@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, escapeXml, formatTick, heatmap, lineChart, niceTicks, textWidth } from '../../src/analytics/reports/svg.ts';
+import { barChart, chartGrid, escapeXml, formatTick, heatmap, lineChart, niceTicks, textWidth } from '../../src/analytics/reports/svg.ts';
 
 /** Tags balance (every open tag closed, in order) and attributes are quoted: enough to catch broken markup. */
 function wellFormed(svg: string): void {
@@ -124,6 +124,21 @@ describe('barChart', () => {
     const none = barChart({ title: 't', xLabel: 'x', yLabel: 'y', categories: [], series: [] });
     wellFormed(none);
     expect(none).toContain('>no data</text>');
+  });
+});
+
+describe('chartGrid', () => {
+  it('nests each chart at its cell under one title; a fixed yMax puts the panels on one scale', () => {
+    const panel = (title: string, v: number) => barChart({ title, xLabel: 'f', yLabel: 'accuracy', categories: ['0', '1'], series: [{ name: 's', values: [v, v / 2] }], width: 300, height: 200, yMax: 1 });
+    const grid = chartGrid({ title: 'All', charts: [panel('A', 0.9), panel('B', 0.5), panel('C', 0.1)], columns: 2 });
+    wellFormed(grid);
+    // 2 columns of 300 px, 2 rows of 200 px under a 32 px title.
+    expect(grid).toMatch(/^<svg [^>]*width="600" height="432"/);
+    expect([...grid.matchAll(/<svg x="(\d+)" y="(\d+)"/g)].map((m) => [Number(m[1]), Number(m[2])])).toEqual([[0, 32], [300, 32], [0, 232]]);
+    // yMax 1: the top tick of every panel is 1, whatever its data (0.1 would otherwise give a 0.1 axis).
+    for (const t of ['A', 'B', 'C']) expect(grid).toContain(`<title id="${t.toLowerCase()}-title">${t}</title>`);
+    expect(grid.match(/text-anchor="end" fill="#333333">1<\/text>/g)).toHaveLength(3);
+    expect(() => chartGrid({ title: 'x', charts: ['<g/>'], columns: 1 })).toThrow(TypeError);
   });
 });
 

@@ -232,6 +232,8 @@ export interface BarChartOptions {
   height?: number;
   /** Stack the series instead of grouping them side by side. */
   stacked?: boolean;
+  /** Fix the top of the y axis (e.g. 1 for accuracy, so that panels compare); otherwise it fits the data. */
+  yMax?: number;
 }
 
 /** Category labels longer than this are cut with an ellipsis. */
@@ -263,7 +265,7 @@ export function barChart(o: BarChartOptions): string {
   if (o.categories.length === 0 || series.length === 0) return svg + axisLabels(f, o.xLabel, o.yLabel) + noData(f);
   const top = Math.max(...totals);
   // A little headroom, so that the tallest bar does not touch the frame.
-  const ticks = niceTicks(0, top > 0 ? top * 1.05 : 1, 5);
+  const ticks = o.yMax !== undefined && o.yMax > 0 ? niceTicks(0, o.yMax, 5) : niceTicks(0, top > 0 ? top * 1.05 : 1, 5);
   const yMax = ticks[ticks.length - 1]!;
   const pw = f.width - f.left - f.right;
   const ph = f.height - f.top - f.bottom;
@@ -303,6 +305,33 @@ export function barChart(o: BarChartOptions): string {
   svg += `<g class="axes"><line x1="${f.left}" y1="${f.top}" x2="${f.left}" y2="${f.top + ph}" stroke="${AXIS}"/><line x1="${f.left}" y1="${f.top + ph}" x2="${f.left + pw}" y2="${f.top + ph}" stroke="${AXIS}"/></g>`;
   svg += legend(series.map((s) => ({ name: s.name, color: s.color, square: true })), f.left, 42, pw);
   return svg + axisLabels(f, o.xLabel, o.yLabel) + '</svg>';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grid of charts
+
+/**
+ * Charts of this file (each a whole `<svg>`) in a grid, `columns` a row, under one title: small multiples in one
+ * image. Each chart is nested at its place as an inner `<svg>` (its own coordinates, title and legend kept); the
+ * cells are as large as the largest chart.
+ */
+export function chartGrid(o: { title: string; charts: string[]; columns: number; description?: string }): string {
+  const sizes = o.charts.map((c) => {
+    const m = /^<svg [^>]*?width="([\d.]+)" height="([\d.]+)"/.exec(c);
+    if (!m) throw new TypeError('chartGrid: expected charts made by this module (an <svg> with width and height)');
+    return { w: Number(m[1]), h: Number(m[2]) };
+  });
+  const columns = Math.max(1, Math.min(o.columns, o.charts.length));
+  const cw = Math.max(0, ...sizes.map((s) => s.w));
+  const ch = Math.max(0, ...sizes.map((s) => s.h));
+  const f: Frame = { width: Math.max(320, columns * cw), height: 32 + Math.ceil(o.charts.length / columns) * ch, left: 0, right: 0, top: 32, bottom: 0 };
+  let svg = open(o.title, f, o.description ?? o.title);
+  o.charts.forEach((c, i) => {
+    const x = (i % columns) * cw;
+    const y = 32 + Math.floor(i / columns) * ch;
+    svg += c.replace(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" /, `<svg x="${x}" y="${y}" `);
+  });
+  return svg + '</svg>';
 }
 
 // ---------------------------------------------------------------------------------------------
