@@ -314,7 +314,7 @@ export async function trainingReport(o: TrainingReportOptions): Promise<Training
     subtitle: m.description ?? 'Convergence and participation of a federated learning pipeline.',
     meta: [
       { key: 'Pipeline', value: `${m.tenant}/${m.name}` },
-      { key: 'Strategy', value: `${strategyLabel(m.strategy)}, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
+      { key: 'Strategy', value: `${strategyLabel(m)}, target ${m.rounds.targetUpdates} updates (at least ${m.rounds.minUpdates})` },
       // The rounds that ran (from ClickHouse), not the manifest's count, which a run may not have reached or may have raised.
       { key: 'Rounds', value: `${decided} decided (${closed} closed, ${decided - closed} abandoned)${rounds.length > decided ? `, ${rounds.length - decided} open` : ''}; the manifest asks for ${m.rounds.count}` },
       ...(privacy ? [{ key: 'Privacy', value: privacy }] : []),
@@ -333,8 +333,14 @@ function withNonFinite(median: string, nonFinite: unknown): string {
   return Number.isFinite(n) && n > 0 ? `${median} (${n} non-finite)` : median;
 }
 
-/** The strategy's name and the options the manifest sets (`fedadam (eta 0.05, beta1 0.9)`); unset options have the defaults of docs/strategies.md. */
-function strategyLabel(s: Manifest['strategy']): string {
+/**
+ * The strategy's name and the options the manifest sets (`fedadam (eta 0.05, beta1 0.9)`); unset options have the
+ * defaults of docs/strategies.md. Central DP wraps the strategy (aggregator/strategies/dp-registry.ts), so it is named
+ * here too (`fedavg with central DP, adaptive clipping`); its ε is the report's Privacy line.
+ */
+export function strategyLabel(m: Pick<Manifest, 'strategy' | 'privacy'>): string {
+  const s = m.strategy;
   const options = Object.entries(s).filter(([k]) => k !== 'name').map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
-  return options.length ? `${s.name} (${options.join(', ')})` : s.name;
+  const base = options.length ? `${s.name} (${options.join(', ')})` : s.name;
+  return m.privacy?.central ? `${base} with central DP, ${m.privacy.central.clipping} clipping` : base;
 }
