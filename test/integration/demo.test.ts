@@ -112,6 +112,28 @@ describe('fedstream demo', () => {
     expect(html).toContain('node-2');
   });
 
+  it('--pipeline pipelines/mnist-dp.yaml: report.html names the strategy with its DP wrapper and shows the ε ClickHouse holds (issue 14)', async () => {
+    const out = tempDir();
+    // 10 nodes, as the pipeline's numSampledClients m = 10 assumes (σ = z·C/m), on a few digits each.
+    const r = await fedstream(['demo', '--pipeline', 'pipelines/mnist-dp.yaml', ...SMALL, '--nodes', '10', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^final accuracy=0\.\d{4} versions=3 /);
+    const html = readFileSync(path.join(out, 'report.html'), 'utf8');
+    expect(html).toContain('<dt>Strategy</dt><dd>fedavg with central DP, adaptive clipping, target 10 updates (at least 10)</dd>');
+    const privacy = /<dt>Privacy<\/dt><dd>([^<]*)<\/dd>/.exec(html)?.[1];
+    expect(privacy).toMatch(/^central DP \(adaptive clipping, noise multiplier 0\.5, .*\): ε = \d+(\.\d+)? at δ = 0\.00001 after 2 noised versions; budget ε 60 at δ 0\.00001$/);
+    const analytics = await createAnalyticsClient({ path: path.join(out, 'clickhouse'), database: 'fedstream', logger });
+    try {
+      const rows = await runQuery<{ version: string | number; dp_epsilon: number; dp_steps: string | number }>(analytics, 'privacy', { tenant: 'demo', pipeline: 'mnist-dp' });
+      const last = rows.find((x) => Number(x.version) === 2)!;
+      expect(Number(last.dp_steps)).toBe(2);
+      expect(Number(last.dp_epsilon)).toBeGreaterThan(0);
+      expect(privacy).toContain(`ε = ${Number(Number(last.dp_epsilon).toFixed(3))} at`);
+    } finally {
+      await analytics.close();
+    }
+  });
+
   it('exits 2 with the flag named when a flag is bad', async () => {
     const r = await fedstream(['demo', '--nodes', 'many', '--out', tempDir()]);
     expect(r.code).toBe(2);
