@@ -45,7 +45,8 @@ export class Krum extends RobustStrategy {
   /**
    * Distances are running sums over the blocks (`scan`); the choice is made once they are complete; `combine` then
    * takes the chosen update's coordinates (Krum) or the example-weighted mean of the kept ones (Multi-Krum), each
-   * coordinate on its own, as a float64 sum in the kept order rounded to float32 once.
+   * coordinate on its own, as a float64 sum in the kept order rounded to float32 once. Only the kept updates' rows
+   * are read by `combine` (`reads`).
    */
   protected rule(updates: readonly KeptUpdate[]): BlockRule {
     const n = updates.length;
@@ -55,6 +56,8 @@ export class Krum extends RobustStrategy {
     const multi = this.o.numClientsToKeep > 0;
     return {
       scan: (rows) => void accumulateSquaredDistances(rows, d),
+      // Beyond the budget, the combining passes re-read only the kept updates (spill.ts).
+      reads: () => [...choose()].sort((a, b) => a - b),
       combine: (rows, out) => {
         const k = choose();
         if (!multi) {

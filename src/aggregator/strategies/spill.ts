@@ -12,8 +12,9 @@
  * reads each update once and keeps its coordinates [b, b + B). The rule (buffered.ts `BlockRule`) sees the blocks in
  * coordinate order: Krum's distances are running sums continued block after block, the median's and trimmed mean's
  * coordinates are each their own; so the result is the same, bit for bit, as in memory. Cost: ⌈P / B⌉ passes of
- * `combine` (and as many more of `scan` for Krum), each reading the round's n·4·P bytes from the broker and decoding
- * them. Each update re-read is checked to be the one folded (its update id), and a clipped update is clipped again
+ * `combine`, each reading the round's n·4·P bytes from the broker and decoding them; for Krum, as many passes of
+ * `scan` first, then the `combine` passes read only the m updates it kept (`reads`), in blocks of
+ * B_m = min(P, ⌊n·B / m⌋) coordinates (the same budget): ⌈P / B_m⌉ passes (for Krum, m = 1, one once n·B ≥ P). Each update re-read is checked to be the one folded (its update id), and a clipped update is clipped again
  * with the scale noted at fold time (kernels/robust.ts `scaleFromBase`, the same float32 rounding).
  */
 import type { Weights } from '../../codec/index.ts';
@@ -38,10 +39,16 @@ export interface KeptUpdate {
  * memory) and on blocks re-read from the log (beyond the budget), with the same bits either way: `scan` (optional)
  * sees every block, in coordinate order, before any `combine` (Krum's distances); `combine` computes the new
  * weights' coordinates of a block from the n updates' values there (each coordinate on its own); `shares` is each
- * update's share in the result, after both. `rows[k]` is update k's values in the block, all of one length.
+ * update's share in the result, after both. `rows[k]` is update k's values in the block, all of one length (but
+ * for the rows `reads` leaves out, which are empty).
  */
 export interface BlockRule {
   scan?(rows: readonly Float32Array[]): void;
+  /**
+   * The updates `combine` reads (indices in log order, ascending), asked once after every `scan`; absent: all of
+   * them. Beyond the budget only these are re-read, and the other rows `combine` is given are empty (length 0).
+   */
+  reads?(): readonly number[];
   combine(rows: readonly Float32Array[], out: Float32Array): void;
   shares(): number[];
 }
@@ -76,13 +83,18 @@ export async function aggregateFromLog(o: FromLog): Promise<{ values: Float32Arr
     baseFlat.set(t.values, off);
     off += t.values.length;
   }
-  const full = Array.from({ length: n }, () => new Float32Array(o.blockSize));
+  // The block of every update, n·B values; a pass of fewer updates (`reads`) takes longer rows of the same memory.
+  const block = new Float32Array(n * o.blockSize);
+  const empty = new Float32Array(0);
   const out = new Float32Array(p);
   let passes = 0;
 
-  const pass = async (from: number, len: number): Promise<Float32Array[]> => {
-    const rows = full.map((r) => r.subarray(0, len));
-    await o.reader.read(at, (k, payload) => {
+  /** Reads coordinates [from, from + len) of the updates `which` (ascending indices); rows of the others are empty. */
+  const pass = async (which: readonly number[], from: number, len: number): Promise<Float32Array[]> => {
+    const rows = Array.from({ length: n }, () => empty);
+    which.forEach((k, r) => { rows[k] = block.subarray(r * len, (r + 1) * len); });
+    await o.reader.read(which.map((k) => at[k]!), (r, payload) => {
+      const k = which[r]!;
       const u = o.updates[k]!;
       const record = decodeView('ModelUpdate', payload.bytes);
       if (record.updateId !== u.updateId) {
@@ -98,12 +110,19 @@ export async function aggregateFromLog(o: FromLog): Promise<{ values: Float32Arr
     return rows;
   };
 
+  const all = o.updates.map((_, k) => k);
   if (o.rule.scan) {
-    for (let from = 0; from < p; from += o.blockSize) o.rule.scan(await pass(from, Math.min(o.blockSize, p - from)));
+    for (let from = 0; from < p; from += o.blockSize) o.rule.scan(await pass(all, from, Math.min(o.blockSize, p - from)));
   }
-  for (let from = 0; from < p; from += o.blockSize) {
-    const len = Math.min(o.blockSize, p - from);
-    o.rule.combine(await pass(from, len), out.subarray(from, from + len));
+  const which = o.rule.reads?.() ?? all;
+  if (which.length === 0 || which.some((k, r) => !Number.isInteger(k) || k < 0 || k >= n || (r > 0 && k <= which[r - 1]!))) {
+    throw new FedStreamError('INTERNAL', `${o.strategy}: the rule reads updates [${which.join(', ')}]; expected ascending indices below ${n}`);
+  }
+  // Fewer updates, longer blocks: m·B_m ≤ n·B, within the same budget.
+  const size = Math.min(p, Math.floor((n * o.blockSize) / which.length));
+  for (let from = 0; from < p; from += size) {
+    const len = Math.min(size, p - from);
+    o.rule.combine(await pass(which, from, len), out.subarray(from, from + len));
   }
   return { values: out, passes };
 }
