@@ -48,6 +48,30 @@ describe('robust kernels, by their definitions', () => {
     expect([...krumScores(d, 4, 0)]).toEqual([10, 5, 13, 130]);
   });
 
+  it('Krum distances, four pairs at a time: each ‖x^i − x^k‖² the one running float64 sum over j in order, bit for bit, for every n', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      (n, p, seed) => {
+        let r = seed;
+        const next = () => ((r = (Math.imul(r, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 1e3;
+        const xs = Array.from({ length: n }, () => Float32Array.from({ length: p }, next));
+        const want = new Float64Array(n * n);
+        for (let i = 0; i < n; i++) {
+          for (let k = 0; k < n; k++) {
+            let sum = 0;
+            for (let j = 0; j < p; j++) {
+              const x = xs[i]![j]! - xs[k]![j]!;
+              sum += x * x;
+            }
+            want[i * n + k] = i === k ? 0 : sum;
+          }
+        }
+        const got = pairwiseSquaredDistances(xs);
+        for (let q = 0; q < n * n; q++) expect(Object.is(got[q], want[q]), `n ${n}, p ${p}, entry ${q}`).toBe(true);
+      },
+    ), { numRuns: 200 });
+  });
+
   it('clipping: w_t + Δ·min(1, C/‖Δ‖₂) over all tensors together (Sun et al. 2019); within C it is the update itself', () => {
     const base = [f32([1, 1]), f32([1])];
     const w = [f32([4, 1]), f32([5])]; // Δ = (3, 0, 4), ‖Δ‖ = 5

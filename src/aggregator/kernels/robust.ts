@@ -81,6 +81,10 @@ export function pairwiseSquaredDistances(updates: readonly Float32Array[]): Floa
  * d[i·n + k] += Σ_j (x^i_j − x^k_j)² over the block's coordinates, in order. Fed the blocks of a model in coordinate
  * order, starting from zeros, it computes exactly (bit for bit) what {@link pairwiseSquaredDistances} computes over
  * the whole vectors: the same float64 additions in the same order. In: n rows of the block's B coordinates; `d` n × n.
+ *
+ * Four pairs (i, k … k + 3) at a time: each pair's sum is still one running float64 sum over j in order (so the same
+ * bits), but four independent sums keep the FPU busy where one waits on its own previous addition, and x^i_j is
+ * loaded once for the four (about 3× faster at n = 100, P = 4M on the development machine).
  */
 export function accumulateSquaredDistances(rows: readonly Float32Array[], d: Float64Array): Float64Array {
   const p = checkSame(rows);
@@ -88,7 +92,33 @@ export function accumulateSquaredDistances(rows: readonly Float32Array[], d: Flo
   if (d.length !== n * n) throw new FedStreamError('INTERNAL', `a ${d.length}-element distance matrix for ${n} updates`);
   for (let i = 0; i < n; i++) {
     const a = rows[i]!;
-    for (let k = i + 1; k < n; k++) {
+    let k = i + 1;
+    for (; k + 3 < n; k += 4) {
+      const b0 = rows[k]!;
+      const b1 = rows[k + 1]!;
+      const b2 = rows[k + 2]!;
+      const b3 = rows[k + 3]!;
+      let s0 = d[i * n + k]!;
+      let s1 = d[i * n + k + 1]!;
+      let s2 = d[i * n + k + 2]!;
+      let s3 = d[i * n + k + 3]!;
+      for (let j = 0; j < p; j++) {
+        const x = a[j]!;
+        const t0 = x - b0[j]!;
+        s0 += t0 * t0;
+        const t1 = x - b1[j]!;
+        s1 += t1 * t1;
+        const t2 = x - b2[j]!;
+        s2 += t2 * t2;
+        const t3 = x - b3[j]!;
+        s3 += t3 * t3;
+      }
+      d[i * n + k] = s0;
+      d[i * n + k + 1] = s1;
+      d[i * n + k + 2] = s2;
+      d[i * n + k + 3] = s3;
+    }
+    for (; k < n; k++) {
       const b = rows[k]!;
       let s = d[i * n + k]!;
       for (let j = 0; j < p; j++) {
@@ -96,8 +126,8 @@ export function accumulateSquaredDistances(rows: readonly Float32Array[], d: Flo
         s += x * x;
       }
       d[i * n + k] = s;
-      d[k * n + i] = s;
     }
+    for (let q = i + 1; q < n; q++) d[q * n + i] = d[i * n + q]!;
   }
   return d;
 }
