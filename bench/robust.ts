@@ -1,10 +1,11 @@
 /**
  * Section 6: the robust strategies' cost (issue 14, item 3). One round of N simulated nodes' updates of P parameters
  * on the real broker, aggregated by the real Aggregator in its own process (bench/agg-child.ts) with FedAvg, then
- * median, trimmed mean and Krum — in memory (a budget above N·P·4 bytes) and, for median and Krum, past a budget
- * smaller than N·P·4 bytes, where the round's updates are re-read from the updates topic in blocks of coordinates
- * (src/aggregator/strategies/spill.ts). Per strategy: the aggregator's peak RSS (VmHWM), the round's wall time
- * (first update sent → version published), and the aggregation's own time (the strategy's settle + finish).
+ * median, trimmed mean, Krum and Multi-Krum — in memory (a budget above N·P·4 bytes) and, for the median and the
+ * Krums, past a budget smaller than N·P·4 bytes, where the round's updates are re-read from the updates topic in
+ * blocks of coordinates (src/aggregator/strategies/spill.ts). Per strategy: the aggregator's peak RSS (VmHWM), the
+ * round's wall time (first update sent → version published), and the aggregation's own time (the strategy's settle +
+ * finish).
  */
 import type { ChildProcess } from 'node:child_process';
 import { nextMessage, procMemory, progress, round } from './lib.ts';
@@ -71,6 +72,8 @@ export async function benchRobust(brokers: string, o: { nodes: number; params: n
   // In memory: room for every update; from the log: a third of that (at least 1 MiB and one decoded update more).
   const inMemory = Math.ceil(bytes * 1.25);
   const small = Math.max(1024 ** 2, Math.floor(bytes / 3));
+  // Multi-Krum keeps m = n − f updates (Blanchard et al. 2017, §4) and averages them.
+  const multiKrum = { name: 'krum', numMaliciousClients: 10, numClientsToKeep: Math.max(1, o.nodes - 10) };
   const runs: Array<[string, Record<string, unknown> | undefined]> = o.quick
     ? [['fedmedian from the log', { name: 'fedmedian', memoryBudgetBytes: small }]]
     : [
@@ -78,11 +81,15 @@ export async function benchRobust(brokers: string, o: { nodes: number; params: n
       ['fedmedian', { name: 'fedmedian', memoryBudgetBytes: inMemory }],
       ['fedtrimmedavg (β=0.1)', { name: 'fedtrimmedavg', beta: 0.1, memoryBudgetBytes: inMemory }],
       ['krum (f=10)', { name: 'krum', numMaliciousClients: 10, memoryBudgetBytes: inMemory }],
+      ['multi-krum (f=10 m=n-f)', { ...multiKrum, memoryBudgetBytes: inMemory }],
       ['fedmedian from the log', { name: 'fedmedian', memoryBudgetBytes: small }],
       ['krum (f=10) from the log', { name: 'krum', numMaliciousClients: 10, memoryBudgetBytes: small }],
+      ['multi-krum (f=10 m=n-f) from the log', { ...multiKrum, memoryBudgetBytes: small }],
     ];
   // BENCH_ROBUST=label,label runs some of them only (a round of 100 × 4M updates takes minutes on a loaded machine).
   const only = process.env.BENCH_ROBUST?.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = only?.filter((l) => !runs.some(([label]) => label === l)) ?? [];
+  if (unknown.length) throw new Error(`BENCH_ROBUST: no strategy labelled ${unknown.join(', ')}; the labels are: ${runs.map(([l]) => l).join(', ')}`);
   const rows: RobustRow[] = [];
   for (const [label, strategy] of runs) if (!only || only.includes(label)) rows.push(await oneRound(brokers, o.nodes, o.params, label, strategy));
   return { nodes: o.nodes, params: o.params, updatesBytes: bytes, rows };
