@@ -65,9 +65,13 @@ export class Krum extends RobustStrategy {
           return;
         }
         const total = k.reduce((a, i) => a + updates[i]!.numExamples, 0);
+        // The kept rows and their examples, in the kept order, out of the loop over coordinates.
+        const kr = k.map((i) => rows[i]!);
+        const kw = k.map((i) => updates[i]!.numExamples);
+        const m = kr.length;
         for (let j = 0; j < out.length; j++) {
           let s = 0;
-          for (const i of k) s += rows[i]![j]! * updates[i]!.numExamples;
+          for (let q = 0; q < m; q++) s += kr[q]![j]! * kw[q]!;
           out[j] = s / total;
         }
       },
