@@ -111,7 +111,8 @@ async function main(): Promise<number> {
     mode: q ? 'quick' : 'full',
     startedAt,
     durationSeconds: round((performance.now() - t0) / 1000, 1),
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    // BENCH_ROBUST chooses the robust section's rows: part of how to run it again.
+    command: `${process.env.BENCH_ROBUST ? `BENCH_ROBUST='${process.env.BENCH_ROBUST}' ` : ''}npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: m,
     sectionSeconds: timings,
     ...results,
