@@ -6,7 +6,7 @@
  */
 export * from './random.ts';
 export { SecureGaussian } from './privacy/gaussian.ts';
-export { RDP_ORDERS, RdpAccountant, logErfc, logGamma, rdpToEpsilon, sampledGaussianRdp, type GaussianRelease } from './privacy/rdp.ts';
+export { RDP_ORDERS, RdpAccountant, logErfc, logGamma, rdpToEpsilon, sampledGaussianRdp, type GaussianRelease, type RdpAccountantState } from './privacy/rdp.ts';
 export { localDpNoiseStd, applyLocalDp } from './privacy/local.ts';
 export * from './datasets/index.ts';
 export { INPUT_RESHAPE, countParameters, layerName, summarizeModel, weightSpecs, type LayerSummary, type ModelSummary, type WeightSpec } from './summary.ts';

@@ -1,6 +1,6 @@
 import type { Weights } from '../../codec/index.ts';
 import { FedStreamError } from '../../common/index.ts';
-import { RdpAccountant, SecureGaussian } from '../../ml/index.ts';
+import { RdpAccountant, SecureGaussian, type RdpAccountantState } from '../../ml/index.ts';
 import type { AggregateResult, Aggregation, PrivacyGuarantee, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 import { ClippingAggregation } from './clipped.ts';
 
@@ -56,7 +56,7 @@ interface DpHeader {
   format: string;
   clipping: string;
   clippingNorm: number;
-  accountant: { rdp: number[]; steps: number };
+  accountant: RdpAccountantState;
   innerBytes: number;
 }
 
@@ -132,6 +132,7 @@ export class CentralDp implements Strategy {
     if (h?.format !== DP_STATE_FORMAT) throw bad(`format ${JSON.stringify(h?.format)}, expected ${DP_STATE_FORMAT} (was privacy.central added to a running pipeline?)`);
     if (h.clipping !== this.rule.kind) throw bad(`it was written with ${h.clipping} clipping; the manifest asks for ${this.rule.kind}`);
     if (!(h.clippingNorm > 0) || !Number.isInteger(h.innerBytes) || 4 + length + h.innerBytes !== bytes.length) throw bad('its header has no valid clipping norm or inner state length');
+    if (typeof h.accountant !== 'object' || h.accountant === null) throw bad('its header has no accountant (the RDP of the versions released so far)');
     let accountant: RdpAccountant;
     try {
       accountant = new RdpAccountant(h.accountant);

@@ -144,18 +144,43 @@ export interface GaussianRelease {
 }
 
 /**
+ * The accountant's state as it travels in JSON (a strategy state): RDP at each of RDP_ORDERS, `null` standing for +∞
+ * (JSON has no ∞; an order whose series did not converge, or σ = 0, is at +∞), and the number of releases composed.
+ */
+export interface RdpAccountantState {
+  rdp: Array<number | null>;
+  steps: number;
+}
+
+/**
  * The running RDP of a sequence of sampled-Gaussian releases (one per model version): compose with `step`, read
  * (ε, δ) with `epsilon`. The state is the RDP vector over RDP_ORDERS and the number of steps, so releases with
- * different (q, σ) compose exactly; `toJSON`/`fromJSON` carry it in a strategy state.
+ * different (q, σ) compose exactly; `toJSON` and the constructor carry it in a strategy state, +∞ as `null`.
  */
 export class RdpAccountant {
   private rdp: number[];
   steps: number;
 
-  constructor(state?: { rdp: number[]; steps: number }) {
-    if (state && state.rdp.length !== RDP_ORDERS.length) throw new RangeError(`an RDP state of ${state.rdp.length} orders, expected ${RDP_ORDERS.length}`);
-    this.rdp = state ? [...state.rdp] : RDP_ORDERS.map(() => 0);
-    this.steps = state?.steps ?? 0;
+  /**
+   * From a state `toJSON` wrote (or a fresh accountant without one). Throws RangeError naming the entry when the state
+   * is not one: another number of orders, an RDP value that is negative, NaN or not a number (`null` reads as +∞, as
+   * JSON writes it: never as 0, which would forget the releases at that order), or steps that are not an integer ≥ 0.
+   */
+  constructor(state?: { rdp: ReadonlyArray<number | null>; steps: number }) {
+    if (state === undefined) {
+      this.rdp = RDP_ORDERS.map(() => 0);
+      this.steps = 0;
+      return;
+    }
+    if (typeof state !== 'object' || state === null || !Array.isArray(state.rdp)) throw new RangeError('an RDP state needs an array rdp and a number steps');
+    if (state.rdp.length !== RDP_ORDERS.length) throw new RangeError(`an RDP state of ${state.rdp.length} orders, expected ${RDP_ORDERS.length}`);
+    this.rdp = state.rdp.map((v, k) => {
+      if (v === null) return Infinity;
+      if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`the RDP at order ${RDP_ORDERS[k]} is ${JSON.stringify(v) ?? String(v)}, not a number ≥ 0`);
+      return v;
+    });
+    if (!Number.isSafeInteger(state.steps) || state.steps < 0) throw new RangeError(`the RDP state's steps ${JSON.stringify(state.steps)} is not an integer ≥ 0`);
+    this.steps = state.steps;
   }
 
   /** Composes `count` more releases of `r`. */
@@ -172,12 +197,13 @@ export class RdpAccountant {
 
   /** ε at δ if `r` were released once more: what the aggregator checks against the budget before a round. */
   epsilonAfter(r: GaussianRelease, delta: number): number {
-    const next = new RdpAccountant({ rdp: this.rdp, steps: this.steps });
+    const next = new RdpAccountant(this.toJSON());
     next.step(r);
     return next.epsilon(delta);
   }
 
-  toJSON(): { rdp: number[]; steps: number } {
-    return { rdp: [...this.rdp], steps: this.steps };
+  /** The state, JSON-safe: +∞ as `null` (read back as +∞ by the constructor). */
+  toJSON(): RdpAccountantState {
+    return { rdp: this.rdp.map((v) => (v === Infinity ? null : v)), steps: this.steps };
   }
 }

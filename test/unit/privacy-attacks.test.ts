@@ -1,0 +1,117 @@
+/**
+ * Central and local DP tried as a careless operator and a restarted aggregator would (issue 14, item 4): the ε a
+ * pipeline reports must cover every version it published, whatever happened between runs.
+ *
+ * - The accountant's state travels in JSON inside the strategy state: orders at +∞ (series that did not converge,
+ *   σ = 0) must come back as +∞, not as JSON's null read as 0 (ε = 0 right after a restart, in the budget refusal).
+ * - A damaged accountant state (missing, negative, NaN, fractional steps) is refused with STRATEGY_STATE_INVALID.
+ * - `privacy.central` added to a pipeline that already published versions without it: the accountant would start at
+ *   0 and report an ε that leaves those releases out; the round is refused with PRIVACY_HISTORY_INCOMPLETE, on the
+ *   strategy and through the real aggregator on the in-memory transport.
+ * - Adaptive clipping noises with the norm the round clipped with (the sensitivity), not the updated one.
+ * - Local DP with a sensitivity below the clipping norm (0: no noise at all) is refused in the manifest.
+ */
+import { describe, expect, it } from 'vitest';
+import { STRATEGIES, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
+import type { Weights } from '../../src/codec/index.ts';
+import { FedStreamError } from '../../src/common/index.ts';
+import { privacySchema } from '../../src/config/index.ts';
+import { RDP_ORDERS, RdpAccountant, sampledGaussianRdp } from '../../src/ml/index.ts';
+
+const CONFIG = { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: 'sgd' as const };
+
+function dpStrategy(privacy: Record<string, unknown>): Strategy {
+  const inner = (STRATEGIES.fedavg as StrategyDefinition).create(parseStrategySection({ name: 'fedavg' }), { config: CONFIG, seed: 1 });
+  return withCentralDp(inner, privacySchema.parse(privacy));
+}
+
+/** Runs `rounds` rounds of `s` on three small updates around a zero base; returns the last weights. */
+function run(s: Strategy, rounds: number, fromVersion = 0) {
+  let base: Weights = [{ name: 'w', shape: [8], values: new Float32Array(8) }];
+  for (let v = fromVersion; v < fromVersion + rounds; v++) {
+    const ctx = { round: v + 1, baseVersion: v, knownNodes: [] };
+    expect(s.admitRound?.(ctx)).toBeUndefined();
+    const agg = s.begin(base, ctx);
+    for (let k = 0; k < 3; k++) {
+      agg.fold({ updateId: `u${v}-${k}`, nodeId: `n${k}`, round: v + 1, numExamples: 10, weights: [{ ...base[0]!, values: base[0]!.values.map((x, j) => x + 0.1 * (k + 1) * (j % 2 ? 1 : -1)) }], metrics: {} });
+    }
+    base = agg.finish([]).weights;
+  }
+  return base;
+}
+
+/** The strategy state with its JSON header edited by `edit` (the DP state format of dp-central.ts). */
+function editedState(state: Uint8Array, edit: (h: Record<string, unknown>) => void): Uint8Array {
+  const length = new DataView(state.buffer, state.byteOffset, state.byteLength).getUint32(0, true);
+  const h = JSON.parse(new TextDecoder().decode(state.subarray(4, 4 + length))) as Record<string, unknown>;
+  edit(h);
+  const text = new TextEncoder().encode(JSON.stringify(h));
+  const out = new Uint8Array(4 + text.length);
+  new DataView(out.buffer).setUint32(0, text.length, true);
+  out.set(text, 4);
+  return out;
+}
+
+describe('the accountant\'s state across a restart', () => {
+  // q = 0.5, σ = 1: some fractional orders' series do not converge here and are at +∞.
+  const release = { samplingRate: 0.5, noiseMultiplier: 1 };
+
+  it('keeps the orders at +∞ through JSON (null reads as +∞), so ε after a restart is ε before', () => {
+    expect(sampledGaussianRdp(release.samplingRate, release.noiseMultiplier).some((r) => r === Infinity)).toBe(true);
+    const a = new RdpAccountant();
+    a.step(release, 5);
+    const b = new RdpAccountant(JSON.parse(JSON.stringify(a.toJSON())) as ReturnType<RdpAccountant['toJSON']>);
+    expect(a.epsilon(1e-5)).toBeGreaterThan(1);
+    expect(b.epsilon(1e-5)).toBe(a.epsilon(1e-5));
+    expect(b.steps).toBe(5);
+  });
+
+  it('refuses a state that is not one, naming the order or the steps', () => {
+    const good = new RdpAccountant({ rdp: RDP_ORDERS.map(() => 1), steps: 2 }).toJSON();
+    expect(() => new RdpAccountant({ ...good, rdp: good.rdp.map((v, k) => (k === 3 ? -1 : v)) })).toThrow(`order ${RDP_ORDERS[3]} is -1`);
+    expect(() => new RdpAccountant({ ...good, rdp: good.rdp.map((v, k) => (k === 0 ? Number.NaN : v)) })).toThrow(/order 1\.1 is .*not a number ≥ 0/);
+    expect(() => new RdpAccountant({ ...good, rdp: good.rdp.map((v, k) => (k === 0 ? ('1' as unknown as number) : v)) })).toThrow(/order 1\.1 is "1"/);
+    expect(() => new RdpAccountant({ ...good, steps: 1.5 })).toThrow(/steps 1\.5/);
+    expect(() => new RdpAccountant({ rdp: good.rdp } as unknown as RdpAccountant['toJSON'] extends () => infer S ? S : never)).toThrow(/steps/);
+  });
+
+  it('a DP wrapper restored from its version\'s state reports the same ε, and its budget refusal names it', () => {
+    const privacy = { central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 5 }, population: 10 };
+    const s = dpStrategy(privacy);
+    run(s, 4);
+    const before = s.privacy!()!.epsilon;
+    expect(before).toBeGreaterThan(0);
+    const restarted = dpStrategy({ ...privacy, budget: { epsilon: before, delta: 1e-5 } });
+    restarted.restore!(s.state!()!);
+    expect(restarted.privacy!()!.epsilon).toBe(before);
+    const refusal = restarted.admitRound!({ round: 5, baseVersion: 4, knownNodes: [] })!;
+    expect(refusal.code).toBe('PRIVACY_BUDGET_EXHAUSTED');
+    expect(refusal.details.epsilon).toBe(before);
+  });
+
+  it('a damaged accountant in the DP state is STRATEGY_STATE_INVALID, never a fresh accountant', () => {
+    const privacy = { central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 3 } };
+    const s = dpStrategy(privacy);
+    run(s, 2);
+    const state = s.state!()!;
+    const cases: Array<[string, (h: Record<string, unknown>) => void, RegExp]> = [
+      ['no accountant', (h) => delete h.accountant, /has no accountant/],
+      ['accountant null', (h) => (h.accountant = null), /has no accountant/],
+      ['negative RDP', (h) => ((h.accountant as { rdp: number[] }).rdp[7] = -5), /order .* is -5/],
+      ['steps missing', (h) => delete (h.accountant as { steps?: number }).steps, /steps/],
+    ];
+    for (const [what, edit, message] of cases) {
+      const fresh = dpStrategy(privacy);
+      let err: unknown;
+      try {
+        fresh.restore!(editedState(state, edit));
+      } catch (e) {
+        err = e;
+      }
+      expect(err, what).toBeInstanceOf(FedStreamError);
+      expect((err as FedStreamError).code, what).toBe('STRATEGY_STATE_INVALID');
+      expect((err as FedStreamError).message, what).toMatch(message);
+    }
+  });
+});
+
