@@ -12,12 +12,20 @@
  * - Local DP with a sensitivity below the clipping norm (0: no noise at all) is refused in the manifest.
  */
 import { describe, expect, it } from 'vitest';
-import { STRATEGIES, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
-import type { Weights } from '../../src/codec/index.ts';
+import { createAggregator, STRATEGIES, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
+import type { ModelVersionRecord, Weights } from '../../src/codec/index.ts';
 import { FedStreamError } from '../../src/common/index.ts';
+import { createLogger } from '../../src/common/logger.ts';
 import { privacySchema } from '../../src/config/index.ts';
+import { parseManifest } from '../../src/config/manifest.ts';
 import { RDP_ORDERS, RdpAccountant, sampledGaussianRdp } from '../../src/ml/index.ts';
+import { ephemeralParticipants } from '../../src/protocol/participants.ts';
+import { pipelineTopics } from '../../src/protocol/topics.ts';
+import { toRecords } from '../../src/protocol/wire.ts';
+import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
+import { readAudit, readVersions } from '../support/pipeline-log.ts';
 
+const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const CONFIG = { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: 'sgd' as const };
 
 function dpStrategy(privacy: Record<string, unknown>): Strategy {
@@ -113,5 +121,72 @@ describe('the accountant\'s state across a restart', () => {
       expect((err as FedStreamError).message, what).toMatch(message);
     }
   });
+});
+
+describe('central DP cannot join a running pipeline', () => {
+  it('a DP wrapper with fewer releases than the base version refuses the round with PRIVACY_HISTORY_INCOMPLETE', () => {
+    const s = dpStrategy({ central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 3 } });
+    expect(s.admitRound!({ round: 1, baseVersion: 0, knownNodes: [] })).toBeUndefined();
+    const refusal = s.admitRound!({ round: 4, baseVersion: 3, knownNodes: [] })!;
+    expect(refusal.code).toBe('PRIVACY_HISTORY_INCOMPLETE');
+    expect(refusal.message).toMatch(/versions 1\.\.3 were published without central DP/);
+    expect(refusal.details).toMatchObject({ round: 4, baseVersion: 3, steps: 0 });
+    // Restored at version 2 of a DP pipeline, it starts round 3 (and refuses a round from a later version).
+    run(s, 2);
+    const restored = dpStrategy({ central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 3 } });
+    restored.restore!(s.state!()!);
+    expect(restored.admitRound!({ round: 3, baseVersion: 2, knownNodes: [] })).toBeUndefined();
+    expect(restored.admitRound!({ round: 6, baseVersion: 5, knownNodes: [] })!.code).toBe('PRIVACY_HISTORY_INCOMPLETE');
+  });
+
+  it('the aggregator of a FedAvg pipeline restarted with privacy.central and more rounds publishes nothing more', async () => {
+    const team = ephemeralParticipants(parseManifest({
+      apiVersion: 'fedstream/v1', tenant: 'test', name: `late-dp-${Math.random().toString(36).slice(2, 8)}`,
+      model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
+      data: { source: 'mnist', nodes: 1, testExamples: 100, trainExamples: 200 },
+      rounds: { count: 2, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
+    }), ['node-1']);
+    const m = team.manifest;
+    const signer = team.signerFor('aggregator');
+    const cluster = new MemoryCluster();
+    const t = createMemoryTransport({ cluster, logger });
+    const p = t.producer();
+    await p.connect();
+    const sendUpdate = async (round: number) => {
+      const base = (await readVersions(t, m)).at(-1)!;
+      await p.send(toRecords(pipelineTopics(m).updates, 'ModelUpdate', {
+        updateId: `u${round}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round, baseVersion: base.version,
+        numExamples: 10, tensors: base.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
+      }, 'node-1', m.topics.chunkSizeBytes, {}, team.signerFor('node-1')));
+    };
+    const waiters = new Map<number, () => void>();
+    const onVersion = (v: ModelVersionRecord) => waiters.get(v.version)?.();
+    const published = (version: number) => new Promise<void>((resolve) => waiters.set(version, resolve));
+
+    const a = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion });
+    await a.start();
+    for (const round of [1, 2]) {
+      const next = published(round);
+      await sendUpdate(round);
+      await next;
+    }
+    await a.done;
+    await a.stop();
+
+    // The operator adds central DP with a budget and asks for two more rounds.
+    const withDp = { ...m, rounds: { ...m.rounds, count: 4 }, privacy: privacySchema.parse({ central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 1 }, budget: { epsilon: 50, delta: 1e-5 } }) };
+    const b = await createAggregator({ manifest: withDp, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false });
+    await b.start();
+    const err = await b.done.then(() => undefined, (e: unknown) => e);
+    await b.stop();
+    expect(err).toBeInstanceOf(FedStreamError);
+    expect((err as FedStreamError).code).toBe('PRIVACY_HISTORY_INCOMPLETE');
+    expect((await readVersions(t, m)).map((v) => v.version)).toEqual([0, 1, 2]);
+    // The pipeline had finished (its FINISH is in the log): the refusal writes no new version, FINISH or START.
+    // (Its audit event is the service's to write: /work/notes/atk-pending.patch.)
+    const starts = (await readAudit(t, m)).filter((e) => e.action === 'ROUND_STARTED').map((e) => e.round);
+    expect(starts).toEqual([1, 2]);
+    await p.disconnect();
+  }, 120_000);
 });
 

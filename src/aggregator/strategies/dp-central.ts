@@ -82,10 +82,19 @@ export class CentralDp implements Strategy {
   }
 
   /**
-   * Refuses the round when its release would take ε above the budget: PRIVACY_BUDGET_EXHAUSTED, with ε so far, ε
-   * after the round, the budget and δ in its details. Undefined when the round may start.
+   * Refuses the round when the accountant does not cover every version before it (PRIVACY_HISTORY_INCOMPLETE: each
+   * version after the initial one is one release, so a round from version V needs V releases composed; fewer means
+   * versions were published without central DP, before `privacy.central` was added to the running pipeline, and any
+   * ε computed from here would leave them out), or when its release would take ε above the budget
+   * (PRIVACY_BUDGET_EXHAUSTED, with ε so far, ε after the round, the budget and δ in its details). Undefined when the
+   * round may start.
    */
   admitRound(ctx: RoundContext): FedStreamError | undefined {
+    if (this.accountant.steps < ctx.baseVersion) {
+      return new FedStreamError('PRIVACY_HISTORY_INCOMPLETE',
+        `round ${ctx.round} would start from version ${ctx.baseVersion}, but the central-DP accountant has composed ${this.accountant.steps} releases: versions ${this.accountant.steps + 1}..${ctx.baseVersion} were published without central DP (privacy.central added to a running pipeline, or their DP state is gone), so no ε this pipeline reports could cover them; start a new pipeline (another name) with privacy.central from its first round`,
+        { details: { round: ctx.round, baseVersion: ctx.baseVersion, steps: this.accountant.steps } });
+    }
     const budget = this.s.epsilonBudget;
     if (budget === undefined) return undefined;
     const next = this.accountant.epsilonAfter(this.release(), this.s.delta);
