@@ -190,3 +190,18 @@ describe('central DP cannot join a running pipeline', () => {
   }, 120_000);
 });
 
+describe('noise and its sensitivity', () => {
+  it('adaptive clipping noises the weights with the norm the round clipped with, then updates it', () => {
+    const s = dpStrategy({ central: { clipping: 'adaptive', noiseMultiplier: 0.3, clippingNorm: 0.8, numSampledClients: 20 } });
+    const base = [{ name: 'w', shape: [8], values: new Float32Array(8) }];
+    const ctx = { round: 1, baseVersion: 0, knownNodes: [] };
+    const agg = s.begin(base, ctx);
+    for (let k = 0; k < 3; k++) agg.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: 10, weights: [{ ...base[0]!, values: new Float32Array(8).fill(0.01 * (k + 1)) }], metrics: {} });
+    const r = agg.finish([]);
+    const zWeights = (0.3 ** -2 - (2 * (20 / 20)) ** -2) ** -0.5;
+    expect(r.metrics.dp_clipping_norm).toBe(0.8);
+    expect(r.metrics.dp_noise_std).toBeCloseTo((zWeights * 0.8) / 20, 12);
+    // Every update was unclipped: the fraction is above γ = 0.5 (up to the count's noise), so C moved.
+    expect(s.privacy!()!.clippingNorm).not.toBe(0.8);
+  });
+});

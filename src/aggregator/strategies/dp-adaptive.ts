@@ -24,10 +24,12 @@ export interface AdaptiveClippingOptions {
  * and the noise multiplier of the weights is reduced so that the two Gaussian mechanisms (weights with z_Δ, count
  * with σ_b) together cost what one with the requested z does (Thm 1):  z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2).
  * As Flower 1.42 DifferentialPrivacyServerSideAdaptiveClipping (flwr/server/strategy/dp_adaptive_clipping.py and
- * `compute_adaptive_noise_params`): the updates are clipped with the round's C, C is then updated, and the noise on
- * the aggregated weights is z_Δ·C_new / m; with z = 0, σ_b defaults to 0 and nothing is noised.
+ * `compute_adaptive_noise_params`): the updates are clipped with the round's C, the aggregated weights are noised
+ * with z_Δ·C / m, C is then updated; with z = 0, σ_b defaults to 0 and nothing is noised. Flower noises with the
+ * updated C instead (less noise than the round's sensitivity C/m needs whenever C shrinks); this follows the paper's
+ * Algorithm 1, where the noise uses the round's C^t and C^{t+1} comes after.
  *
- * One difference from Flower, on purpose: Flower 1.42 counts the updates that WERE clipped (`norm_bit` is
+ * A second difference from Flower, on purpose: Flower 1.42 counts the updates that WERE clipped (`norm_bit` is
  * `scaling_factor < 1`) and uses their fraction as b̄, so with more updates clipped than γ it shrinks C further and C
  * runs away to 0 (or infinity) instead of tracking a quantile. This file uses the paper's b̄ (unclipped). The two
  * agree exactly when Flower is given γ_F = 1 − γ and η_F = −η, which is how test/unit/strategies-flower-dp.test.ts

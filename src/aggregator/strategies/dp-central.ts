@@ -12,8 +12,11 @@ import { ClippingAggregation } from './clipped.ts';
  *   1. each accepted update's change from the round's base is clipped to the current clipping norm C
  *      (Δ' = Δ·min(1, C/‖Δ‖₂), over every tensor together), then folded into the inner strategy;
  *   2. the inner strategy aggregates as it would (FedAvg's weighted mean, a server optimizer's step, ...);
- *   3. (adaptive: C is updated, rule.afterRound) Gaussian noise N(0, σ²) is added to every aggregated weight, with
- *      σ = z·C / m  (z: noise multiplier, m: `numSampledClients`, the configured sample size, not the count received).
+ *   3. Gaussian noise N(0, σ²) is added to every aggregated weight, with σ = z·C / m (z: noise multiplier, m:
+ *      `numSampledClients`, the configured sample size, not the count received; C the norm this round clipped with);
+ *      adaptive clipping then updates C for the next round (rule.afterRound). Flower 1.42's adaptive wrapper noises
+ *      with the updated C instead, less noise than the sensitivity C/m needs whenever C shrinks; this follows the
+ *      paper (Andrew et al. 2021, Algorithm 1: the noise uses the round's C, the update comes after).
  *
  * Noise comes from the CSPRNG (ml/privacy/gaussian.ts). The accountant (ml/privacy/rdp.ts) composes one release of
  * the sampled Gaussian mechanism per version, with q = m / population and the requested z (for adaptive clipping, z
@@ -46,8 +49,8 @@ export interface ClippingRule {
   /** z actually used for the weights' noise (adaptive: less than the requested z, the rest goes to the count). */
   readonly weightsNoiseMultiplier: number;
   /**
-   * Called at `finish`, after clipping every update with `clippingNorm`, before the noise: returns the clipping
-   * norm for the noise and the next round (fixed: unchanged).
+   * Called at `finish`, after clipping every update with `clippingNorm`: returns the clipping norm for the next round
+   * (fixed: unchanged). The noise of this round uses `clippingNorm`, the one the updates were clipped with.
    */
   afterRound(clippingNorm: number, unclipped: number, received: number, rng: SecureGaussian): number;
 }
@@ -165,7 +168,9 @@ export class CentralDp implements Strategy {
   private finishRound(r: AggregateResult, unclipped: number, received: number): AggregateResult {
     const clippedWith = this.clippingNorm;
     const next = this.rule.afterRound(clippedWith, unclipped, received, this.rng);
-    const std = (this.rule.weightsNoiseMultiplier * next) / this.s.numSampledClients;
+    // The noise is scaled to the norm the updates were clipped with (their sensitivity), not the updated one: noise
+    // z·C_{t+1}/m would fall short of z·C_t/m whenever C shrinks, and ε would understate the release.
+    const std = (this.rule.weightsNoiseMultiplier * clippedWith) / this.s.numSampledClients;
     this.rng.addNoise(r.weights.map((t) => t.values), std);
     this.clippingNorm = next;
     this.accountant.step(this.release());
