@@ -42,13 +42,20 @@ export const centralDpSchema = z.object({
 export const localDpSchema = z.object({
   /** C: the node's weight change is clipped to this L2 norm before noise. */
   clippingNorm: positive,
-  /** Δ: the L2 sensitivity the noise is calibrated to (set it to clippingNorm for a per-release guarantee of (ε, δ)). */
+  /**
+   * Δ: the L2 sensitivity the noise is calibrated to, at least clippingNorm (a clipped change moves by up to C, so a
+   * smaller Δ, 0 say, adds less noise than the (ε, δ) every report states for each release; refused).
+   */
   sensitivity: z.number().min(0).finite(),
   /** ε of each release (each update the node publishes), Gaussian mechanism: std = Δ·√(2 ln(1.25/δ))/ε. */
   epsilon: positive,
   /** δ of each release, in (0, 1). */
   delta: probability,
-}).strict();
+}).strict()
+  .refine((l) => l.sensitivity >= l.clippingNorm, {
+    message: 'sensitivity must be at least clippingNorm (the L2 norm a clipped change can move by): a smaller one adds less noise than the stated (ε, δ) needs',
+    path: ['sensitivity'],
+  });
 
 export const privacySchema = z.object({
   central: centralDpSchema.optional(),

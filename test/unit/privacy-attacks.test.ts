@@ -204,4 +204,15 @@ describe('noise and its sensitivity', () => {
     // Every update was unclipped: the fraction is above γ = 0.5 (up to the count's noise), so C moved.
     expect(s.privacy!()!.clippingNorm).not.toBe(0.8);
   });
+
+  it('local DP with a sensitivity below the clipping norm (0: no noise at all) is refused, naming the field', () => {
+    const manifest = (local: Record<string, number>) => ({
+      apiVersion: 'fedstream/v1', tenant: 't', name: 'n', model: { inputShape: [4], layers: [{ type: 'dense', units: 3 }] },
+      data: { source: 'mnist' }, rounds: { count: 1, targetUpdates: 1, minUpdates: 1 }, privacy: { local },
+    });
+    for (const sensitivity of [0, 0.5]) {
+      expect(() => parseManifest(manifest({ clippingNorm: 1, sensitivity, epsilon: 1, delta: 1e-5 }))).toThrow(/privacy\.local\.sensitivity.*at least clippingNorm/);
+    }
+    expect(parseManifest(manifest({ clippingNorm: 1, sensitivity: 1, epsilon: 1, delta: 1e-5 })).privacy!.local!.sensitivity).toBe(1);
+  });
 });
