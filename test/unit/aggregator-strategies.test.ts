@@ -46,6 +46,11 @@ describe('the strategy registry', () => {
     { raw: { name: 'fedyogi', eta: -1 }, path: 'strategy.eta', message: /got -1/ },
     { raw: { name: 'fedadagrad', beta1: 0.9 }, path: 'strategy.beta1', message: /unknown option beta1 of strategy fedadagrad/ },
     { raw: { name: 'fedavgm', serverMomentum: 1 }, path: 'strategy.serverMomentum', message: /got 1/ },
+    // Numbers JSON cannot write (a YAML .nan / .inf, a computed value) are named as they are, not as JSON's null.
+    { raw: { name: 'krum', memoryBudgetBytes: Number.NaN }, path: 'strategy.memoryBudgetBytes', message: /got NaN$/ },
+    { raw: { name: 'fedmedian', memoryBudgetBytes: Infinity }, path: 'strategy.memoryBudgetBytes', message: /got Infinity$/ },
+    { raw: { name: 'fedtrimmedavg', beta: Number.NaN }, path: 'strategy.beta', message: /got NaN$/ },
+    { raw: { name: 'fedprox', proximalMu: -Infinity }, path: 'strategy.proximalMu', message: /got -Infinity$/ },
   ])('rejects $raw with a ConfigError at $path', ({ raw, path, message }) => {
     const e = configError(() => parseStrategySection(raw));
     expect(e.path).toBe(path);

@@ -144,7 +144,12 @@ export function parseStrategySection(raw: unknown): StrategySection {
   }
   const field = issue.path.map(String).join('.');
   const got = field ? (raw as Record<string, unknown>)[String(issue.path[0])] : raw;
-  throw new ConfigError(`strategy${field ? `.${field}` : ''}`, `${issue.message}, got ${JSON.stringify(got)}`);
+  throw new ConfigError(`strategy${field ? `.${field}` : ''}`, `${issue.message}, got ${shown(got)}`);
+}
+
+/** A value as a manifest would write it: JSON, except the numbers JSON has no word for (NaN, ±Infinity; JSON says null). */
+function shown(v: unknown): string {
+  return typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v) ?? String(v);
 }
 
 /** The round config a manifest's `training` section asks of the nodes (same keys, in the same order, as on the wire). */
