@@ -205,6 +205,26 @@ describe('noise and its sensitivity', () => {
     expect(s.privacy!()!.clippingNorm).not.toBe(0.8);
   });
 
+  it('an adaptive clipping norm driven to 0 or ∞ by a huge clipNormLr refuses the next round (PRIVACY_CONFIG_INVALID), its state stays restorable', () => {
+    // z = 0 (no noise anywhere): the count is exact. Small updates all unclipped push C down, large ones all clipped up.
+    for (const [size, to] of [[0.001, 0], [10, Infinity]] as const) {
+      const privacy = { central: { clipping: 'adaptive', noiseMultiplier: 0, clippingNorm: 1, numSampledClients: 3, clipNormLr: 5000 } };
+      const s = dpStrategy(privacy);
+      const base: Weights = [{ name: 'w', shape: [4], values: new Float32Array(4) }];
+      const agg = s.begin(base, { round: 1, baseVersion: 0, knownNodes: [] });
+      for (let k = 0; k < 3; k++) agg.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: 10, weights: [{ ...base[0]!, values: new Float32Array(4).fill(size) }], metrics: {} });
+      const r = agg.finish([]);
+      expect(r.weights[0]!.values.every((v) => Number.isFinite(v))).toBe(true);
+      const refusal = s.admitRound!({ round: 2, baseVersion: 1, knownNodes: [] })!;
+      expect(refusal.code, `C → ${to}`).toBe('PRIVACY_CONFIG_INVALID');
+      expect(refusal.message).toMatch(/privacy\.central\.clipNormLr/);
+      expect(refusal.details).toMatchObject({ clippingNorm: 1, nextClippingNorm: to });
+      const restored = dpStrategy(privacy);
+      restored.restore!(s.state!()!);
+      expect(restored.privacy!()!.clippingNorm).toBe(1);
+    }
+  });
+
   it('local DP with a sensitivity below the clipping norm (0: no noise at all) is refused, naming the field', () => {
     const manifest = (local: Record<string, number>) => ({
       apiVersion: 'fedstream/v1', tenant: 't', name: 'n', model: { inputShape: [4], layers: [{ type: 'dense', units: 3 }] },

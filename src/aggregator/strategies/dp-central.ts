@@ -66,6 +66,8 @@ interface DpHeader {
 export class CentralDp implements Strategy {
   readonly name: string;
   private clippingNorm: number;
+  /** Adaptive clipping's update left (0, ∞) (η_C too large): the norm it gave and the one before; no round starts. */
+  private runaway?: { from: number; to: number };
   private accountant = new RdpAccountant();
   private readonly rng = new SecureGaussian();
 
@@ -89,14 +91,21 @@ export class CentralDp implements Strategy {
    * version after the initial one is one release, so a round from version V needs V releases composed; fewer means
    * versions were published without central DP, before `privacy.central` was added to the running pipeline, and any
    * ε computed from here would leave them out), or when its release would take ε above the budget
-   * (PRIVACY_BUDGET_EXHAUSTED, with ε so far, ε after the round, the budget and δ in its details). Undefined when the
-   * round may start.
+   * (PRIVACY_BUDGET_EXHAUSTED, with ε so far, ε after the round, the budget and δ in its details), or when adaptive
+   * clipping's last update took the clipping norm to 0 or ∞ (PRIVACY_CONFIG_INVALID naming privacy.central.clipNormLr).
+   * Undefined when the round may start.
    */
   admitRound(ctx: RoundContext): FedStreamError | undefined {
     if (this.accountant.steps < ctx.baseVersion) {
       return new FedStreamError('PRIVACY_HISTORY_INCOMPLETE',
         `round ${ctx.round} would start from version ${ctx.baseVersion}, but the central-DP accountant has composed ${this.accountant.steps} releases: versions ${this.accountant.steps + 1}..${ctx.baseVersion} were published without central DP (privacy.central added to a running pipeline, or their DP state is gone), so no ε this pipeline reports could cover them; start a new pipeline (another name) with privacy.central from its first round`,
         { details: { round: ctx.round, baseVersion: ctx.baseVersion, steps: this.accountant.steps } });
+    }
+    if (this.runaway) {
+      const { from, to } = this.runaway;
+      return new FedStreamError('PRIVACY_CONFIG_INVALID',
+        `round ${ctx.round}: adaptive clipping's update took the clipping norm from ${from} to ${to}, outside (0, ∞): no update could be clipped to it and noised in proportion; privacy.central.clipNormLr (η_C) is too large for these rounds (the paper's is 0.2)`,
+        { details: { round: ctx.round, path: 'privacy.central.clipNormLr', clippingNorm: from, nextClippingNorm: to } });
     }
     const budget = this.s.epsilonBudget;
     if (budget === undefined) return undefined;
@@ -172,7 +181,10 @@ export class CentralDp implements Strategy {
     // z·C_{t+1}/m would fall short of z·C_t/m whenever C shrinks, and ε would understate the release.
     const std = (this.rule.weightsNoiseMultiplier * clippedWith) / this.s.numSampledClients;
     this.rng.addNoise(r.weights.map((t) => t.values), std);
-    this.clippingNorm = next;
+    // A norm of 0 (exp underflow) would zero every update and the noise; ∞ (overflow) would make the noise infinite
+    // and the state unwritable: the round's release stands (noised with clippedWith), the next is refused.
+    if (next > 0 && Number.isFinite(next)) this.clippingNorm = next;
+    else this.runaway = { from: clippedWith, to: next };
     this.accountant.step(this.release());
     const epsilon = this.accountant.epsilon(this.s.delta);
     return { ...r, metrics: { ...r.metrics, dp_clipped: received - unclipped, dp_clipping_norm: clippedWith, dp_noise_std: std, dp_epsilon: epsilon, dp_delta: this.s.delta } };
