@@ -12,13 +12,13 @@
  * - Local DP with a sensitivity below the clipping norm (0: no noise at all) is refused in the manifest.
  */
 import { describe, expect, it } from 'vitest';
-import { createAggregator, STRATEGIES, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
+import { createAggregator, STRATEGIES, decodeOptimizerState, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
 import type { ModelVersionRecord, Weights } from '../../src/codec/index.ts';
 import { FedStreamError } from '../../src/common/index.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { privacySchema } from '../../src/config/index.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
-import { RDP_ORDERS, RdpAccountant, sampledGaussianRdp } from '../../src/ml/index.ts';
+import { RDP_ORDERS, RdpAccountant, mulberry32, sampledGaussianRdp } from '../../src/ml/index.ts';
 import { ephemeralParticipants } from '../../src/protocol/participants.ts';
 import { pipelineTopics } from '../../src/protocol/topics.ts';
 import { toRecords } from '../../src/protocol/wire.ts';
@@ -28,8 +28,9 @@ import { readAudit, readVersions } from '../support/pipeline-log.ts';
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const CONFIG = { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: 'sgd' as const };
 
-function dpStrategy(privacy: Record<string, unknown>): Strategy {
-  const inner = (STRATEGIES.fedavg as StrategyDefinition).create(parseStrategySection({ name: 'fedavg' }), { config: CONFIG, seed: 1 });
+function dpStrategy(privacy: Record<string, unknown>, strategy: Record<string, unknown> = { name: 'fedavg' }): Strategy {
+  const options = parseStrategySection(strategy);
+  const inner = (STRATEGIES[options.name] as StrategyDefinition).create(options, { config: CONFIG, seed: 1 });
   return withCentralDp(inner, privacySchema.parse(privacy));
 }
 
@@ -223,6 +224,36 @@ describe('noise and its sensitivity', () => {
       restored.restore!(s.state!()!);
       expect(restored.privacy!()!.clippingNorm).toBe(1);
     }
+  });
+
+  it.for([
+    { id: 'fedadam', strategy: { name: 'fedadam' } },
+    { id: 'fedadam with clipNorm (the Clipped wrapper between)', strategy: { name: 'fedadam', clipNorm: 100 } },
+  ])('around a server optimizer ($id), the noise goes on the mean before the step: its moments carry it', ({ strategy }) => {
+    // FedAdam's first moment after one step is m_1 = (1 − β1)·Δ̃, Δ̃ the (noised) mean change; noise added after the
+    // step instead would leave m_1 noise-free, and one node could move the step (≈ ±η per coordinate with τ = 1e-9)
+    // far more than the C/m the noise is calibrated to.
+    const P = 20_000;
+    const rand = mulberry32(11);
+    const base: Weights = [{ name: 'w', shape: [P], values: new Float32Array(P) }];
+    const updates = Array.from({ length: 5 }, () => Float32Array.from({ length: P }, () => 0.01 * (rand() - 0.5)));
+    const firstMoment = (z: number) => {
+      const s = dpStrategy({ central: { clipping: 'fixed', noiseMultiplier: z, clippingNorm: 0.5, numSampledClients: 5 } }, strategy);
+      const agg = s.begin(base, { round: 1, baseVersion: 0, knownNodes: [] });
+      updates.forEach((u, k) => agg.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: 10, weights: [{ ...base[0]!, values: u }], metrics: {} }));
+      const r = agg.finish([]);
+      const state = s.state!()!;
+      const length = new DataView(state.buffer, state.byteOffset).getUint32(0, true);
+      const m = decodeOptimizerState('fedadam', ['m', 'v'], state.subarray(4 + length)).slots.get('m')![0]!;
+      return { m, std: r.metrics.dp_noise_std! };
+    };
+    const clean = firstMoment(0);
+    const noisy = firstMoment(1);
+    expect(noisy.std).toBeCloseTo(0.1, 12); // z·C/m
+    let s2 = 0;
+    for (let j = 0; j < P; j++) s2 += ((noisy.m[j]! - clean.m[j]!) / (1 - 0.9)) ** 2;
+    const measured = Math.sqrt(s2 / P);
+    expect(Math.abs(measured / noisy.std - 1), `std of the mean's noise ${measured} vs ${noisy.std}`).toBeLessThan(0.03);
   });
 
   it('local DP with a sensitivity below the clipping norm (0: no noise at all) is refused, naming the field', () => {

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Weights } from '../../codec/index.ts';
 import { clipToNorm } from '../kernels/index.ts';
+import type { SecureGaussian } from '../../ml/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
+import { noisesMean, type NoisesMean } from './mean-noise.ts';
 
 /**
  * Norm clipping of each update relative to the round's base, in front of any strategy: before the strategy sees an
@@ -51,7 +53,7 @@ export class Clipped implements Strategy {
  * and clipped. Both clipping wrappers build on it: `Clipped` here and central DP (dp-central.ts), so the two clip
  * bit for bit alike. Subclasses say what `finish` adds.
  */
-export abstract class ClippingAggregation implements Aggregation {
+export abstract class ClippingAggregation implements Aggregation, NoisesMean {
   /** Updates folded so far, and how many of them were clipped (scale < 1). */
   protected received = 0;
   protected clipped = 0;
@@ -63,6 +65,11 @@ export abstract class ClippingAggregation implements Aggregation {
 
   get count(): number {
     return this.inner.count;
+  }
+
+  /** The inner aggregation's (a server optimizer's mean), for central DP around a clipped strategy. */
+  noiseMeanBeforeStep(std: number, rng: SecureGaussian): boolean {
+    return noisesMean(this.inner) && this.inner.noiseMeanBeforeStep(std, rng);
   }
 
   reserve(): Float32Array[] | undefined {

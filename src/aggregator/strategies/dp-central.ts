@@ -3,6 +3,7 @@ import { FedStreamError } from '../../common/index.ts';
 import { RdpAccountant, SecureGaussian, type RdpAccountantState } from '../../ml/index.ts';
 import type { AggregateResult, Aggregation, PrivacyGuarantee, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
 import { ClippingAggregation } from './clipped.ts';
+import { noisesMean } from './mean-noise.ts';
 
 /**
  * What central DP-FedAvg's two clipping rules share (dp-fixed.ts, dp-adaptive.ts): a wrapper around any strategy,
@@ -12,8 +13,10 @@ import { ClippingAggregation } from './clipped.ts';
  *   1. each accepted update's change from the round's base is clipped to the current clipping norm C
  *      (Δ' = Δ·min(1, C/‖Δ‖₂), over every tensor together), then folded into the inner strategy;
  *   2. the inner strategy aggregates as it would (FedAvg's weighted mean, a server optimizer's step, ...);
- *   3. Gaussian noise N(0, σ²) is added to every aggregated weight, with σ = z·C / m (z: noise multiplier, m:
- *      `numSampledClients`, the configured sample size, not the count received; C the norm this round clipped with);
+ *   3. Gaussian noise N(0, σ²) is added to every aggregated weight (a server optimizer's: to the mean of the updates,
+ *      before its step, mean-noise.ts; Flower noises its output, whose sensitivity the step does not bound), with
+ *      σ = z·C / m (z: noise multiplier, m: `numSampledClients`, the configured sample size, not the count received;
+ *      C the norm this round clipped with);
  *      adaptive clipping then updates C for the next round (rule.afterRound). Flower 1.42's adaptive wrapper noises
  *      with the updated C instead, less noise than the sensitivity C/m needs whenever C shrinks; this follows the
  *      paper (Andrew et al. 2021, Algorithm 1: the noise uses the round's C, the update comes after).
@@ -118,7 +121,16 @@ export class CentralDp implements Strategy {
   }
 
   begin(base: Weights, ctx: RoundContext): Aggregation {
-    return new DpAggregation(this.inner.begin(base, ctx), base.map((t) => t.values), this.clippingNorm, (r, unclipped, received) => this.finishRound(r, unclipped, received));
+    const inner = this.inner.begin(base, ctx);
+    // A server optimizer takes the noise on its mean, before its step (mean-noise.ts); the others on their result.
+    const std = this.noiseStd(this.clippingNorm);
+    const noisedBefore = noisesMean(inner) && inner.noiseMeanBeforeStep(std, this.rng);
+    return new DpAggregation(inner, base.map((t) => t.values), this.clippingNorm, (r, unclipped, received) => this.finishRound(r, unclipped, received, noisedBefore));
+  }
+
+  /** σ = z_weights·C/m for updates clipped to C. */
+  private noiseStd(clippingNorm: number): number {
+    return (this.rule.weightsNoiseMultiplier * clippingNorm) / this.s.numSampledClients;
   }
 
   privacy(): PrivacyGuarantee {
@@ -174,13 +186,13 @@ export class CentralDp implements Strategy {
   }
 
   /** `finish`'s DP part: the clipping norm's update, the noise, the accountant's step; metrics say what was done. */
-  private finishRound(r: AggregateResult, unclipped: number, received: number): AggregateResult {
+  private finishRound(r: AggregateResult, unclipped: number, received: number, noisedBefore: boolean): AggregateResult {
     const clippedWith = this.clippingNorm;
     const next = this.rule.afterRound(clippedWith, unclipped, received, this.rng);
     // The noise is scaled to the norm the updates were clipped with (their sensitivity), not the updated one: noise
     // z·C_{t+1}/m would fall short of z·C_t/m whenever C shrinks, and ε would understate the release.
-    const std = (this.rule.weightsNoiseMultiplier * clippedWith) / this.s.numSampledClients;
-    this.rng.addNoise(r.weights.map((t) => t.values), std);
+    const std = this.noiseStd(clippedWith);
+    if (!noisedBefore) this.rng.addNoise(r.weights.map((t) => t.values), std);
     // A norm of 0 (exp underflow) would zero every update and the noise; ∞ (overflow) would make the noise infinite
     // and the state unwritable: the round's release stands (noised with clippedWith), the next is refused.
     if (next > 0 && Number.isFinite(next)) this.clippingNorm = next;

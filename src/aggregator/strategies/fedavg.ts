@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { mulberry32, sampleWithoutReplacement } from '../../ml/index.ts';
+import { mulberry32, sampleWithoutReplacement, type SecureGaussian } from '../../ml/index.ts';
 import type { Weights } from '../../codec/index.ts';
 import { FedStreamError } from '../../common/index.ts';
 import type { RoundConfig } from '../../protocol/index.ts';
 import { WeightedSum, type WeightedSumOptions } from '../kernels/index.ts';
 import type { AcceptedUpdate, AggregateResult, Aggregation, Rejection, RoundContext, RoundPlan, Strategy } from '../strategy.ts';
+import type { NoisesMean } from './mean-noise.ts';
 
 /**
  * Federated averaging: the new weights are the average of the nodes' weights, each weighted by the
@@ -92,7 +93,7 @@ export type MeanStep = (sums: readonly Float64Array[], inv: number) => Float32Ar
  * Metrics: each is the example-weighted mean over the updates that reported it with a finite value (the aggregator
  * has already left out values beyond `limits.maxMetricAbs`): a metric some updates lack is not diluted by them.
  */
-export class WeightedMean implements Aggregation {
+export class WeightedMean implements Aggregation, NoisesMean {
   private readonly sums: WeightedSum;
   private totalExamples = 0;
   private folded = 0;
@@ -104,11 +105,22 @@ export class WeightedMean implements Aggregation {
   private largest: { updateId: string; examples: number; values: Float32Array[]; metrics: Record<string, number> } | undefined;
 
   /** `options` tune the fold kernel (benchmarks use them); the defaults are the aggregator's. */
+  /** Central DP's noise on the mean before the step (mean-noise.ts), when asked for. */
+  private meanNoise?: { std: number; rng: SecureGaussian };
+
   constructor(private readonly base: Weights, options: WeightedSumOptions = {}, limits: WeightedMeanLimits = {}, private readonly step?: MeanStep) {
     this.sums = new WeightedSum(base.map((t) => t.values.length), options);
     const share = limits.maxWeightShare;
     if (share !== undefined && !(share >= 0.5 && share <= 1)) throw new FedStreamError('INTERNAL', `maxWeightShare ${share} is outside [0.5, 1]`);
     this.maxWeightShare = share !== undefined && share < 1 ? share : undefined;
+  }
+
+  /** Central DP: N(0, std²) on the mean before the step (mean-noise.ts); false, and nothing, without a step. */
+  noiseMeanBeforeStep(std: number, rng: SecureGaussian): boolean {
+    if (!this.step) return false;
+    if (!(std >= 0) || !Number.isFinite(std)) throw new RangeError(`noise standard deviation ${std} is not a finite number ≥ 0`);
+    this.meanNoise = { std, rng };
+    return true;
   }
 
   get count(): number {
@@ -175,6 +187,11 @@ export class WeightedMean implements Aggregation {
     const inv = 1 / total;
     let averages: Float32Array[];
     try {
+      if (this.step && this.meanNoise) {
+        // N(0, std²) on the mean Σ n_k x_k · inv is N(0, (std / inv)²) on the sums (mean-noise.ts).
+        const { std, rng } = this.meanNoise;
+        for (const s of this.sums.sums()) for (let j = 0; j < s.length; j++) s[j] = s[j]! + (std * rng.normal()) / inv;
+      }
       averages = this.step ? this.step(this.sums.sums(), inv) : this.sums.scaled(inv);
     } finally {
       // The averages are copies: the kernel's memory goes back for the next round's aggregation.
