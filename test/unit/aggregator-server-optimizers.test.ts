@@ -159,19 +159,23 @@ describe('server optimizer state', () => {
     expect(Buffer.from(s.state!()!).equals(Buffer.from(bytes))).toBe(true);
   });
 
-  it('refuses a state whose values are damaged (NaN, ±∞, a negative second moment), naming slot, tensor and index, before a step spreads them', () => {
+  it('refuses a state whose values no step writes (NaN, a negative second moment), naming slot, tensor and index, before a step spreads them', () => {
     const state = (slots: Array<[string, number[]]>) =>
       encodeOptimizerState('fedadam', { steps: 1, tensors: [{ name: 'w', length: 2 }], slots: new Map(slots.map(([k, v]) => [k, [Float32Array.from(v)]])) });
     const cases: Array<[Array<[string, number[]]>, RegExp]> = [
       [[['m', [0.1, Number.NaN]], ['v', [0.01, 0.01]]], /slot m of tensor w holds NaN at \[1\]/],
-      [[['m', [0.1, 0.1]], ['v', [Infinity, 0.01]]], /slot v of tensor w holds Infinity at \[0\]/],
-      [[['m', [0.1, 0.1]], ['v', [0.01, -1]]], /slot v of tensor w holds -1 at \[1\] \(second moments are finite and ≥ 0\)/],
+      [[['m', [0.1, 0.1]], ['v', [-Infinity, 0.01]]], /slot v of tensor w holds -Infinity at \[0\]/],
+      [[['m', [0.1, 0.1]], ['v', [0.01, -1]]], /slot v of tensor w holds -1 at \[1\] \(second moments are ≥ 0\)/],
     ];
     for (const [slots, message] of cases) expect(stateError(() => strategyFor(m({ name: 'fedadam' })).restore!(state(slots))).message).toMatch(message);
-    // The same values, undamaged, restore and step to finite weights.
+    // The same values, undamaged, restore and step to finite weights; so does a v that overflowed float32 to +∞ (huge
+    // updates under a large limits.maxUpdateNorm): the restart must continue as the uninterrupted run would.
     const s = strategyFor(m({ name: 'fedadam' }));
     s.restore!(state([['m', [0.1, -0.1]], ['v', [0.01, 0]]]));
     expect(round(s, w(1, 2), 2, [update('a', 1, w(1.5, 1))]).every((x) => Number.isFinite(x))).toBe(true);
+    const overflowed = strategyFor(m({ name: 'fedadam' }));
+    overflowed.restore!(state([['m', [0.1, 0.1]], ['v', [Infinity, 0.01]]]));
+    expect(round(overflowed, w(1, 2), 2, [update('a', 1, w(1.5, 1))]).every((x) => Number.isFinite(x))).toBe(true);
   });
 
   it('a round that is abandoned (never finished) leaves the state as it was', () => {

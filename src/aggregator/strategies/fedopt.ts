@@ -28,7 +28,7 @@ import { FedAvg, type FedAvgOptions, WeightedMean } from './fedavg.ts';
  *
  * i.e. 4 bytes per parameter per slot (FedAdam: m_t and v_t, 8 bytes per parameter: 32 MB at P = 4M, beside the
  * weights' 16 MB in the same ModelVersion). `restore()` refuses another strategy's state, another format or damaged
- * bytes (a wrong length, a value that is not finite, a negative second moment `v`) with STRATEGY_STATE_INVALID; a state whose tensors do not match the base weights is refused at the next step.
+ * bytes (a wrong length, NaN, a negative second moment `v`) with STRATEGY_STATE_INVALID; a state whose tensors do not match the base weights is refused at the next step.
  */
 
 /** Options every server optimizer takes besides its own hyperparameters: FedAvg's (selection, round config, limits). */
@@ -113,10 +113,12 @@ export function decodeOptimizerState(strategy: string, slots: readonly string[],
       if (LITTLE_ENDIAN) new Uint8Array(a.buffer).set(bytes.subarray(at, at + 4 * t.length));
       else for (let j = 0; j < t.length; j++) a[j] = view.getFloat32(at + 4 * j, true);
       at += 4 * t.length;
-      // Damaged values would reach every later version's weights (NaN through the step, √ of a negative v).
-      const j = slot === 'v' ? a.findIndex((x) => !(x >= 0 && x < Infinity)) : a.findIndex((x) => !Number.isFinite(x));
+      // Values no step writes (NaN, a negative second moment v) would reach every later version's weights. ±∞ is
+      // kept: a float32 moment overflows to it when limits.maxUpdateNorm lets huge updates in, and a restart must
+      // continue as the uninterrupted run would.
+      const j = slot === 'v' ? a.findIndex((x) => !(x >= 0)) : a.findIndex((x) => Number.isNaN(x));
       if (j >= 0) {
-        throw bad(`slot ${slot} of tensor ${t.name} holds ${a[j]} at [${j}]${slot === 'v' ? ' (second moments are finite and ≥ 0)' : ' (not a finite number)'}: the state is damaged`, { slot, tensor: t.name, index: j });
+        throw bad(`slot ${slot} of tensor ${t.name} holds ${a[j]} at [${j}]${slot === 'v' ? ' (second moments are ≥ 0)' : ''}: no step writes that, the state is damaged`, { slot, tensor: t.name, index: j });
       }
       return a;
     }));
