@@ -131,6 +131,31 @@ describe('one update of five sign-flipped ×10: FedAvg moves far, the robust rul
   });
 });
 
+describe('Krum with fewer updates than its options assume', () => {
+  const run = (section: Record<string, unknown>, values: number[][]) => {
+    const s = strategy(section);
+    const base: Weights = [{ name: 'w', shape: [2], values: new Float32Array(2) }];
+    const agg = s.begin(base, { round: 1, baseVersion: 0, knownNodes: [] });
+    values.forEach((v, k) => agg.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: 10, weights: [{ ...base[0]!, values: f32(v) }], metrics: {} }));
+    return agg.finish([]);
+  };
+
+  it('Multi-Krum averages at most n − f updates: numClientsToKeep above that no longer takes in the outlier', () => {
+    // f = 1, m = 10, a round of three: the paper's m ≤ n − f keeps two; all three (m clamped to n only) took the ×100.
+    const r = run({ name: 'krum', numMaliciousClients: 1, numClientsToKeep: 10 }, [[1, 1], [1.1, 1], [100, 100]]);
+    expect([...r.weights[0]!.values]).toEqual([f32([1.05])[0], 1]);
+    expect(r.contributionWeights.get('u2')).toBe(0);
+    expect(r.metrics).toMatchObject({ krum_kept: 2, krum_tolerates_f: 0 });
+  });
+
+  it('says whether the round had the 2f + 2 < n updates Krum needs to tolerate f', () => {
+    const five = [[1, 1], [1.1, 1], [0.9, 1], [1, 1.1], [50, 50]];
+    expect(run({ name: 'krum', numMaliciousClients: 1 }, five).metrics).toMatchObject({ krum_kept: 1, krum_tolerates_f: 1 });
+    expect(run({ name: 'krum', numMaliciousClients: 2 }, five).metrics).toMatchObject({ krum_kept: 1, krum_tolerates_f: 0 });
+    expect(run({ name: 'krum', numMaliciousClients: 1, numClientsToKeep: 3 }, five).metrics).toMatchObject({ krum_kept: 3, krum_tolerates_f: 1 });
+  });
+});
+
 describe('memory budget of a round\'s updates', () => {
   const P = 100_000; // 400,000 bytes per update
   const base: Weights = [{ name: 'w', shape: [P], values: new Float32Array(P).fill(0.5) }];

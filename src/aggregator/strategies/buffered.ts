@@ -55,7 +55,7 @@ export class BufferedAggregation implements Aggregation {
   private readonly metricSums = new Map<string, { sum: number; examples: number }>();
   private readonly parameters: number;
   private spilled = false;
-  private settled?: { values: Float32Array; shares: number[]; passes: number; blockSize: number };
+  private settled?: { values: Float32Array; shares: number[]; ruleMetrics: Record<string, number>; passes: number; blockSize: number };
 
   constructor(
     private readonly base: Weights,
@@ -122,7 +122,7 @@ export class BufferedAggregation implements Aggregation {
     const rule = this.rule(this.updates);
     const b = blockSize(this.budget, this.parameters, this.updates.length);
     const r = await aggregateFromLog({ reader: this.log!, base: this.base, updates: this.updates, rule, blockSize: b, strategy: this.strategy });
-    this.settled = { values: r.values, shares: rule.shares(), passes: r.passes, blockSize: b };
+    this.settled = { values: r.values, shares: rule.shares(), ruleMetrics: rule.metrics?.() ?? {}, passes: r.passes, blockSize: b };
   }
 
   dispose(): void {
@@ -137,6 +137,7 @@ export class BufferedAggregation implements Aggregation {
     if (this.spilled) {
       if (!this.settled) throw new FedStreamError('INTERNAL', `${this.strategy}: the round's updates are past the memory budget and finish was called before settle re-read them`);
       ({ values, shares } = this.settled);
+      Object.assign(metrics, this.settled.ruleMetrics);
       // How the round was computed: passes over the log and coordinates per block (absent when in memory).
       metrics.logPasses = this.settled.passes;
       metrics.blockCoordinates = this.settled.blockSize;
@@ -146,6 +147,7 @@ export class BufferedAggregation implements Aggregation {
       rule.scan?.(this.vectors);
       rule.combine(this.vectors, values);
       shares = rule.shares();
+      Object.assign(metrics, rule.metrics?.());
     }
     const total = this.updates.reduce((a, u) => a + u.numExamples, 0);
     Object.assign(metrics, { totalExamples: total, contributors: this.updates.length });

@@ -16,7 +16,9 @@ import { fractionOption } from './fedavg.ts';
  * and Multi-Krum (§4, "m-Krum") averages the m updates of lowest score. As Flower 1.42's `Krum`
  * (flwr/server/strategy/krum.py, `aggregate_krum`), which this equals on identical inputs
  * (test/unit/strategies-flower.test.ts): n − f − 2 is raised to 1 when smaller; `numClientsToKeep` = 0 is Krum, m > 0
- * Multi-Krum, whose mean is weighted by the kept updates' examples (Flower's `aggregate`; the paper's is unweighted);
+ * Multi-Krum, whose mean is weighted by the kept updates' examples (Flower's `aggregate`; the paper's is unweighted)
+ * over at most n − f updates (the paper's m ≤ n − f; Flower takes min(m, n), the f outliers too when a round is short);
+ * metrics `krum_kept` and `krum_tolerates_f` (2f + 2 < n held: 1, else 0) say what the round could do;
  * ties go to the earlier update in log order. Kernels: kernels/robust.ts. Time O(n² · P) for the distances; memory:
  * every update of the round (4 bytes per parameter each), bounded by `memoryBudgetBytes`, and n² distances.
  */
@@ -52,7 +54,11 @@ export class Krum extends RobustStrategy {
     const n = updates.length;
     const d = new Float64Array(n * n);
     let kept: number[] | undefined;
-    const choose = () => (kept ??= krumSelect(krumScores(d, n, this.o.numMaliciousClients), this.o.numClientsToKeep));
+    const f = this.o.numMaliciousClients;
+    // Multi-Krum averages at most n − f updates (Blanchard et al. §4: m ≤ n − f); more would take in the f it is
+    // meant to leave out whenever a round brings fewer updates than numClientsToKeep + f.
+    const keep = Math.min(this.o.numClientsToKeep, Math.max(1, n - f));
+    const choose = () => (kept ??= krumSelect(krumScores(d, n, f), keep));
     const multi = this.o.numClientsToKeep > 0;
     return {
       scan: (rows) => void accumulateSquaredDistances(rows, d),
@@ -86,6 +92,9 @@ export class Krum extends RobustStrategy {
         for (const i of k) weights[i] = updates[i]!.numExamples / total;
         return weights;
       },
+      // The updates the result is made of, and whether the round had enough for f (2f + 2 < n, Blanchard et al.'s
+      // condition: below it Krum tolerates fewer Byzantine updates than numMaliciousClients says, silently otherwise).
+      metrics: () => ({ krum_kept: choose().length, krum_tolerates_f: 2 * f + 2 < n ? 1 : 0 }),
     };
   }
 }

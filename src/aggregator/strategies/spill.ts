@@ -51,6 +51,8 @@ export interface BlockRule {
   reads?(): readonly number[];
   combine(rows: readonly Float32Array[], out: Float32Array): void;
   shares(): number[];
+  /** Optional: what the rule wants the version's metrics to say about the round (after `shares`). */
+  metrics?(): Record<string, number>;
 }
 
 /** Coordinates per block for n updates of P parameters within `budget` bytes (< 1: the budget cannot do it). */
