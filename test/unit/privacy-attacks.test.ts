@@ -124,6 +124,26 @@ describe('the accountant\'s state across a restart', () => {
   });
 });
 
+describe('the clipping norm across a restart', () => {
+  it('fixed clipping takes the manifest\'s clippingNorm after a restart (a changed one is not silently ignored); adaptive continues from its own', () => {
+    const fixed = (c: number) => dpStrategy({ central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: c, numSampledClients: 3 } });
+    const before = fixed(0.5);
+    run(before, 2);
+    const after = fixed(2);
+    after.restore!(before.state!()!);
+    expect(after.privacy!()!.clippingNorm).toBe(2);
+    expect(after.privacy!()!.steps).toBe(2);
+    const adaptive = (c: number) => dpStrategy({ central: { clipping: 'adaptive', noiseMultiplier: 0, clippingNorm: c, numSampledClients: 3 } });
+    const a = adaptive(0.5);
+    run(a, 2);
+    const reached = a.privacy!()!.clippingNorm;
+    expect(reached).not.toBe(0.5);
+    const b = adaptive(0.5);
+    b.restore!(a.state!()!);
+    expect(b.privacy!()!.clippingNorm).toBe(reached);
+  });
+});
+
 describe('central DP cannot join a running pipeline', () => {
   it('a DP wrapper with fewer releases than the base version refuses the round with PRIVACY_HISTORY_INCOMPLETE', () => {
     const s = dpStrategy({ central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 3 } });

@@ -177,7 +177,9 @@ export class CentralDp implements Strategy {
       if (!this.inner.restore) throw bad(`it holds ${innerState.length} bytes of ${this.inner.name} state, which keeps none`);
       this.inner.restore(innerState);
     }
-    this.clippingNorm = h.clippingNorm;
+    // Adaptive clipping continues from the norm it had reached; fixed clipping's norm is the manifest's, so a changed
+    // privacy.central.clippingNorm takes effect (the noise follows C, so each release keeps its z and its ε).
+    this.clippingNorm = this.rule.kind === 'adaptive' ? h.clippingNorm : this.s.clippingNorm;
     this.accountant = accountant;
   }
 
