@@ -29,7 +29,7 @@ export const centralDpSchema = z.object({
   noiseMultiplier: z.number().min(0).finite(),
   /** fixed: the clipping norm C; adaptive: its initial value (Flower's default 0.1). */
   clippingNorm: positive.optional(),
-  /** m: nodes sampled per round; the noise std is z·C/m (Flower's `num_sampled_clients`). */
+  /** m: nodes sampled per round; the noise std is z·C/m (Flower's `num_sampled_clients`), z·C/n when a round brings n < m. */
   numSampledClients: z.number().int().positive(),
   /** Adaptive only: the quantile of update norms the clipping norm tracks (default 0.5). */
   targetClippedQuantile: z.number().min(0).max(1).default(0.5),

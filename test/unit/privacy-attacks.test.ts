@@ -221,7 +221,7 @@ describe('noise and its sensitivity', () => {
     const r = agg.finish([]);
     const zWeights = (0.3 ** -2 - (2 * (20 / 20)) ** -2) ** -0.5;
     expect(r.metrics.dp_clipping_norm).toBe(0.8);
-    expect(r.metrics.dp_noise_std).toBeCloseTo((zWeights * 0.8) / 20, 12);
+    expect(r.metrics.dp_noise_std).toBeCloseTo((zWeights * 0.8) / 3, 12); // 3 updates of m = 20: C/3 each
     // Every update was unclipped: the fraction is above γ = 0.5 (up to the count's noise), so C moved.
     expect(s.privacy!()!.clippingNorm).not.toBe(0.8);
   });
@@ -274,6 +274,19 @@ describe('noise and its sensitivity', () => {
     for (let j = 0; j < P; j++) s2 += ((noisy.m[j]! - clean.m[j]!) / (1 - 0.9)) ** 2;
     const measured = Math.sqrt(s2 / P);
     expect(Math.abs(measured / noisy.std - 1), `std of the mean's noise ${measured} vs ${noisy.std}`).toBeLessThan(0.03);
+  });
+
+  it('a round with fewer updates than numSampledClients gets the noise their mean needs, z·C/n; m or more, Flower\'s z·C/m', () => {
+    const std = (m: number, n: number) => {
+      const s = dpStrategy({ central: { clipping: 'fixed', noiseMultiplier: 2, clippingNorm: 0.5, numSampledClients: m } });
+      const base: Weights = [{ name: 'w', shape: [4], values: new Float32Array(4) }];
+      const agg = s.begin(base, { round: 1, baseVersion: 0, knownNodes: [] });
+      for (let k = 0; k < n; k++) agg.fold({ updateId: `u${k}`, nodeId: `n${k}`, round: 1, numExamples: 10, weights: [{ ...base[0]!, values: new Float32Array(4).fill(0.01) }], metrics: {} });
+      return agg.finish([]).metrics.dp_noise_std!;
+    };
+    expect(std(10, 2)).toBeCloseTo((2 * 0.5) / 2, 12); // one of 2 moves the mean by C/2, not C/10
+    expect(std(10, 10)).toBeCloseTo((2 * 0.5) / 10, 12);
+    expect(std(4, 6)).toBeCloseTo((2 * 0.5) / 4, 12);
   });
 
   it('local DP with a sensitivity below the clipping norm (0: no noise at all) is refused, naming the field', () => {

@@ -68,7 +68,7 @@ export abstract class ClippingAggregation implements Aggregation, NoisesMean {
   }
 
   /** The inner aggregation's (a server optimizer's mean), for central DP around a clipped strategy. */
-  noiseMeanBeforeStep(std: number, rng: SecureGaussian): boolean {
+  noiseMeanBeforeStep(std: () => number, rng: SecureGaussian): boolean {
     return noisesMean(this.inner) && this.inner.noiseMeanBeforeStep(std, rng);
   }
 

@@ -15,8 +15,9 @@ import { noisesMean } from './mean-noise.ts';
  *   2. the inner strategy aggregates as it would (FedAvg's weighted mean, a server optimizer's step, ...);
  *   3. Gaussian noise N(0, σ²) is added to every aggregated weight (a server optimizer's: to the mean of the updates,
  *      before its step, mean-noise.ts; Flower noises its output, whose sensitivity the step does not bound), with
- *      σ = z·C / m (z: noise multiplier, m: `numSampledClients`, the configured sample size, not the count received;
- *      C the norm this round clipped with);
+ *      σ = z·C / min(m, n) (z: noise multiplier, m: `numSampledClients`, the configured sample size; n the updates
+ *      received, when fewer, since one of n moves their mean by C/n, where Flower keeps C/m; C the norm this round
+ *      clipped with);
  *      adaptive clipping then updates C for the next round (rule.afterRound). Flower 1.42's adaptive wrapper noises
  *      with the updated C instead, less noise than the sensitivity C/m needs whenever C shrinks; this follows the
  *      paper (Andrew et al. 2021, Algorithm 1: the noise uses the round's C, the update comes after).
@@ -123,14 +124,20 @@ export class CentralDp implements Strategy {
   begin(base: Weights, ctx: RoundContext): Aggregation {
     const inner = this.inner.begin(base, ctx);
     // A server optimizer takes the noise on its mean, before its step (mean-noise.ts); the others on their result.
-    const std = this.noiseStd(this.clippingNorm);
-    const noisedBefore = noisesMean(inner) && inner.noiseMeanBeforeStep(std, this.rng);
-    return new DpAggregation(inner, base.map((t) => t.values), this.clippingNorm, (r, unclipped, received) => this.finishRound(r, unclipped, received, noisedBefore));
+    const clippedWith = this.clippingNorm;
+    let noisedBefore = false;
+    const agg = new DpAggregation(inner, base.map((t) => t.values), clippedWith, (r, unclipped, received) => this.finishRound(r, unclipped, received, noisedBefore));
+    noisedBefore = noisesMean(inner) && inner.noiseMeanBeforeStep(() => this.noiseStd(clippedWith, agg.folded), this.rng);
+    return agg;
   }
 
-  /** σ = z_weights·C/m for updates clipped to C. */
-  private noiseStd(clippingNorm: number): number {
-    return (this.rule.weightsNoiseMultiplier * clippingNorm) / this.s.numSampledClients;
+  /**
+   * σ = z_weights·C / min(m, n) for n updates clipped to C: Flower's z·C/m when the round brings m or more, and more
+   * noise when it brings fewer, since one of n < m updates moves their mean by up to C/n, not C/m: the accountant's
+   * z (relative to that sensitivity) then holds for a short round too, and so does the budget checked before it.
+   */
+  private noiseStd(clippingNorm: number, received: number): number {
+    return (this.rule.weightsNoiseMultiplier * clippingNorm) / Math.max(1, Math.min(this.s.numSampledClients, received));
   }
 
   privacy(): PrivacyGuarantee {
@@ -193,7 +200,7 @@ export class CentralDp implements Strategy {
     const next = this.rule.afterRound(clippedWith, unclipped, received, this.rng);
     // The noise is scaled to the norm the updates were clipped with (their sensitivity), not the updated one: noise
     // z·C_{t+1}/m would fall short of z·C_t/m whenever C shrinks, and ε would understate the release.
-    const std = this.noiseStd(clippedWith);
+    const std = this.noiseStd(clippedWith, received);
     if (!noisedBefore) this.rng.addNoise(r.weights.map((t) => t.values), std);
     // A norm of 0 (exp underflow) would zero every update and the noise; ∞ (overflow) would make the noise infinite
     // and the state unwritable: the round's release stands (noised with clippedWith), the next is refused.
@@ -209,6 +216,11 @@ export class CentralDp implements Strategy {
 class DpAggregation extends ClippingAggregation {
   constructor(inner: Aggregation, base: Float32Array[], clippingNorm: number, private readonly done: (r: AggregateResult, unclipped: number, received: number) => AggregateResult) {
     super(inner, base, clippingNorm);
+  }
+
+  /** Updates folded so far (the noise's divisor when fewer than numSampledClients). */
+  get folded(): number {
+    return this.received;
   }
 
   finish(rejections: Rejection[]): AggregateResult {

@@ -7,8 +7,8 @@ import { CentralDp, type CentralDpSettings, type ClippingRule } from './dp-centr
  * McMahan, Ramage, Talwar, Zhang. "Learning Differentially Private Recurrent Language Models". ICLR 2018,
  * Algorithm 1 (DP-FedAvg with FlatClip): each node's update is clipped to L2 norm C, the updates are averaged, and
  * N(0, σ²) noise is added with σ = z·C / m for m sampled nodes (Flower's "fixed" estimator, Flower 1.42
- * DifferentialPrivacyServerSideFixedClipping, whose semantics this follows exactly: the noise on the aggregated
- * weights, C constant).
+ * DifferentialPrivacyServerSideFixedClipping, whose semantics this follows: the noise on the aggregated weights, C
+ * constant; except z·C/n when only n < m updates arrive, where Flower keeps z·C/m: dp-central.ts).
  *
  * The (ε, δ) guarantee is node-level (adding or removing one node's entire contribution), for the RDP of the
  * sampled Gaussian mechanism with noise multiplier z, composed over the versions published (dp-central.ts,

@@ -106,7 +106,7 @@ export class WeightedMean implements Aggregation, NoisesMean {
 
   /** `options` tune the fold kernel (benchmarks use them); the defaults are the aggregator's. */
   /** Central DP's noise on the mean before the step (mean-noise.ts), when asked for. */
-  private meanNoise?: { std: number; rng: SecureGaussian };
+  private meanNoise?: { std: () => number; rng: SecureGaussian };
 
   constructor(private readonly base: Weights, options: WeightedSumOptions = {}, limits: WeightedMeanLimits = {}, private readonly step?: MeanStep) {
     this.sums = new WeightedSum(base.map((t) => t.values.length), options);
@@ -116,9 +116,8 @@ export class WeightedMean implements Aggregation, NoisesMean {
   }
 
   /** Central DP: N(0, std²) on the mean before the step (mean-noise.ts); false, and nothing, without a step. */
-  noiseMeanBeforeStep(std: number, rng: SecureGaussian): boolean {
+  noiseMeanBeforeStep(std: () => number, rng: SecureGaussian): boolean {
     if (!this.step) return false;
-    if (!(std >= 0) || !Number.isFinite(std)) throw new RangeError(`noise standard deviation ${std} is not a finite number ≥ 0`);
     this.meanNoise = { std, rng };
     return true;
   }
@@ -189,7 +188,9 @@ export class WeightedMean implements Aggregation, NoisesMean {
     try {
       if (this.step && this.meanNoise) {
         // N(0, std²) on the mean Σ n_k x_k · inv is N(0, (std / inv)²) on the sums (mean-noise.ts).
-        const { std, rng } = this.meanNoise;
+        const { rng } = this.meanNoise;
+        const std = this.meanNoise.std();
+        if (!(std >= 0) || !Number.isFinite(std)) throw new RangeError(`noise standard deviation ${std} is not a finite number ≥ 0`);
         for (const s of this.sums.sums()) for (let j = 0; j < s.length; j++) s[j] = s[j]! + (std * rng.normal()) / inv;
       }
       averages = this.step ? this.step(this.sums.sums(), inv) : this.sums.scaled(inv);

@@ -15,10 +15,11 @@ import type { Aggregation } from '../strategy.ts';
  */
 export interface NoisesMean {
   /**
-   * Asks the aggregation to add N(0, std²) to every coordinate of the mean before its step. Returns false when it has
-   * no step to protect (a plain mean: the caller noises the result, the same release) and then does nothing.
+   * Asks the aggregation to add N(0, std()²) to every coordinate of the mean before its step (`std` is read then, at
+   * finish, when the round's updates are all in). Returns false when it has no step to protect (a plain mean: the
+   * caller noises the result, the same release) and then does nothing.
    */
-  noiseMeanBeforeStep(std: number, rng: SecureGaussian): boolean;
+  noiseMeanBeforeStep(std: () => number, rng: SecureGaussian): boolean;
 }
 
 /** True when `a` (or what it wraps) can take the noise on its mean: see {@link NoisesMean}. */
