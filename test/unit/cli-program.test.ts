@@ -35,7 +35,7 @@ const FLAGS: Record<string, string> = {
   demo: '--nodes --rounds --iid --epochs --batch-size --learning-rate --seed --out --kafka --clickhouse --pipeline --workers --train-examples --test-examples --progress --log-level --log-format',
   experiment: '',
   'experiment fedavg-vs-fedsgd': '--target --max-rounds --nodes --fraction --seed --workers --only --quick --learning-rates --lr-grid --grid --out --json --markdown --log-level --log-format',
-  'experiment robustness': '--rounds --nodes --byzantine --attacks --strategies --train-examples --test-examples --seed --workers --out --doc --log-level --log-format',
+  'experiment robustness': '--rounds --nodes --byzantine --attacks --strategies --train-examples --test-examples --seed --workers --out --doc --from-json --log-level --log-format',
 };
 
 function flagsOf(cmd: Command, prefix: string[] = []): Record<string, string> {
