@@ -10,7 +10,7 @@ import { humanDuration, secondsSince } from '../common/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { encodeRoundConfig } from '../protocol/index.ts';
 import type { ProducerRecord } from '../transport/index.ts';
-import { auditEvent, auditOut, controlOut, controlRecord, versionOut, versionRecord, type AuditFields } from './records.ts';
+import { auditEvent, auditOut, controlOut, controlRecord, derivedEventId, versionOut, versionRecord, type AuditFields } from './records.ts';
 import { nextStep, roundTargets, type RoundDecision } from './rounds.ts';
 import type { AggregateResult } from './strategy.ts';
 import { faultAt, transact, type FaultPoint } from './transaction.ts';
@@ -181,8 +181,15 @@ export class RoundPublisher {
     const s = this.s;
     const refusal = s.opts.strategy.admitRound?.({ round: finishedRound + 1, baseVersion: s.version, knownNodes: s.opts.knownNodes ?? [] });
     if (refusal) {
-      // Finished already (its FINISH is in the log): nothing to write, the refusal stands.
+      // Finished already (its FINISH is in the log): no second FINISH, but the refusal is audited like a running
+      // pipeline's (issue 14: a round refused for privacy is an audit event). Its id is derived from the pipeline,
+      // round and code, so a restart that refuses again writes the same event (the sink keeps one).
       s.refusal = refusal;
+      const details = Object.fromEntries(Object.entries(refusal.details ?? {}).map(([k, v]) => [k, String(v)]));
+      const eventId = derivedEventId('continuation-refused', topicPrefix(s.m), String(finishedRound), refusal.code);
+      const audit = auditEvent(s.m, 'PIPELINE_FINISHED', { round: finishedRound, version: s.version, reason: refusal.message, details: { code: refusal.code, ...details } }, Date.now(), eventId);
+      await this.transact(`audit the refused continuation after round ${finishedRound}`, auditOut(s.scope, audit), false);
+      s.log.warn({ version: s.version, round: finishedRound, code: refusal.code }, `the pipeline stays finished: ${refusal.message}`);
       s.finished = true;
       return;
     }

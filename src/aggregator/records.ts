@@ -182,13 +182,21 @@ export interface RefusedRecord {
 }
 
 /**
+ * An audit event id (UUID-shaped, 32 hex digits of SHA-256) derived from `parts`, for an event that a restart may
+ * write again: the same parts give the same id, and the sink keeps one row per id.
+ */
+export function derivedEventId(...parts: string[]): string {
+  const h = createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
  * The audit event and dead letter of a record recovery refused. The event id is derived from the record's
  * coordinates, so that a second restart that refuses the same record again writes the same event (the sink keeps one).
  */
 export function refusedOut(s: RecordScope, r: RefusedRecord, now: number): ProducerRecord[] {
   const where = `${r.topic}/${r.partition}/${r.offset}`;
-  const h = createHash('sha256').update(`refused\u0000${where}`).digest('hex');
-  const eventId = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  const eventId = derivedEventId('refused', where);
   const audit = auditEvent(s.manifest, 'MESSAGE_DEAD_LETTERED', {
     reason: r.reason,
     details: { code: r.code, sourceTopic: r.topic, sourcePartition: String(r.partition), sourceOffset: r.offset, bytes: String(r.bytes.length), refusedBy: 'recovery' },

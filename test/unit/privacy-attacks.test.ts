@@ -204,9 +204,12 @@ describe('central DP cannot join a running pipeline', () => {
     expect((err as FedStreamError).code).toBe('PRIVACY_HISTORY_INCOMPLETE');
     expect((await readVersions(t, m)).map((v) => v.version)).toEqual([0, 1, 2]);
     // The pipeline had finished (its FINISH is in the log): the refusal writes no new version, FINISH or START.
-    // (No audit event yet: the service's continueAfter writes none for a refusal; a known gap, to be closed there.)
     const starts = (await readAudit(t, m)).filter((e) => e.action === 'ROUND_STARTED').map((e) => e.round);
     expect(starts).toEqual([1, 2]);
+    // The refusal is audited, as the budget's is when a round is refused in a running pipeline (issue 14: "the
+    // aggregator refuses to start a round that would exceed it, with an audit event"), once per refusal.
+    const finished = (await readAudit(t, m)).filter((e) => e.action === 'PIPELINE_FINISHED');
+    expect(finished.at(-1)!.details).toMatchObject({ code: 'PRIVACY_HISTORY_INCOMPLETE', baseVersion: '2', steps: '0' });
     await p.disconnect();
   }, 120_000);
 });
