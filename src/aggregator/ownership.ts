@@ -19,8 +19,13 @@ import type { Admin, ConsumerGroupMember } from '../transport/index.ts';
  * (a crashed aggregator) before giving its partitions to another, and so how long a restart may wait for it.
  */
 export const AGGREGATOR_SESSION_TIMEOUT_MS = 10_000;
-/** Beyond the session timeout: the coordinator's expiry check and one describe round trip. */
-const EXPIRY_GRACE_MS = 3_000;
+/**
+ * How long past the session timeout a member may still be listed after its process died: the coordinator's expiry
+ * check runs on the broker's timer, which a loaded broker runs late (its threads got no CPU for 8–35 s at a time
+ * beside `stress-ng --cpu 2`, docs/reliability.md), and one describe round trip. A crashed holder usually goes at
+ * the session timeout and the wait ends then; only a live one makes the new aggregator wait it all.
+ */
+const expiryGraceMs = (sessionTimeoutMs: number): number => 2 * sessionTimeoutMs + 3_000;
 const POLL_MS = 500;
 
 export interface HolderCheck {
@@ -43,7 +48,7 @@ export function describeMembers(members: readonly ConsumerGroupMember[]): string
 
 /**
  * Returns when nobody holds the pipeline: its aggregator group has no member, at once or within the session timeout
- * plus a grace (a member that crashed expires then; a live one heartbeats and stays). With `takeOver`, returns at
+ * plus a grace of two more and 3 s (a member that crashed expires then; a live one heartbeats and stays). With `takeOver`, returns at
  * once after logging who holds it. Throws PIPELINE_HELD when a member is still there after the wait, naming it;
  * errors of the admin client (TRANSPORT_*) pass through.
  */
@@ -56,7 +61,7 @@ export async function awaitNoLiveHolder(o: HolderCheck): Promise<void> {
     o.log.warn({ holders: group.members, groupId: o.groupId }, `another aggregator (${who}) holds pipeline ${o.pipeline}; --take-over: taking over fences it`);
     return;
   }
-  const waitMs = sessionTimeoutMs + EXPIRY_GRACE_MS;
+  const waitMs = sessionTimeoutMs + expiryGraceMs(sessionTimeoutMs);
   o.log.warn(
     { holders: group.members, groupId: o.groupId, waitMs },
     `another aggregator (${who}) holds pipeline ${o.pipeline}; waiting up to ${waitMs} ms for its session to expire in case it crashed`,
