@@ -24,7 +24,7 @@
  * Environment:
  *   FEDSTREAM_KAFKA_DIR              state directory (default .kafka): server.properties, data, logs, pid
  *   FEDSTREAM_KAFKA_CACHE            jar cache (default .cache); jars go to <cache>/kafka-<version>/libs
- *   FEDSTREAM_KAFKA_START_TIMEOUT_MS how long to wait for the broker to answer (default 90000)
+ *   FEDSTREAM_KAFKA_START_TIMEOUT_MS how long to wait for the broker to answer (default 180000)
  *   KAFKA_HEAP_OPTS                  JVM heap flags (default -Xmx512m -Xms128m)
  *   JAVA_HOME                        java is taken from $JAVA_HOME/bin when set, else from PATH
  *

@@ -83,6 +83,11 @@ export async function start(lease, { secure = false } = {}) {
     announce(current.port, current);
     return;
   }
+  const dead = readPid();
+  if (dead !== undefined && existsSync(path.join(DATA_DIR, 'meta.properties'))) {
+    // Its pid file is left only by a broker that did not stop through `stop` (kill -9, a crash, a reboot).
+    say(`the last broker (pid ${dead}) did not stop cleanly: its controller session (60 s) must end before this one registers, so start-up may take up to ~100 s`);
+  }
   rmSync(PID_FILE, { force: true });
   if (lease !== undefined) writeFileSync(AUTO_STOP_FILE, 'started for leases; the last release stops it\n');
   else rmSync(AUTO_STOP_FILE, { force: true });
@@ -129,7 +134,8 @@ export async function start(lease, { secure = false } = {}) {
   }
 
   const heap = (process.env.KAFKA_HEAP_OPTS ?? '-Xmx512m -Xms128m').split(/\s+/).filter(Boolean);
-  const jvm = [...heap, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:InitiatingHeapOccupancyPercent=35', '-XX:+ExplicitGCInvokesConcurrent', '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true'];
+  const jvm = [...heap, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:InitiatingHeapOccupancyPercent=35', '-XX:+ExplicitGCInvokesConcurrent', '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true',
+    `-Xlog:gc*,safepoint:file=${path.join(LOGS_DIR, 'gc.log')}:time,uptime,level,tags:filecount=5,filesize=20M`];
   const out = openSync(CONSOLE_LOG, 'a');
   writeSync(out, `\n===== ${new Date().toISOString()} starting Kafka ${KAFKA_VERSION} on ${HOST}:${state.port} (controller ${state.controllerPort}) =====\n`);
   // detached: own session and process group, so that `stop` can signal the whole group and the broker outlives us.

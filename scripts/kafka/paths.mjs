@@ -28,7 +28,9 @@ export const LEASES_DIR = path.join(STATE_DIR, 'leases');
 /** Present while the broker runs only for leases: the last release stops it. */
 export const AUTO_STOP_FILE = path.join(STATE_DIR, 'auto-stop');
 
-export const START_TIMEOUT_MS = Number(process.env.FEDSTREAM_KAFKA_START_TIMEOUT_MS ?? 90_000);
+// Above the broker's initial registration timeout (150 s, setup.mjs): a start after an unclean death waits out the
+// dead broker's 60 s session before the new one is registered.
+export const START_TIMEOUT_MS = Number(process.env.FEDSTREAM_KAFKA_START_TIMEOUT_MS ?? 180_000);
 export const STOP_TIMEOUT_MS = 30_000;
 export const HOST = '127.0.0.1';
 

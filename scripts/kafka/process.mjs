@@ -92,7 +92,7 @@ export async function killGroup(pid) {
   const deadline = Date.now() + STOP_TIMEOUT_MS;
   while (isAlive(pid) && Date.now() < deadline) await sleep(100);
   if (isAlive(pid)) {
-    say(`pid ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s: SIGKILL`);
+    say(`pid ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s: SIGKILL (the next start waits up to ~100 s for its controller session to end)`);
     signal('SIGKILL');
     while (isAlive(pid)) await sleep(50);
   }

@@ -102,6 +102,18 @@ group.initial.rebalance.delay.ms=0
 message.max.bytes=1048588
 transaction.max.timeout.ms=900000
 
+# One node is both the controller and its only broker. On a loaded two-core machine the broker's threads went
+# unscheduled for up to 35 s at a time (CI beside stress-ng), far past the default 9 s session, and the controller
+# fenced its only broker: createTopics answered INVALID_REPLICATION_FACTOR and every partition lost its leader until
+# the next heartbeat got through. With one broker, fencing it gains nothing, so its session is long. The price is paid
+# only after an unclean death (kill -9): the new broker's registration is refused (DUPLICATE_BROKER_REGISTRATION)
+# until the dead one's session ends, and Kafka asks again with a backoff of up to half the session, so such a start
+# takes up to ~100 s; the initial registration timeout is above that. docs/reliability.md, "A broker fenced by its
+# own controller".
+broker.session.timeout.ms=60000
+broker.heartbeat.interval.ms=2000
+initial.broker.registration.timeout.ms=150000
+
 # Two cores, 512 MB heap.
 num.network.threads=2
 num.io.threads=4
