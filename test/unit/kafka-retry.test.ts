@@ -6,7 +6,7 @@
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import type { FedStreamError } from '../../src/common/errors.ts';
-import { KAFKA_RETRY_BUDGET_MS, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from '../../src/transport/kafka/index.ts';
+import { KAFKA_RETRY_BUDGET_MS, fencedReplicationAnswer, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from '../../src/transport/kafka/index.ts';
 
 const { KafkaJSProtocolError, KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSTimeout } = kafkajs as unknown as {
   KafkaJSTimeout: new (message: string) => Error;
@@ -93,5 +93,39 @@ describe('a broker stalled by load (seen in a fresh-clone CI run beside two CPU 
     expect(e.message).toContain("admin: list topics: the broker's answer was empty");
     // Any other TypeError is a bug, not the broker: not retried.
     expect(fromKafkaJsError(new TypeError('x is not a function'), 'admin: list topics')).toMatchObject({ code: 'INTERNAL', retriable: false });
+  });
+  it('kafkajs\' "Broker not connected" (a broker object whose connection a timeout reset; nothing was sent) is a retriable connection error outside a transaction', () => {
+    // kafkajs/src/broker/index.js throws it as a plain Error, which the mapping would otherwise call INTERNAL.
+    const e = fromKafkaJsError(new Error('Broker not connected'), 'admin: list topics');
+    expect(e).toMatchObject({ code: 'TRANSPORT_CONNECTION', retriable: true });
+    expect(retryKafkaCall(e, fresh)).toBe(true);
+    expect(fromKafkaJsError(new Error('Broker not connected'), 'send to t')).toMatchObject({ code: 'TRANSPORT_CONNECTION', retriable: true });
+    expect(fromKafkaJsError(new Error('Broker not connected'), 'commit', true)).toMatchObject({ code: 'TRANSPORT_TRANSACTION', retriable: false });
+    expect(fromKafkaJsError(new Error('Broker not connected yet?'), 'admin: list topics')).toMatchObject({ code: 'INTERNAL', retriable: false });
+  });
+});
+
+describe('a broker fenced by its own controller (KRaft: "All brokers are currently fenced")', () => {
+  const fresh = { elapsedMs: 0, budgetMs: KAFKA_RETRY_BUDGET_MS, topicExists: true };
+  // What kafkajs makes of error code 38, which the broker answers while every broker that could hold the replicas is fenced.
+  const invalidRf = () => fromKafkaJsError(new KafkaJSProtocolError({ message: 'Replication-factor is invalid', type: 'INVALID_REPLICATION_FACTOR', code: 38, retriable: false }), 'admin: create topic t');
+
+  it('is asked again when the factor is one the cluster holds: at most the brokers this client has seen', () => {
+    expect(invalidRf()).toMatchObject({ code: 'TRANSPORT_TOPIC', retriable: false });
+    for (const rf of [1, undefined, -1]) {
+      const e = fencedReplicationAnswer(invalidRf(), rf, 1);
+      expect(e).toMatchObject({ code: 'TRANSPORT_TOPIC', retriable: true, details: { kafkaType: 'INVALID_REPLICATION_FACTOR', brokersSeen: 1, replicationFactor: 1 } });
+      expect(e.message).toContain('fenced by the controller');
+      expect(retryKafkaCall(e, fresh)).toBe(true);
+    }
+    expect(fencedReplicationAnswer(invalidRf(), 3, 3).retriable).toBe(true);
+  });
+
+  it('a factor above the brokers seen is a mistake, reported at once; so is any other answer', () => {
+    expect(fencedReplicationAnswer(invalidRf(), 3, 1)).toMatchObject({ retriable: false, message: 'admin: create topic t: Replication-factor is invalid' });
+    // No broker seen at all (the client met the cluster while it was fenced): not asked again.
+    expect(fencedReplicationAnswer(invalidRf(), 1, 0).retriable).toBe(false);
+    const badConfig = fromKafkaJsError(new KafkaJSProtocolError({ message: 'Configuration is invalid', type: 'INVALID_CONFIG', code: 40, retriable: false }), 'admin: create topic t');
+    expect(fencedReplicationAnswer(badConfig, 1, 1)).toBe(badConfig);
   });
 });

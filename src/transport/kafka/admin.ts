@@ -8,7 +8,7 @@ import type {
 } from 'kafkajs';
 import { FedStreamError } from '../../common/index.ts';
 import { createAcls, deleteAcls, describeAcls, type KafkaAcl } from './acl.ts';
-import { closedError, mapped, mappedWithRetry } from './errors.ts';
+import { closedError, fencedReplicationAnswer, fromKafkaJsError, mapped, mappedWithRetry } from './errors.ts';
 import type { KafkaClientContext } from './security.ts';
 import type {
   Admin,
@@ -28,6 +28,8 @@ export class KafkaAdmin implements Admin {
   private readonly onClosed: (client: object) => void;
 
   private readonly ctx: KafkaClientContext | undefined;
+  /** The most brokers this client has seen in the cluster's metadata (fencedReplicationAnswer). */
+  private brokersSeen = 0;
 
   constructor(kafka: KafkaJsClient, onClosed: (client: object) => void = () => undefined, ctx?: KafkaClientContext) {
     this.admin = kafka.admin();
@@ -64,8 +66,19 @@ export class KafkaAdmin implements Admin {
     return mappedWithRetry(operation, fn, { security: this.ctx?.security, resource, topicExists: o.topicExists });
   }
 
+  /** Notes how many brokers the cluster's metadata lists now; best effort (a fenced broker is not listed). */
+  private async countBrokers(admin: KafkaJsAdmin): Promise<number> {
+    try {
+      this.brokersSeen = Math.max(this.brokersSeen, (await admin.describeCluster()).brokers.length);
+    } catch {
+      // The count stays what it was; the caller's own request reports the broker's state.
+    }
+    return this.brokersSeen;
+  }
+
   async createTopics(topics: TopicSpec[]): Promise<string[]> {
     const admin = await this.ready();
+    if (this.brokersSeen === 0) await this.countBrokers(admin);
     // One request per topic: kafkajs reports only "all created or not" per request, and callers need the names.
     const created = await Promise.all(
       topics.map(async (spec) => {
@@ -73,7 +86,8 @@ export class KafkaAdmin implements Admin {
         // kafkajs' own wait for the new topic's leaders may fail retriably after the broker created it: then the
         // repeated request finds the topic there, and this request is still the one that created it.
         let failedRetriably = false;
-        const ok = await this.read(`admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`, async () => {
+        const operation = `admin: create topic ${spec.topic}${configs ? ` (configs ${configs})` : ''}`;
+        const ok = await this.read(operation, async () => {
           try {
             return await admin.createTopics({
               waitForLeaders: true,
@@ -88,7 +102,10 @@ export class KafkaAdmin implements Admin {
             });
           } catch (err) {
             if ((err as { retriable?: boolean }).retriable) failedRetriably = true;
-            throw err;
+            // "Replication-factor is invalid" while the controller has fenced the brokers (nothing was created):
+            // asked again (errors.ts, fencedReplicationAnswer).
+            const e = fromKafkaJsError(err, operation, false, this.ctx?.security, spec.topic);
+            throw e.details.kafkaType === 'INVALID_REPLICATION_FACTOR' ? fencedReplicationAnswer(e, spec.replicationFactor, await this.countBrokers(admin)) : e;
           }
         }, spec.topic, { topicExists: true });
         if (!ok && failedRetriably) return spec.topic;

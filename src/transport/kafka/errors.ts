@@ -75,6 +75,13 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
   if (!inTransaction && operation.startsWith('admin:') && err instanceof TypeError && /^Cannot (destructure|read) propert(y|ies) .* (of|as it is) .*(null|undefined)/.test(err.message)) {
     return new FedStreamError('TRANSPORT_CONNECTION', `${operation}: the broker's answer was empty (${err.message})`, { cause: err, retriable: true, details: { operation } });
   }
+  // kafkajs 2.2.4 throws a plain Error('Broker not connected') from a broker object whose connection was torn down
+  // (a request timeout on a stalled broker) before it has asked again for the broker's API versions
+  // (kafkajs/src/broker/index.js, notInitializedLookup; tulios/kafkajs#418). Nothing was sent: as transient as a
+  // dropped connection.
+  if (!inTransaction && err instanceof Error && !isKafkaJsError(err) && err.message === 'Broker not connected') {
+    return new FedStreamError('TRANSPORT_CONNECTION', `${operation}: ${err.message} (the client's connection to the broker was reset; nothing was sent)`, { cause: err, retriable: true, details: { operation } });
+  }
   if (!isKafkaJsError(err)) return toFedStreamError(err, inTransaction ? 'TRANSPORT_TRANSACTION' : 'INTERNAL', operation);
   const inner = innermost(err);
   const type = inner.type;
@@ -113,6 +120,26 @@ export function fromKafkaJsError(err: unknown, operation: string, inTransaction 
     message += ' (the broker refuses record batches above max.message.bytes, 1 MB by default; chunk large payloads)';
   }
   return new FedStreamError(code, message, { cause: err, retriable, details });
+}
+
+/**
+ * createTopics answered INVALID_REPLICATION_FACTOR ("Replication-factor is invalid") for a factor the cluster can
+ * hold: `replicationFactor` (the broker's default when undefined or -1, taken as 1) is at most the number of brokers
+ * this client has seen in the cluster. KRaft answers so while the controller has fenced every broker that could hold
+ * the replicas ("Unable to replicate the partition 1 time(s): All brokers are currently fenced"), e.g. the only broker
+ * of a test cluster whose heartbeats a loaded machine delayed past its session; it is unfenced by its next heartbeat.
+ * Then the error is retriable (creating a topic may be repeated); a factor above the brokers seen stays a mistake,
+ * reported at once. docs/reliability.md, "A broker fenced by its own controller".
+ */
+export function fencedReplicationAnswer(err: FedStreamError, replicationFactor: number | undefined, brokersSeen: number): FedStreamError {
+  if (err.retriable || err.details.kafkaType !== 'INVALID_REPLICATION_FACTOR') return err;
+  const wanted = replicationFactor === undefined || replicationFactor < 1 ? 1 : replicationFactor;
+  if (wanted > brokersSeen) return err;
+  return new FedStreamError(err.code, `${err.message} (replication factor ${wanted}, ${brokersSeen} broker(s) seen in the cluster: the broker(s) are fenced by the controller for now)`, {
+    cause: err,
+    retriable: true,
+    details: { ...err.details, brokersSeen, replicationFactor: wanted, kafkaRetriable: false },
+  });
 }
 
 /** Where a call happens, for error messages: the client's security (its principal) and the resource it touched. */

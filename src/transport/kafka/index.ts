@@ -19,6 +19,6 @@
 // First, so that kafkajs finds the faster CRC-32C in require.cache when it loads its record batch encoder.
 import './kafkajs-crc.ts';
 
-export { KAFKA_RETRY_BUDGET_MS, crashedOnOutage, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from './errors.ts';
+export { KAFKA_RETRY_BUDGET_MS, crashedOnOutage, fencedReplicationAnswer, fromKafkaJsError, kafkaRetryDelayMs, mappedWithRetry, retryKafkaCall } from './errors.ts';
 export { EXPECTED_BROKER_ERRORS, isExpectedBrokerError, kafkajsLogLevel, pinoLogCreator } from './kafka-logger.ts';
 export { createKafkaTransport, type KafkaTransportOptions } from './transport.ts';
