@@ -28,7 +28,7 @@ import { deferCleanup, kafkaBrokers, uniqueName } from '../integration/helpers.t
 import { fedstream, writeManifest, type Proc } from '../integration/pipeline-helpers.ts';
 import { ATTACKS, type Attack } from './attacks.ts';
 import { malloryUpdate, records, type AttackContext, type Unit } from './kit.ts';
-import { coord, judge, insaneMetrics, notSent, nodeRefusals, recoveryUnreadable, readKafkaEvidence, summaryLine, type Coord, type Evidence, type PipelineOutcome, type Sent, type Verdict } from './verdicts.ts';
+import { coord, honestRejections, judge, insaneMetrics, notSent, nodeRefusals, recoveryUnreadable, readKafkaEvidence, summaryLine, type Coord, type Evidence, type PipelineOutcome, type Sent, type Verdict } from './verdicts.ts';
 import { Watcher } from './watch.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -295,8 +295,8 @@ describe('adversarial suite on the real broker', () => {
       crashed,
       missing: ev.versions.filter((v) => v.version > 0).flatMap((v) => HONEST.filter((id) => !v.contributors.some((c) => c.nodeId === id)).map((id) => `v${v.version}: ${id}`)),
       recoveryActed,
-      // By the honest record's own offset: a replayed copy of it (an attack) is rightly rejected under the same id.
-      honestRejected: watcher.honest.map((h) => coord(h.message.topic, h.message.partition, h.message.offset)).filter((c) => ev.auditRejected.has(c) && !attackCoords.has(c)).map((c) => `${c} (${ev.auditRejected.get(c)})`),
+      // By the attacker's own coordinates and the aggregator's acceptances, not by content (verdicts.ts).
+      honestRejected: honestRejections(watcher.honest.map((h) => ({ updateId: h.update.updateId, at: coord(h.message.topic, h.message.partition, h.message.offset) })), ev, attackCoords, topics.updates),
     };
     verdicts.push(...sent.map((s) => judge(s, ev, outcome)));
     verdicts.push(...ATTACKS.filter((a) => !sent.some((s) => s.attack === a)).map((a) => notSent(a, interrupted ?? 'the attacker stopped')));

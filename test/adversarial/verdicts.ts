@@ -161,6 +161,30 @@ export interface PipelineOutcome {
   recoveryActed: string[];
 }
 
+/** An honest node's update as the attacker's watcher read it (an honest node id, a valid signature), where it was read. */
+export interface HonestRecord {
+  updateId: string;
+  at: Coord;
+}
+
+/**
+ * Honest updates the aggregator refused, as `coord (code)`: a refused record read as an honest node's that the
+ * attacker did not send (its acknowledged coordinates, `attackCoords`), whose update id the aggregator never accepted
+ * from a record the attacker did not send either. Content cannot tell: a replayed record is byte for byte its
+ * original, and a node that resends its update after a failed send (node/runtime.ts: the same records, the same id;
+ * a send whose answer timed out on a loaded broker may have been written already) leaves a second copy, rightly
+ * refused as a duplicate while the first counts.
+ */
+export function honestRejections(honest: readonly HonestRecord[], ev: Pick<Evidence, 'auditRejected' | 'acceptedById'>, attackCoords: ReadonlySet<Coord>, updatesTopic: string): string[] {
+  const acceptedFromHonest = (id: string): boolean => {
+    const d = ev.acceptedById.get(id)?.details;
+    return d?.offset !== undefined && !attackCoords.has(coord(updatesTopic, d.partition ?? '0', d.offset));
+  };
+  return honest
+    .filter((h) => ev.auditRejected.has(h.at) && !attackCoords.has(h.at) && !acceptedFromHonest(h.updateId))
+    .map((h) => `${h.at} (${ev.auditRejected.get(h.at)})`);
+}
+
 /** The verdict of one attack. */
 export function judge(s: Sent, ev: Evidence, outcome: PipelineOutcome): Verdict {
   const { attack, launch } = s;
