@@ -170,10 +170,10 @@ export interface HonestRecord {
 /**
  * Honest updates the aggregator refused, as `coord (code)`: a refused record read as an honest node's that the
  * attacker did not send (its acknowledged coordinates, `attackCoords`), whose update id the aggregator never accepted
- * from a record the attacker did not send either. Content cannot tell: a replayed record is byte for byte its
- * original, and a node that resends its update after a failed send (node/runtime.ts: the same records, the same id;
- * a send whose answer timed out on a loaded broker may have been written already) leaves a second copy, rightly
- * refused as a duplicate while the first counts.
+ * from a record the attacker did not send either. Neither content nor a record's refusal alone can tell: an aggregator
+ * whose consumer read records again after an outage (from its last committed offsets; seen beside stress-ng with the
+ * broker fenced) accepted a record and later refused the very same record as a duplicate; a replay is byte for byte
+ * its original; and a node resends the same records after a failed send (node/runtime.ts).
  */
 export function honestRejections(honest: readonly HonestRecord[], ev: Pick<Evidence, 'auditRejected' | 'acceptedById'>, attackCoords: ReadonlySet<Coord>, updatesTopic: string): string[] {
   const acceptedFromHonest = (id: string): boolean => {

@@ -12,6 +12,11 @@ const at = (offset: number) => coord(U, 0, offset);
 const accepted = (id: string, offset: number) => [id, { action: 'UPDATE_ACCEPTED', updateId: id, details: { partition: '0', offset: String(offset) } } as unknown as AuditEventRecord] as const;
 
 describe('honest updates the aggregator refused', () => {
+  it('a record accepted, then read again after an outage and refused as a duplicate, is no harm (seen beside stress-ng)', () => {
+    const ev = { acceptedById: new Map([accepted('r', 501)]), auditRejected: new Map([[at(501), 'duplicate']]) };
+    expect(honestRejections([{ updateId: 'r', at: at(501) }, { updateId: 'r', at: at(501) }], ev, new Set(), U)).toEqual([]);
+  });
+
   it('a second copy of an update accepted from the node itself is no harm, whether the node or the attacker wrote it', () => {
     const ev = { acceptedById: new Map([accepted('a', 10)]), auditRejected: new Map([[at(11), 'duplicate'], [at(40), 'duplicate']]) };
     // offset 11: the node's own resend after a send that failed late; offset 40: the attacker's replay.
