@@ -8,15 +8,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createAggregator } from '../../src/aggregator/index.ts';
-import type { ModelVersionRecord } from '../../src/codec/index.ts';
 import { FedStreamError } from '../../src/common/index.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
 import { RdpAccountant, applyLocalDp, localDpNoiseStd } from '../../src/ml/index.ts';
-import { pipelineTopics } from '../../src/protocol/topics.ts';
-import { toRecords } from '../../src/protocol/wire.ts';
-import { ephemeralParticipants } from '../../src/protocol/participants.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
+import { createMemoryTransport } from '../../src/transport/index.ts';
+import { oneNodeMemoryPipeline } from '../support/memory-pipeline.ts';
 import { readAudit, readVersions } from '../support/pipeline-log.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
@@ -32,29 +29,10 @@ describe('central DP in the aggregator', () => {
   it('stores (ε, δ) with each version, stops at the budget with PRIVACY_BUDGET_EXHAUSTED, and a restart refuses again', async () => {
     // A budget between ε after 2 and after 3 versions: rounds 1 and 2 run, round 3 is refused.
     const budget = (epsAfter(2) + epsAfter(3)) / 2;
-    const team = ephemeralParticipants(parseManifest({
-      apiVersion: 'fedstream/v1', tenant: 'test', name: `dp-${Math.random().toString(36).slice(2, 8)}`,
-      model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
-      data: { source: 'mnist', nodes: 1, testExamples: 100, trainExamples: 200 },
+    const { m, signer, cluster, t, p, sendUpdate, published, onVersion } = await oneNodeMemoryPipeline('dp', {
       rounds: { count: 5, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
       privacy: { central: { clipping: 'fixed', noiseMultiplier: 1, clippingNorm: 0.5, numSampledClients: 1 }, budget: { epsilon: budget, delta: 1e-5 } },
-    }), ['node-1']);
-    const m = team.manifest;
-    const signer = team.signerFor('aggregator');
-    const cluster = new MemoryCluster();
-    const t = createMemoryTransport({ cluster, logger });
-    const p = t.producer();
-    await p.connect();
-    const sendUpdate = async (round: number) => {
-      const base = (await readVersions(t, m)).at(-1)!;
-      await p.send(toRecords(pipelineTopics(m).updates, 'ModelUpdate', {
-        updateId: `u${round}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round, baseVersion: base.version,
-        numExamples: 10, tensors: base.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
-      }, 'node-1', m.topics.chunkSizeBytes, {}, team.signerFor('node-1')));
-    };
-    const waiters = new Map<number, () => void>();
-    const published = (version: number) => new Promise<void>((resolve) => waiters.set(version, resolve));
-    const onVersion = (v: ModelVersionRecord) => waiters.get(v.version)?.();
+    }, logger);
 
     const a = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion });
     await a.start();

@@ -13,16 +13,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createAggregator, STRATEGIES, decodeOptimizerState, parseStrategySection, withCentralDp, type Strategy, type StrategyDefinition } from '../../src/aggregator/index.ts';
-import type { ModelVersionRecord, Weights } from '../../src/codec/index.ts';
+import type { Weights } from '../../src/codec/index.ts';
 import { FedStreamError } from '../../src/common/index.ts';
 import { createLogger } from '../../src/common/logger.ts';
 import { privacySchema } from '../../src/config/index.ts';
 import { parseManifest } from '../../src/config/manifest.ts';
 import { RDP_ORDERS, RdpAccountant, mulberry32, sampledGaussianRdp } from '../../src/ml/index.ts';
-import { ephemeralParticipants } from '../../src/protocol/participants.ts';
-import { pipelineTopics } from '../../src/protocol/topics.ts';
-import { toRecords } from '../../src/protocol/wire.ts';
-import { createMemoryTransport, MemoryCluster } from '../../src/transport/index.ts';
+import { createMemoryTransport } from '../../src/transport/index.ts';
+import { oneNodeMemoryPipeline } from '../support/memory-pipeline.ts';
 import { readAudit, readVersions } from '../support/pipeline-log.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
@@ -161,28 +159,9 @@ describe('central DP cannot join a running pipeline', () => {
   });
 
   it('the aggregator of a FedAvg pipeline restarted with privacy.central and more rounds publishes nothing more', async () => {
-    const team = ephemeralParticipants(parseManifest({
-      apiVersion: 'fedstream/v1', tenant: 'test', name: `late-dp-${Math.random().toString(36).slice(2, 8)}`,
-      model: { inputShape: [4], seed: 3, layers: [{ type: 'dense', units: 3, activation: 'softmax' }] },
-      data: { source: 'mnist', nodes: 1, testExamples: 100, trainExamples: 200 },
+    const { m, signer, cluster, t, p, sendUpdate, published, onVersion } = await oneNodeMemoryPipeline('late-dp', {
       rounds: { count: 2, targetUpdates: 1, minUpdates: 1, timeoutMs: 60_000 },
-    }), ['node-1']);
-    const m = team.manifest;
-    const signer = team.signerFor('aggregator');
-    const cluster = new MemoryCluster();
-    const t = createMemoryTransport({ cluster, logger });
-    const p = t.producer();
-    await p.connect();
-    const sendUpdate = async (round: number) => {
-      const base = (await readVersions(t, m)).at(-1)!;
-      await p.send(toRecords(pipelineTopics(m).updates, 'ModelUpdate', {
-        updateId: `u${round}`, tenant: m.tenant, pipeline: m.name, nodeId: 'node-1', round, baseVersion: base.version,
-        numExamples: 10, tensors: base.tensors, metrics: {}, trainingMs: 1, createdAt: Date.now(), sdkVersion: 'x', backend: 'x',
-      }, 'node-1', m.topics.chunkSizeBytes, {}, team.signerFor('node-1')));
-    };
-    const waiters = new Map<number, () => void>();
-    const onVersion = (v: ModelVersionRecord) => waiters.get(v.version)?.();
-    const published = (version: number) => new Promise<void>((resolve) => waiters.set(version, resolve));
+    }, logger);
 
     const a = await createAggregator({ manifest: m, signer, transport: createMemoryTransport({ cluster, logger }), logger, evaluate: false, onVersion });
     await a.start();
