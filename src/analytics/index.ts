@@ -88,4 +88,5 @@ export {
 } from './reports/document.ts';
 export { renderMarkdown } from './reports/markdown.ts';
 export { renderHtml } from './reports/html.ts';
-export { PALETTE, barChart, chartGrid, escapeXml, heatmap, lineChart } from './reports/svg.ts';
+export { PALETTE, barChart, escapeXml, heatmap, lineChart } from './reports/svg.ts';
+export { chartGrid } from './reports/svg-grid.ts';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, chartGrid, escapeXml, formatTick, heatmap, lineChart, niceTicks, textWidth } from '../../src/analytics/reports/svg.ts';
+import { chartGrid } from '../../src/analytics/reports/svg-grid.ts';
+import { barChart, escapeXml, formatTick, heatmap, lineChart, niceTicks, textWidth } from '../../src/analytics/reports/svg.ts';
 
 /** Tags balance (every open tag closed, in order) and attributes are quoted: enough to catch broken markup. */
 function wellFormed(svg: string): void {

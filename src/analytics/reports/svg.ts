@@ -66,7 +66,8 @@ function slug(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'chart';
 }
 
-interface Frame {
+/** A chart's canvas and plot margins, px (shared with svg-grid.ts). */
+export interface Frame {
   width: number;
   height: number;
   left: number;
@@ -75,7 +76,7 @@ interface Frame {
   bottom: number;
 }
 
-function open(title: string, f: Frame, description: string): string {
+export function open(title: string, f: Frame, description: string): string {
   const id = slug(title);
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${f.width} ${f.height}" width="${f.width}" height="${f.height}" role="img" aria-labelledby="${id}-title ${id}-desc" ${FONT} font-size="12">` +
     `<title id="${id}-title">${escapeXml(title)}</title><desc id="${id}-desc">${escapeXml(description)}</desc>` +
@@ -305,33 +306,6 @@ export function barChart(o: BarChartOptions): string {
   svg += `<g class="axes"><line x1="${f.left}" y1="${f.top}" x2="${f.left}" y2="${f.top + ph}" stroke="${AXIS}"/><line x1="${f.left}" y1="${f.top + ph}" x2="${f.left + pw}" y2="${f.top + ph}" stroke="${AXIS}"/></g>`;
   svg += legend(series.map((s) => ({ name: s.name, color: s.color, square: true })), f.left, 42, pw);
   return svg + axisLabels(f, o.xLabel, o.yLabel) + '</svg>';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Grid of charts
-
-/**
- * Charts of this file (each a whole `<svg>`) in a grid, `columns` a row, under one title: small multiples in one
- * image. Each chart is nested at its place as an inner `<svg>` (its own coordinates, title and legend kept); the
- * cells are as large as the largest chart.
- */
-export function chartGrid(o: { title: string; charts: string[]; columns: number; description?: string }): string {
-  const sizes = o.charts.map((c) => {
-    const m = /^<svg [^>]*?width="([\d.]+)" height="([\d.]+)"/.exec(c);
-    if (!m) throw new TypeError('chartGrid: expected charts made by this module (an <svg> with width and height)');
-    return { w: Number(m[1]), h: Number(m[2]) };
-  });
-  const columns = Math.max(1, Math.min(o.columns, o.charts.length));
-  const cw = Math.max(0, ...sizes.map((s) => s.w));
-  const ch = Math.max(0, ...sizes.map((s) => s.h));
-  const f: Frame = { width: Math.max(320, columns * cw), height: 32 + Math.ceil(o.charts.length / columns) * ch, left: 0, right: 0, top: 32, bottom: 0 };
-  let svg = open(o.title, f, o.description ?? o.title);
-  o.charts.forEach((c, i) => {
-    const x = (i % columns) * cw;
-    const y = 32 + Math.floor(i / columns) * ch;
-    svg += c.replace(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" /, `<svg x="${x}" y="${y}" `);
-  });
-  return svg + '</svg>';
 }
 
 // ---------------------------------------------------------------------------------------------
