@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEventRecord, RoundControlRecord } from '../codec/index.ts';
-import { humanDuration, secondsSince } from '../common/index.ts';
+import { humanDuration, secondsSince, type FedStreamError } from '../common/index.ts';
 import { topicPrefix } from '../config/index.ts';
 import { encodeRoundConfig } from '../protocol/index.ts';
 import type { ProducerRecord } from '../transport/index.ts';
@@ -39,8 +39,14 @@ export class RoundPublisher {
     return controlRecord(this.s.m, { kind, round, baseVersion, deadline, selectedNodes, config, ...(own ? { targets: own } : {}) }, Date.now());
   }
 
-  audit(action: AuditEventRecord['action'], a: AuditFields): ProducerRecord[] {
-    return auditOut(this.s.scope, auditEvent(this.s.m, action, a, Date.now(), randomUUID()));
+  audit(action: AuditEventRecord['action'], a: AuditFields, eventId: string = randomUUID()): ProducerRecord[] {
+    return auditOut(this.s.scope, auditEvent(this.s.m, action, a, Date.now(), eventId));
+  }
+
+  /** The PIPELINE_FINISHED audit event of a round the strategy refused (its code and details, as strings). */
+  refused(refusal: FedStreamError, round: number, version: number, eventId?: string): ProducerRecord[] {
+    const details = Object.fromEntries(Object.entries(refusal.details ?? {}).map(([k, v]) => [k, String(v)]));
+    return this.audit('PIPELINE_FINISHED', { round, version, reason: refusal.message, details: { code: refusal.code, ...details } }, eventId);
   }
 
   async publishInitial(): Promise<void> {
@@ -157,9 +163,8 @@ export class RoundPublisher {
     const refusal = s.opts.strategy.admitRound?.(ctx);
     if (refusal) {
       s.refusal = refusal;
-      const details = Object.fromEntries(Object.entries(refusal.details ?? {}).map(([k, v]) => [k, String(v)]));
       return { records: [
-        ...this.audit('PIPELINE_FINISHED', { round: decidedRound, version: baseVersion, reason: refusal.message, details: { code: refusal.code, ...details } }),
+        ...this.refused(refusal, decidedRound, baseVersion),
         ...controlOut(s.scope, this.control('FINISH', decidedRound, baseVersion, Date.now(), [], {})),
       ] };
     }
@@ -185,10 +190,8 @@ export class RoundPublisher {
       // pipeline's (issue 14: a round refused for privacy is an audit event). Its id is derived from the pipeline,
       // round and code, so a restart that refuses again writes the same event (the sink keeps one).
       s.refusal = refusal;
-      const details = Object.fromEntries(Object.entries(refusal.details ?? {}).map(([k, v]) => [k, String(v)]));
       const eventId = derivedEventId('continuation-refused', topicPrefix(s.m), String(finishedRound), refusal.code);
-      const audit = auditEvent(s.m, 'PIPELINE_FINISHED', { round: finishedRound, version: s.version, reason: refusal.message, details: { code: refusal.code, ...details } }, Date.now(), eventId);
-      await this.transact(`audit the refused continuation after round ${finishedRound}`, auditOut(s.scope, audit), false);
+      await this.transact(`audit the refused continuation after round ${finishedRound}`, this.refused(refusal, finishedRound, s.version, eventId), false);
       s.log.warn({ version: s.version, round: finishedRound, code: refusal.code }, `the pipeline stays finished: ${refusal.message}`);
       s.finished = true;
       return;
